@@ -1,0 +1,48 @@
+"""Reading real recordings into a speech source's input window.
+
+soundfile reads the file (torchaudio.load needs torchcodec, which is not
+always installable); torchaudio resamples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio.functional as AF
+
+from xmodal.errors import DataError
+
+
+def loudest_window(waveform: torch.Tensor, length: int) -> torch.Tensor:
+    """The `length`-sample window with the most energy; zero-padded at the end
+    when the clip is shorter. Keyword models see one word in a fixed window, so
+    a longer clip is cropped where the word is, not at its start."""
+    if waveform.numel() <= length:
+        return torch.nn.functional.pad(waveform, (0, length - waveform.numel()))
+    energy = torch.cumsum(torch.nn.functional.pad(waveform.double() ** 2, (1, 0)), dim=0)
+    window_energy = energy[length:] - energy[:-length]
+    start = int(torch.argmax(window_energy))
+    return waveform[start : start + length]
+
+
+def read_wav(path: str | Path, sample_rate: int, num_samples: int) -> torch.Tensor:
+    """Any WAV (any rate, any channel count) as a mono float waveform of
+    exactly `num_samples` samples at `sample_rate`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"audio file {path} does not exist")
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise DataError(f"cannot read {path} as audio ({exc}); give a WAV/FLAC/OGG file") from exc
+    if data.size == 0:
+        raise DataError(f"audio file {path} holds no samples")
+    if not np.isfinite(data).all():
+        raise DataError(f"audio file {path} contains NaN or infinite samples")
+    mono = torch.from_numpy(data.mean(axis=1))
+    if rate != sample_rate:
+        mono = AF.resample(mono, orig_freq=rate, new_freq=sample_rate)
+    return loudest_window(mono, num_samples)

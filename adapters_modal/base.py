@@ -1,0 +1,117 @@
+"""The SourceModel protocol and the registry of named source models.
+
+A source model is frozen the moment it is built: eval mode, no gradients on
+its parameters, and `train()` cannot switch it back (BatchNorm statistics and
+dropout must never change under a reprogrammer). Gradients still flow
+through it to its input, which is what white-box reprogramming needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from adapters_modal.weights import WeightFile, find_weights, resolve_weights
+from xmodal.errors import XmodalError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a source model accepts. Audio sources: mono waveforms of
+    `num_samples` samples at `sample_rate` Hz, values in about [-1, 1]."""
+
+    modality: str
+    sample_rate: int | None = None
+    num_samples: int | None = None
+
+
+class SourceModel(nn.Module):
+    """A frozen pretrained model behind one interface.
+
+    Subclasses set `name`, `input_spec`, `class_names` and implement
+    `features(x)` (the penultimate representation) and `head(features)`.
+    """
+
+    name: str
+    input_spec: InputSpec
+    class_names: list[str]
+
+    def __init__(self, weights_sha256: str):
+        super().__init__()
+        self.weights_sha256 = weights_sha256
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def identity(self) -> dict:
+        return {"name": self.name, "weights_sha256": self.weights_sha256}
+
+    def freeze(self) -> "SourceModel":
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        return super().train(False)
+
+    def train(self, mode: bool = True) -> "SourceModel":
+        # A frozen model stays in eval mode whatever its parent module does.
+        return super().train(False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x)
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """A registered source: how to build it and which weight file it needs."""
+
+    name: str
+    description: str
+    weight_file: WeightFile
+    build: Callable[[Path], SourceModel] = field(repr=False)
+
+
+_REGISTRY: dict[str, SourceEntry] = {}
+
+
+def register_source(entry: SourceEntry) -> SourceEntry:
+    if entry.name in _REGISTRY:
+        raise ValueError(f"source {entry.name!r} is already registered")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def source_entries() -> list[SourceEntry]:
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def get_entry(name: str) -> SourceEntry:
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        raise XmodalError(f"unknown source model {name!r}; registered sources: {known}")
+    return _REGISTRY[name]
+
+
+def load_source(name: str, weights_path: str | Path | None = None) -> SourceModel:
+    """Build a registered source with its checked weights; the result is frozen."""
+    entry = get_entry(name)
+    model = entry.build(resolve_weights(entry.weight_file, weights_path))
+    return model.freeze()
+
+
+def local_weights(name: str) -> Path | None:
+    """Where the weights of `name` are on this machine, without downloading."""
+    return find_weights(get_entry(name).weight_file)

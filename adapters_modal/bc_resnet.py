@@ -1,0 +1,107 @@
+"""BC-ResNet (Kim et al. 2021, arXiv 2106.04140), the network only.
+
+Parameter names match the public state dict of re9ulus/BC-ResNet
+(`example_model/model-sc-2.pt`, width scale 2), so it loads with
+`load_state_dict(strict=True)`. Input: log-mel images (N, 1, 40, T).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SubSpectralNorm(nn.Module):
+    """BatchNorm with separate statistics for each of `bands` frequency sub-bands."""
+
+    def __init__(self, channels: int, bands: int = 5):
+        super().__init__()
+        self.bands = bands
+        self.bn = nn.BatchNorm2d(channels * bands)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, f, t = x.shape
+        x = self.bn(x.reshape(n, c * self.bands, f // self.bands, t))
+        return x.reshape(n, c, f, t)
+
+
+def _temporal_branch(channels: int, dilation: int) -> nn.Sequential:
+    """f1: the 1-D temporal convolution applied to the frequency-averaged map."""
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, (1, 3), padding="same", groups=channels, dilation=(1, dilation)),
+        nn.BatchNorm2d(channels),
+        nn.SiLU(),
+        nn.Conv2d(channels, channels, 1),
+        nn.Dropout2d(0.1),
+    )
+
+
+class NormalBlock(nn.Module):
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.f2 = nn.Sequential(
+            nn.Conv2d(channels, channels, (3, 1), padding="same", groups=channels),
+            SubSpectralNorm(channels),
+        )
+        self.f1 = _temporal_branch(channels, dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spectral = self.f2(x)
+        temporal = self.f1(spectral.mean(dim=2, keepdim=True))
+        return torch.relu(x + spectral + temporal)  # temporal broadcasts over frequency
+
+
+class TransitionBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, dilation: int, stride: int):
+        super().__init__()
+        padding = "same" if stride == 1 else (1, 0)
+        self.f2 = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, (3, 1), stride=(stride, 1), padding=padding, groups=out_channels),
+            SubSpectralNorm(out_channels),
+        )
+        self.f1 = _temporal_branch(out_channels, dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spectral = self.f2(x)
+        return torch.relu(spectral + self.f1(spectral.mean(dim=2, keepdim=True)))
+
+
+class BCResNet(nn.Module):
+    """BC-ResNet at width scale 2 (channels 16/24/32/40), 35 classes by default."""
+
+    def __init__(self, num_classes: int = 35):
+        super().__init__()
+        self.input_conv = nn.Conv2d(1, 32, 5, stride=(2, 1), padding=2)
+        self.t1 = TransitionBlock(32, 16, dilation=1, stride=1)
+        self.n11 = NormalBlock(16, dilation=1)
+        self.t2 = TransitionBlock(16, 24, dilation=2, stride=2)
+        self.n21 = NormalBlock(24, dilation=2)
+        self.t3 = TransitionBlock(24, 32, dilation=4, stride=2)
+        self.n31 = NormalBlock(32, dilation=4)
+        self.n32 = NormalBlock(32, dilation=4)
+        self.n33 = NormalBlock(32, dilation=4)
+        self.t4 = TransitionBlock(32, 40, dilation=8, stride=1)
+        self.n41 = NormalBlock(40, dilation=8)
+        self.n42 = NormalBlock(40, dilation=8)
+        self.n43 = NormalBlock(40, dilation=8)
+        self.dw_conv = nn.Conv2d(40, 40, 5, groups=20)
+        self.onexone_conv = nn.Conv2d(40, 64, 1)
+        self.head_conv = nn.Conv2d(64, num_classes, 1)
+        self.blocks = ["t1", "n11", "t2", "n21", "t3", "n31", "n32", "n33", "t4", "n41", "n42", "n43"]
+
+    def features(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """The penultimate representation: (N, 64), averaged over time."""
+        x = self.input_conv(log_mel)
+        for name in self.blocks:
+            x = getattr(self, name)(x)
+        x = self.onexone_conv(self.dw_conv(x))
+        return x.mean(dim=3, keepdim=True)[:, :, 0, 0]
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head_conv(features[:, :, None, None])[:, :, 0, 0]
+
+    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(log_mel))

@@ -1,0 +1,244 @@
+"""The `xmodal` command.
+
+    xmodal fit --dataset GunPoint --out runs/gunpoint     train, report, save
+    xmodal evaluate runs/gunpoint --dataset GunPoint      accuracy of a saved run
+    xmodal predict runs/gunpoint --dataset GunPoint --csv preds.csv
+    xmodal sources | datasets | predict-source --source NAME FILE.wav ...
+
+User errors (bad input, missing files) print one line and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+from xmodal.errors import XmodalError
+
+DEFAULT_SOURCE = "bc-resnet-gsc35"
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="UCR name (GunPoint, ...), a UCR-layout folder, or a _TRAIN .tsv/.ts file")
+    parser.add_argument("--data-dir", help="folder of UCR-layout datasets searched for NAME before sktime's bundled sets")
+    parser.add_argument("--resample", action="store_true", help="resample variable-length series to the training length")
+    parser.add_argument("--impute", action="store_true", help="fill missing values by linear interpolation")
+
+
+def _load(args):
+    from xmodal.data import load_ucr
+
+    return load_ucr(args.dataset, args.data_dir, unequal="resample" if args.resample else "error",
+                    missing="interpolate" if args.impute else "error")
+
+
+def _write_json(path: Path, document: dict) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def _accuracy(predicted, truth) -> float:
+    return float(sum(p == t for p, t in zip(predicted, truth)) / len(truth))
+
+
+def cmd_fit(args) -> None:
+    import numpy as np
+
+    from adapters_modal import get_entry
+    from xmodal.estimators import V2SClassifier
+
+    get_entry(args.source)  # an unknown source fails before any data is read
+    data = _load(args)
+    out = Path(args.out or f"runs/{data.name}")
+    classifier = V2SClassifier(
+        source=args.source, weights_path=args.weights, mapping=args.mapping,
+        labels_per_class=args.labels_per_class, standardize=not args.no_standardize,
+        upsample_factor=args.upsample_factor,
+        target_duration=args.target_duration,
+        interpolation=args.interpolation, copies=args.copies,
+        offset=int(args.offset) if args.offset.isdigit() else args.offset,
+        masked=not args.no_mask, tanh_bound=not args.no_tanh, delta_dropout=args.delta_dropout,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val_fraction=args.val_fraction,
+        patience=args.patience, random_state=args.seed, verbose=not args.quiet,
+    )
+    print(f"fitting {data.name}: {len(data.x_train)} train / {len(data.x_test)} test series of length "
+          f"{data.x_train.shape[1]}, {len(data.classes)} classes, source {args.source}", file=sys.stderr)
+    start = time.perf_counter()
+    classifier.fit(data.x_train[:, None, :], data.y_train)
+    fit_seconds = time.perf_counter() - start
+    test_accuracy = _accuracy(classifier.predict(data.x_test[:, None, :]), data.y_test)
+    result = classifier.fit_result_
+    classifier.save_pretrained(out, {"dataset": data.name})
+    metrics = {
+        "dataset": data.name, "source": args.source, "n_train": len(data.x_train), "n_test": len(data.x_test),
+        "n_classes": len(data.classes), "series_length": int(data.x_train.shape[1]),
+        "val_accuracy": result.val_accuracy, "test_accuracy": test_accuracy, "fit_seconds": round(fit_seconds, 2),
+        "seed": args.seed, "selection": result.selection, "n_fit": result.n_fit, "n_val": result.n_val,
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "majority_rate": float(np.max(np.unique(data.y_test, return_counts=True)[1]) / len(data.y_test)),
+        "params": classifier.get_params(deep=False),
+    }
+    _write_json(out / "metrics.json", metrics)
+    val = "n/a (no validation split)" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
+    print(f"validation accuracy: {val}  (epoch {result.best_epoch} of {result.epochs_run})")
+    print(f"test accuracy: {test_accuracy:.4f}  ({len(data.x_test)} series, fit {fit_seconds:.1f} s)")
+    print(f"saved to {out}/ (reprogrammer.json, reprogrammer.safetensors, metrics.json)")
+
+
+def _saved_classifier(args):
+    from xmodal.estimators import V2SClassifier
+
+    return V2SClassifier.from_pretrained(args.run_dir, weights_path=args.weights)
+
+
+def cmd_evaluate(args) -> None:
+    classifier = _saved_classifier(args)
+    data = _load(args)
+    x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
+    _check_labels(y, classifier.classes_)
+    accuracy = _accuracy(classifier.predict(x[:, None, :]), y)
+    print(json.dumps({"dataset": data.name, "split": args.split, "n": len(y), "accuracy": accuracy}))
+
+
+def _check_labels(labels, classes) -> None:
+    unknown = sorted(set(labels.tolist()) - set(classes.tolist()), key=str)
+    if unknown:
+        raise XmodalError(f"labels {unknown[:5]} were not seen in training (classes: {classes.tolist()}); "
+                          "evaluate on the dataset the run was fitted on")
+
+
+def cmd_predict(args) -> None:
+    import numpy as np
+
+    classifier = _saved_classifier(args)
+    data = _load(args)
+    x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
+    probabilities = classifier.predict_proba(x[:, None, :])
+    predicted = classifier.classes_[np.argmax(probabilities, axis=1)]
+    out = Path(args.csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "label", "prediction"] + [f"p_{c}" for c in classifier.classes_])
+        for i, (label, guess, row) in enumerate(zip(y, predicted, probabilities)):
+            writer.writerow([i, label, guess] + [f"{p:.6f}" for p in row])
+    print(f"wrote {len(predicted)} predictions to {out} (accuracy {_accuracy(predicted, y):.4f})")
+
+
+def cmd_sources(args) -> None:
+    import adapters_modal
+
+    for entry in adapters_modal.source_entries():
+        try:
+            where = adapters_modal.local_weights(entry.name)
+            status = f"available: {where}" if where else f"not on this machine; downloads from {entry.weight_file.url}"
+        except XmodalError as exc:
+            status = f"BROKEN: {exc}"
+        print(f"{entry.name}\t{entry.description}\t{status}")
+
+
+def cmd_datasets(args) -> None:
+    from xmodal.data import bundled_names, folder_names
+
+    print("bundled with sktime: " + ", ".join(bundled_names()))
+    if args.data_dir:
+        if not Path(args.data_dir).is_dir():
+            raise XmodalError(f"--data-dir {args.data_dir} is not a folder")
+        print(f"in {args.data_dir}: " + ", ".join(folder_names(args.data_dir)))
+
+
+def cmd_predict_source(args) -> None:
+    import torch
+
+    import adapters_modal
+    from adapters_modal.audio_io import read_wav
+
+    source = adapters_modal.load_source(args.source, args.weights)
+    spec = source.input_spec
+    if spec.modality != "audio":
+        raise XmodalError(f"source {args.source!r} takes {spec.modality}, not audio files")
+    waveforms = torch.stack([read_wav(f, spec.sample_rate, spec.num_samples) for f in args.files])
+    with torch.no_grad():
+        probabilities = source.logits(waveforms).softmax(dim=1)
+    for name, row in zip(args.files, probabilities):
+        best = int(row.argmax())
+        print(f"{name}\t{source.class_names[best]}\t{row[best].item():.4f}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xmodal", description="Cross-modal reprogramming of frozen pretrained models.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fit = commands.add_parser("fit", help="reprogram a source model for a UCR dataset; print accuracy; save the run")
+    _add_data_args(fit)
+    fit.add_argument("--source", default=DEFAULT_SOURCE, help=f"source model (default {DEFAULT_SOURCE}; see `xmodal sources`)")
+    fit.add_argument("--weights", help="explicit weights file for the source model")
+    fit.add_argument("--out", help="run folder to write (default runs/<dataset>)")
+    fit.add_argument("--seed", type=int, default=0, help="seed for split, mapping and training (default 0)")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    train = fit.add_argument_group("training")
+    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--lr", type=float, default=0.05)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--val-fraction", type=float, default=0.2, help="training share held out for model selection")
+    train.add_argument("--patience", type=int, default=25, help="epochs without improvement before stopping")
+    bridge = fit.add_argument_group("bridge and output map")
+    bridge.add_argument("--mapping", choices=["frequency", "random", "linear"], default="frequency")
+    bridge.add_argument("--labels-per-class", type=int, help="source classes per target class (default K_S // K_T)")
+    bridge.add_argument("--target-duration", type=float,
+                        help="stretch each series to this many seconds of audio (default: no stretch)")
+    bridge.add_argument("--upsample-factor", type=int, default=1, help="integer stretch (with --target-duration 0)")
+    bridge.add_argument("--interpolation", choices=["linear", "nearest"], default="linear")
+    bridge.add_argument("--copies", type=int, default=1, help="copies of the series at equal intervals")
+    bridge.add_argument("--offset", default="start", help="single copy position: start, centre or a sample index")
+    bridge.add_argument("--no-mask", action="store_true", help="let delta cover the series too")
+    bridge.add_argument("--no-tanh", action="store_true", help="do not squash the waveform into [-1, 1]")
+    bridge.add_argument("--no-standardize", action="store_true", help="keep raw series values")
+    bridge.add_argument("--delta-dropout", type=float, default=0.0)
+    fit.set_defaults(run=cmd_fit)
+
+    for name, helptext, function in (("evaluate", "accuracy of a saved run on a dataset split", cmd_evaluate),
+                                     ("predict", "write a saved run's predictions to CSV", cmd_predict)):
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("run_dir", help="folder written by `xmodal fit --out`")
+        _add_data_args(sub)
+        sub.add_argument("--split", choices=["test", "train"], default="test")
+        sub.add_argument("--weights", help="explicit weights file for the source model")
+        if name == "predict":
+            sub.add_argument("--csv", required=True, help="CSV file to write")
+        sub.set_defaults(run=function)
+
+    sources = commands.add_parser("sources", help="registered source models and whether their weights are here")
+    sources.set_defaults(run=cmd_sources)
+    datasets = commands.add_parser("datasets", help="datasets known by name")
+    datasets.add_argument("--data-dir", help="also list the UCR-layout datasets in this folder")
+    datasets.set_defaults(run=cmd_datasets)
+
+    predict_source = commands.add_parser("predict-source", help="top-1 label of the bare source model for audio files")
+    predict_source.add_argument("--source", default=DEFAULT_SOURCE)
+    predict_source.add_argument("--weights", help="explicit weights file")
+    predict_source.add_argument("files", nargs="+", metavar="FILE.wav")
+    predict_source.set_defaults(run=cmd_predict_source)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except XmodalError as exc:
+        print(f"xmodal {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

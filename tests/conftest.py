@@ -1,0 +1,46 @@
+"""Shared fixtures: the real weights and data in ../shared (or $XMODAL_SHARED).
+
+The tests need them: they check behaviour against the real BC-ResNet and
+real UCR data, so a missing shared folder is an error, not a skip.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("XMODAL_SHARED", REPO.parent / "shared")).resolve()
+MODELS = SHARED / "models"
+UCR = SHARED / "data" / "ucr"
+SPEECH = SHARED / "data" / "speech_words"
+BC_RESNET_FILE = MODELS / "bc_resnet_gsc35" / "model-sc-2.pt"
+
+if not BC_RESNET_FILE.is_file() or not UCR.is_dir():
+    raise pytest.UsageError(
+        f"the shared models and data were not found at {SHARED}; put them beside the repository "
+        "as ../shared or set XMODAL_SHARED to their folder"
+    )
+
+# Weights come from ../shared; nothing may write to (or read from) the user's cache.
+os.environ["XMODAL_WEIGHTS_DIR"] = str(MODELS)
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("XMODAL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def source():
+    from adapters_modal import load_source
+
+    return load_source("bc-resnet-gsc35")
+
+
+@pytest.fixture(scope="session")
+def gunpoint():
+    from xmodal.data import load_ucr
+
+    return load_ucr("GunPoint", UCR)

@@ -1,0 +1,56 @@
+"""The sktime classifier: sktime's own estimator checks and the user-facing API."""
+
+import numpy as np
+import pytest
+
+from xmodal.estimators import V2SClassifier
+
+
+def test_passes_sktimes_check_estimator():
+    from sktime.utils.estimator_checks import check_estimator
+
+    results = check_estimator(V2SClassifier, raise_exceptions=False)
+    failed = {name: outcome for name, outcome in results.items() if outcome != "PASSED"}
+    assert not failed, failed
+    assert len(results) > 50
+
+
+@pytest.fixture(scope="module")
+def fitted(gunpoint):
+    classifier = V2SClassifier(epochs=3, random_state=0)
+    return classifier.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+
+
+def test_fit_predict_and_proba(fitted, gunpoint):
+    x = gunpoint.x_test[:, None, :]
+    predicted = fitted.predict(x)
+    probabilities = fitted.predict_proba(x)
+    assert set(predicted) <= {1, 2} and probabilities.shape == (150, 2)
+    assert np.allclose(probabilities.sum(axis=1), 1)
+    assert np.array_equal(predicted, fitted.classes_[probabilities.argmax(axis=1)])
+    assert fitted.fit_result_.n_val == 10  # 20 % of the 50 training series, stratified
+
+
+def test_save_and_from_pretrained(fitted, gunpoint, tmp_path):
+    fitted.save_pretrained(tmp_path / "run")
+    reloaded = V2SClassifier.from_pretrained(tmp_path / "run")
+    x = gunpoint.x_test[:, None, :]
+    assert np.array_equal(reloaded.predict_proba(x), fitted.predict_proba(x))
+    assert reloaded.get_params() == fitted.get_params()
+
+
+def test_multivariate_input_is_refused(gunpoint):
+    x = np.repeat(gunpoint.x_train[:, None, :], 2, axis=1)
+    with pytest.raises(ValueError, match="multivariate"):
+        V2SClassifier(epochs=1).fit(x, gunpoint.y_train)
+
+
+def test_more_classes_than_source_words_needs_the_linear_head():
+    from xmodal.errors import XmodalError
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(72, 1, 20))
+    y = np.repeat(np.arange(36), 2)
+    with pytest.raises(XmodalError, match="linear head"):
+        V2SClassifier(epochs=1, random_state=0).fit(x, y)
+    V2SClassifier(epochs=1, mapping="linear", random_state=0, val_fraction=0).fit(x, y)

@@ -1,0 +1,77 @@
+"""Output maps: many-to-one label mapping (random / frequency) and the linear head."""
+
+import math
+
+import pytest
+import torch
+
+from xmodal.errors import XmodalError
+from xmodal.mapping import LabelMapping, LinearHead, build_output_map, frequency_assignment
+
+
+def test_default_owns_floor_ks_over_kt_distinct_sources():
+    mapping = LabelMapping(35, 4, assignment="random", seed=3)
+    assert mapping.assignment.shape == (4, 8)
+    assert len(set(mapping.assignment.flatten().tolist())) == 32
+
+
+def test_random_assignment_is_seeded():
+    a, b, c = (LabelMapping(35, 3, assignment="random", seed=s).assignment for s in (1, 1, 2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_scores_are_the_mean_of_owned_probabilities():
+    mapping = LabelMapping(6, 2, per_class=3, assignment="random", seed=0)
+    logits = torch.randn(4, 6)
+    probs = logits.softmax(1)
+    expected = torch.stack([probs[:, mapping.assignment[t]].mean(1) for t in range(2)], dim=1)
+    assert torch.allclose(mapping(logits).exp(), expected, atol=1e-6)
+
+
+def test_frequency_assignment_follows_the_frozen_models_votes():
+    # target 0's samples are labelled source 4 (and then 1), target 1's source 2 (then 0)
+    logits = torch.full((6, 5), -5.0)
+    logits[0:3, 4] = 5.0
+    logits[2, 1] = 4.0
+    logits[3:6, 2] = 5.0
+    logits[3, 0] = 4.0
+    targets = torch.tensor([0, 0, 0, 1, 1, 1])
+    owned = frequency_assignment(logits, targets, num_target=2, per_class=2)
+    assert owned[0].tolist() == [4, 1] and owned[1].tolist() == [2, 0]
+
+
+def test_frequency_prepare_replaces_the_initial_assignment():
+    mapping = LabelMapping(10, 2, per_class=1, assignment="frequency")
+    logits = torch.zeros(4, 10)
+    logits[:2, 7] = 9.0
+    logits[2:, 3] = 9.0
+    mapping.prepare(logits, torch.tensor([0, 0, 1, 1]))
+    assert mapping.assignment.flatten().tolist() == [7, 3]
+
+
+def test_more_target_than_source_classes_suggests_the_linear_head():
+    with pytest.raises(XmodalError, match="linear head"):
+        build_output_map("frequency", 35, 36)
+    assert build_output_map("linear", 35, 36)(torch.randn(2, 35)).shape == (2, 36)
+
+
+def test_too_many_labels_per_class_is_refused():
+    with pytest.raises(XmodalError, match="labels_per_class <= 11"):
+        LabelMapping(35, 3, per_class=12)
+
+
+def test_linear_head_is_seeded_and_trainable():
+    a, b = LinearHead(35, 3, seed=5), LinearHead(35, 3, seed=5)
+    assert torch.equal(a.linear.weight, b.linear.weight)
+    assert all(p.requires_grad for p in a.parameters())
+
+
+def test_unknown_map_kind():
+    with pytest.raises(XmodalError, match="frequency, random, linear"):
+        build_output_map("bayesian", 35, 2)
+
+
+def test_log_scores_normalise_to_probabilities():
+    mapping = LabelMapping(35, 5, assignment="random")
+    probs = mapping(torch.randn(3, 35)).softmax(1)
+    assert torch.allclose(probs.sum(1), torch.ones(3)) and not math.isnan(probs.sum().item())

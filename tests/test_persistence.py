@@ -1,0 +1,111 @@
+"""Save/load as JSON + safetensors: round trip, source identity, corruption."""
+
+import json
+import shutil
+
+import pytest
+import safetensors.torch
+import torch
+
+from adapters_modal.audio import BCResNetSource
+from xmodal.bridges.series_to_audio import SeriesToAudio
+from xmodal.errors import PersistenceError
+from xmodal.mapping import build_output_map
+from xmodal.persistence import CONFIG_FILE, WEIGHTS_FILE, load_reprogrammer, save_reprogrammer
+from xmodal.reprogrammer import Reprogrammer
+from xmodal.training import TrainConfig, fit_reprogrammer
+from tests.conftest import BC_RESNET_FILE
+
+
+@pytest.fixture(scope="module")
+def trained(source, gunpoint, tmp_path_factory):
+    x = torch.tensor(gunpoint.x_train, dtype=torch.float32)
+    y = torch.tensor(gunpoint.y_train - 1)
+    model = Reprogrammer(SeriesToAudio(target_duration=0.5), source,
+                         build_output_map("linear", 35, 2), classes=gunpoint.classes)
+    fit_reprogrammer(model, x[:16], y[:16], TrainConfig(epochs=2, progress=False, val_fraction=0))
+    folder = save_reprogrammer(model, tmp_path_factory.mktemp("run") / "saved", {"note": "test"})
+    return model, folder, torch.tensor(gunpoint.x_test, dtype=torch.float32)
+
+
+def test_round_trip_gives_identical_predictions(trained):
+    model, folder, x_test = trained
+    loaded, document = load_reprogrammer(folder)
+    assert torch.equal(model.predict_proba(x_test), loaded.predict_proba(x_test))
+    assert loaded.classes == [1, 2] and document["metadata"] == {"note": "test"}
+    assert loaded.bridge.config == model.bridge.config
+
+
+def test_save_is_kilobytes_and_holds_no_source_weights(trained):
+    _, folder, _ = trained
+    assert (folder / WEIGHTS_FILE).stat().st_size < 100_000
+    keys = safetensors.torch.load_file(str(folder / WEIGHTS_FILE)).keys()
+    assert keys and not any(k.startswith("source.") for k in keys)
+    document = json.loads((folder / CONFIG_FILE).read_text())
+    assert document["source"]["name"] == "bc-resnet-gsc35" and len(document["source"]["weights_sha256"]) == 64
+
+
+def test_a_different_source_is_refused(trained, tmp_path):
+    _, folder, _ = trained
+    state = torch.load(BC_RESNET_FILE, map_location="cpu", weights_only=True)
+    state["head_conv.bias"] += 0.01  # a different checkpoint of the same architecture
+    other_file = tmp_path / "other.pt"
+    torch.save(state, other_file)
+    other = BCResNetSource(other_file).freeze()
+    with pytest.raises(PersistenceError, match="exact source it was trained on"):
+        load_reprogrammer(folder, source=other)
+
+
+def _copy(folder, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(folder, target)
+    return target
+
+
+def test_corrupt_json_is_named(trained, tmp_path):
+    copy = _copy(trained[1], tmp_path)
+    (copy / CONFIG_FILE).write_text("{ not json")
+    with pytest.raises(PersistenceError, match="corrupt"):
+        load_reprogrammer(copy)
+
+
+def test_truncated_weights_are_detected(trained, tmp_path):
+    copy = _copy(trained[1], tmp_path)
+    data = (copy / WEIGHTS_FILE).read_bytes()
+    (copy / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(PersistenceError, match="corrupt or was interrupted"):
+        load_reprogrammer(copy)
+
+
+def test_missing_folder_and_missing_weights(trained, tmp_path):
+    with pytest.raises(PersistenceError, match="not a saved reprogrammer"):
+        load_reprogrammer(tmp_path / "nothing")
+    copy = _copy(trained[1], tmp_path)
+    (copy / WEIGHTS_FILE).unlink()
+    with pytest.raises(PersistenceError, match="incomplete"):
+        load_reprogrammer(copy)
+
+
+def test_unknown_keys_are_tolerated(trained, tmp_path):
+    copy = _copy(trained[1], tmp_path)
+    document = json.loads((copy / CONFIG_FILE).read_text())
+    document["added_later"] = 1
+    document["bridge"]["config"]["new_setting"] = "x"
+    (copy / CONFIG_FILE).write_text(json.dumps(document))
+    loaded, _ = load_reprogrammer(copy)
+    assert torch.equal(loaded.predict_proba(trained[2][:5]), trained[0].predict_proba(trained[2][:5]))
+
+
+def test_failed_save_leaves_the_previous_save_intact(trained, tmp_path, monkeypatch):
+    model, folder, x_test = trained
+    copy = _copy(folder, tmp_path)
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    with pytest.raises(OSError):
+        save_reprogrammer(model, copy)
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+    load_reprogrammer(copy)

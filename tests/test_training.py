@@ -1,0 +1,69 @@
+"""Training on real data with the real frozen model."""
+
+import numpy as np
+import torch
+
+from xmodal.bridges.series_to_audio import SeriesToAudio
+from xmodal.data import load_ucr
+from xmodal.mapping import build_output_map
+from xmodal.reprogrammer import Reprogrammer
+from xmodal.training import TrainConfig, fit_reprogrammer, validation_split
+from tests.conftest import UCR
+
+
+def _encoded(data):
+    classes = data.classes
+    return (torch.tensor(data.x_train, dtype=torch.float32),
+            torch.tensor(np.searchsorted(classes, data.y_train)),
+            torch.tensor(data.x_test, dtype=torch.float32),
+            np.searchsorted(classes, data.y_test))
+
+
+def _model(source, num_target, seed=0, **bridge):
+    return Reprogrammer(SeriesToAudio(seed=seed, **bridge), source,
+                        build_output_map("frequency", source.num_classes, num_target, seed=seed))
+
+
+def test_source_parameters_are_bit_identical_after_fit(source, gunpoint):
+    before = {k: v.clone() for k, v in source.state_dict().items()}
+    x, y, _, _ = _encoded(gunpoint)
+    model = _model(source, 2)
+    delta_before = model.bridge.delta.detach().clone()
+    fit_reprogrammer(model, x[:20], y[:20], TrainConfig(epochs=3, progress=False))
+    after = source.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included
+    assert not torch.equal(delta_before, model.bridge.delta)  # theta did train
+    assert all(not p.requires_grad for p in source.parameters())
+
+
+def test_same_seed_same_numbers(source, gunpoint):
+    x, y, x_test, _ = _encoded(gunpoint)
+    runs = []
+    for _ in range(2):
+        model = _model(source, 2, seed=7, delta_dropout=0.1)
+        result = fit_reprogrammer(model, x, y, TrainConfig(epochs=4, seed=7, progress=False))
+        runs.append((result.history, model.predict_proba(x_test)))
+    assert runs[0][0] == runs[1][0]
+    assert torch.equal(runs[0][1], runs[1][1])
+
+
+def test_validation_split_is_stratified_and_from_training_only():
+    targets = np.array([0] * 30 + [1] * 10)
+    fit_idx, val_idx = validation_split(targets, 0.2, seed=0)
+    assert len(val_idx) == 8 and set(fit_idx).isdisjoint(val_idx)
+    assert np.bincount(targets[val_idx]).tolist() == [6, 2]
+    lone = np.array([0, 0, 0, 1])  # a class with one sample cannot be split
+    fit_idx, val_idx = validation_split(lone, 0.2, seed=0)
+    assert len(val_idx) == 0 and len(fit_idx) == 4
+
+
+def test_fit_beats_the_majority_rate_on_real_data(source):
+    """A small real dataset (Coffee: 28 training series, 28 test), default settings."""
+    data = load_ucr("Coffee", UCR)
+    x, y, x_test, y_test = _encoded(data)
+    model = _model(source, 2)
+    result = fit_reprogrammer(model, x, y, TrainConfig(epochs=100, patience=25, progress=False))
+    accuracy = float(np.mean(model.predict_proba(x_test).argmax(1).numpy() == y_test))
+    majority = np.bincount(y_test).max() / len(y_test)
+    assert result.selection == "validation" and result.n_val >= 2
+    assert accuracy > majority + 0.15, (accuracy, majority)

@@ -1,0 +1,33 @@
+"""xmodal: cross-modal reprogramming of frozen pretrained models.
+
+    target sample --bridge--> source input --frozen source--> source output --output map--> prediction
+
+The public entry points are imported lazily so that `import adapters_modal`
+(which needs only `xmodal.errors`) stays light and free of import cycles.
+"""
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "V2SClassifier": "xmodal.estimators",
+    "Reprogrammer": "xmodal.reprogrammer",
+    "SeriesToAudio": "xmodal.bridges.series_to_audio",
+    "LabelMapping": "xmodal.mapping",
+    "LinearHead": "xmodal.mapping",
+    "TrainConfig": "xmodal.training",
+    "fit_reprogrammer": "xmodal.training",
+    "save_reprogrammer": "xmodal.persistence",
+    "load_reprogrammer": "xmodal.persistence",
+    "load_ucr": "xmodal.data",
+    "XmodalError": "xmodal.errors",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'xmodal' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -1,0 +1,211 @@
+"""Voice2Series bridge: a univariate series becomes a source-model waveform.
+
+    x' = Pad(x) + M * delta          (Yang, Tsai & Chen, ICML 2021, eq. 1)
+
+Pad places the (optionally standardised and upsampled) series into the
+source's input window; delta is a trainable perturbation over the whole
+window; the mask M is 0 where the series sits and 1 elsewhere, so delta only
+fills the space around the data. (The V2S reference code built M but never
+applied it; here it is applied, and `masked=False` gives the unmasked
+variant.) An optional tanh keeps x' in [-1, 1], the range of audio.
+
+The functions are pure (easy to test); `SeriesToAudio` is the thin trainable
+module around them, in torchaudio's functional/transforms style.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xmodal.errors import DataError
+
+INTERPOLATIONS = ("linear", "nearest")
+OFFSETS = ("start", "centre")
+
+
+@dataclass
+class SeriesToAudioConfig:
+    """Settings of the bridge; every one is saved with a trained reprogrammer.
+
+    upsample_factor / target_duration: stretch the series by an integer factor,
+        or to a duration in seconds of source audio (at most one of the two).
+    interpolation: how upsampling fills new samples ("linear" or "nearest").
+    copies: m copies of the series at equal intervals from the start of the window.
+    offset: where a single copy starts: "start", "centre" or a sample index.
+    masked: apply M (delta is zero where the series sits) or let delta cover all.
+    tanh_bound: squash x' into [-1, 1].
+    delta_dropout: dropout probability on delta during training (0 = off).
+    delta_init: std of the Gaussian that initialises delta. Not 0: the source's
+        power spectrogram has zero gradient at silence, so a delta that starts
+        at exactly 0 where the window is empty would never move there.
+    series_length: the raw series length seen at fit time (set by the bridge).
+    """
+
+    num_samples: int = 16000
+    sample_rate: int = 16000
+    standardize: bool = True
+    upsample_factor: int = 1
+    target_duration: float | None = None
+    interpolation: str = "linear"
+    copies: int = 1
+    offset: str | int = "start"
+    masked: bool = True
+    tanh_bound: bool = True
+    delta_dropout: float = 0.0
+    delta_init: float = 1e-3
+    series_length: int | None = None
+
+    def __post_init__(self):
+        if self.upsample_factor < 1 or int(self.upsample_factor) != self.upsample_factor:
+            raise DataError(f"upsample_factor must be a positive integer, got {self.upsample_factor}")
+        if self.target_duration is not None:
+            if self.upsample_factor != 1:
+                raise DataError("give either upsample_factor or target_duration, not both")
+            if not 0 < self.target_duration * self.sample_rate <= self.num_samples:
+                raise DataError(
+                    f"target_duration must be in (0, {self.num_samples / self.sample_rate}] s, "
+                    f"got {self.target_duration}"
+                )
+        if self.interpolation not in INTERPOLATIONS:
+            raise DataError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if self.copies < 1:
+            raise DataError(f"copies must be at least 1, got {self.copies}")
+        if self.copies > 1 and self.offset != "start":
+            raise DataError("an offset places a single copy; with copies > 1 they start at 0 at equal intervals")
+        if not (self.offset in OFFSETS or (isinstance(self.offset, int) and self.offset >= 0)):
+            raise DataError(f"offset must be 'start', 'centre' or a sample index >= 0, got {self.offset!r}")
+        if not 0 <= self.delta_dropout < 1:
+            raise DataError(f"delta_dropout must be in [0, 1), got {self.delta_dropout}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SeriesToAudioConfig":
+        """Tolerates unknown keys, so files from newer versions still load."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def as_series_batch(x: torch.Tensor) -> torch.Tensor:
+    """(N, L) or (N, 1, L) finite, non-empty series -> (N, L) float tensor."""
+    if x.ndim == 3:
+        if x.shape[1] != 1:
+            raise DataError(
+                f"this bridge takes univariate series, got {x.shape[1]} channels (shape {tuple(x.shape)}); "
+                "select one channel, or reprogram each channel separately"
+            )
+        x = x[:, 0, :]
+    if x.ndim != 2:
+        raise DataError(f"expected a batch of series of shape (N, L) or (N, 1, L), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataError(f"empty input: got shape {tuple(x.shape)}; give at least one series of length >= 1")
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).any(dim=1).sum())
+        raise DataError(
+            f"{bad} series contain NaN or infinite values; impute or drop them first "
+            "(load_ucr(..., missing='interpolate') fills interior gaps)"
+        )
+    return x.float()
+
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """Per-series zero mean and unit variance; a constant series becomes zeros."""
+    centred = x - x.mean(dim=1, keepdim=True)
+    return centred / centred.std(dim=1, keepdim=True, unbiased=False).clamp_min(1e-8)
+
+
+def upsample(x: torch.Tensor, length: int, mode: str = "linear") -> torch.Tensor:
+    if length == x.shape[1]:
+        return x
+    kwargs = {"align_corners": True} if mode == "linear" else {}
+    return F.interpolate(x[:, None, :], size=length, mode=mode, **kwargs)[:, 0, :]
+
+
+def copy_starts(length: int, config: SeriesToAudioConfig) -> list[int]:
+    """Start index of each copy inside the window; raises if the series does not fit."""
+    window = config.num_samples
+    slot = window // config.copies
+    if length > slot:
+        raise DataError(
+            f"a series of {length} samples (after upsampling) does not fit {config.copies} "
+            f"cop{'y' if config.copies == 1 else 'ies'} into the {window}-sample source input "
+            f"(room for {slot} each); use a smaller upsample_factor, a shorter target_duration, "
+            f"fewer copies, or downsample the series"
+        )
+    if config.copies > 1:
+        return [i * slot for i in range(config.copies)]
+    if config.offset == "start":
+        return [0]
+    if config.offset == "centre":
+        return [(window - length) // 2]
+    if config.offset + length > window:
+        raise DataError(f"offset {config.offset} + series length {length} exceeds the {window}-sample window")
+    return [int(config.offset)]
+
+
+def pad_and_mask(x: torch.Tensor, starts: list[int], num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad(x): the copies placed into a zero window; M: 1 where no copy sits."""
+    length = x.shape[1]
+    padded = x.new_zeros(x.shape[0], num_samples)
+    mask = x.new_ones(num_samples)
+    for start in starts:
+        padded[:, start : start + length] = x
+        mask[start : start + length] = 0
+    return padded, mask
+
+
+class SeriesToAudio(nn.Module):
+    """The trainable V2S bridge. theta = delta, one value per source-input sample."""
+
+    def __init__(self, config: SeriesToAudioConfig | None = None, seed: int = 0, **settings):
+        super().__init__()
+        self.config = config or SeriesToAudioConfig(**settings)
+        generator = torch.Generator().manual_seed(seed)
+        self.delta = nn.Parameter(torch.randn(self.config.num_samples, generator=generator) * self.config.delta_init)
+
+    def upsampled_length(self, length: int) -> int:
+        if self.config.target_duration is not None:
+            return int(round(self.config.target_duration * self.config.sample_rate))
+        return length * self.config.upsample_factor
+
+    def check_length(self, length: int) -> None:
+        """Fix the series length on first use; later inputs must match it."""
+        expected = self.config.series_length
+        if expected is None:
+            upsampled = self.upsampled_length(length)
+            slot = self.config.num_samples // self.config.copies
+            if upsampled > slot:
+                raise DataError(
+                    f"a series of length {length} (upsampled to {upsampled}) does not fit "
+                    f"{self.config.copies} cop{'y' if self.config.copies == 1 else 'ies'} into the "
+                    f"{self.config.num_samples}-sample source input (room for {slot} each); use "
+                    f"upsample_factor <= {max(1, slot // length)}, fewer copies, or downsample the series"
+                )
+            self.config.series_length = length
+        elif length != expected:
+            raise DataError(
+                f"series of length {length} given to a bridge fitted on length {expected}; "
+                "resample the series to the training length"
+            )
+
+    def place(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad(x) and M for a batch: the parts of x' that do not depend on delta."""
+        x = as_series_batch(x)
+        self.check_length(x.shape[1])
+        if self.config.standardize:
+            x = standardize(x)
+        x = upsample(x, self.upsampled_length(x.shape[1]), self.config.interpolation)
+        return pad_and_mask(x, copy_starts(x.shape[1], self.config), self.config.num_samples)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded, mask = self.place(x)
+        delta = F.dropout(self.delta, self.config.delta_dropout, self.training)
+        if self.config.masked:
+            delta = mask * delta
+        waveform = padded + delta
+        return torch.tanh(waveform) if self.config.tanh_bound else waveform

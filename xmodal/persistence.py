@@ -1,0 +1,151 @@
+"""Save and load a trained reprogrammer: a folder of JSON + safetensors.
+
+    reprogrammer.json          format version, source identity, bridge and map
+                               settings, class labels, free-form metadata
+    reprogrammer.safetensors   theta and omega only (kilobytes): never the source
+
+The JSON records the sha256 of the safetensors file and is written last, each
+file through a temporary name and an atomic rename: an interrupted save
+leaves the previous save intact or is detected on load, never mixed silently.
+Loading re-resolves the source model by name and refuses a source whose
+weights differ from the ones the reprogrammer was trained against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+from adapters_modal.base import SourceModel, load_source
+from adapters_modal.weights import sha256_of
+from xmodal import __version__
+from xmodal.bridges.series_to_audio import SeriesToAudio, SeriesToAudioConfig
+from xmodal.errors import PersistenceError
+from xmodal.mapping import output_map_from_settings
+from xmodal.reprogrammer import Reprogrammer
+
+FORMAT = "xmodal-reprogrammer"
+FORMAT_VERSION = 1
+CONFIG_FILE = "reprogrammer.json"
+WEIGHTS_FILE = "reprogrammer.safetensors"
+
+# bridge kind -> (module class, config class); one entry per bridge module.
+BRIDGES = {"series_to_audio": (SeriesToAudio, SeriesToAudioConfig)}
+
+
+def _bridge_kind(bridge: torch.nn.Module) -> str:
+    for kind, (cls, _) in BRIDGES.items():
+        if isinstance(bridge, cls):
+            return kind
+    raise PersistenceError(f"cannot save a bridge of type {type(bridge).__name__}: no saver is registered")
+
+
+def _plain(value):
+    """numpy scalars -> Python scalars, so labels survive JSON unchanged."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _write_atomically(path: Path, write) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def save_reprogrammer(model: Reprogrammer, folder: str | Path, metadata: dict | None = None) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.trainable_state().items()}
+    weights_path = folder / WEIGHTS_FILE
+    _write_atomically(weights_path, lambda tmp: safetensors.torch.save_file(state, tmp))
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "xmodal_version": __version__,
+        "source": model.source.identity,
+        "bridge": {"kind": _bridge_kind(model.bridge), "config": model.bridge.config.to_dict()},
+        "output_map": model.output_map.settings(),
+        "classes": [_plain(c) for c in model.classes],
+        "weights_sha256": sha256_of(weights_path),
+        "metadata": metadata or {},
+    }
+    text = json.dumps(document, indent=2)
+    _write_atomically(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+    return folder
+
+
+def read_document(folder: str | Path) -> dict:
+    """The checked JSON of a save (without loading any model)."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise PersistenceError(f"{path} not found: {folder} is not a saved reprogrammer (run `xmodal fit --out` first)")
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PersistenceError(f"{path} is corrupt ({exc}); re-run the fit that produced it") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise PersistenceError(f"{path} is not an xmodal reprogrammer file")
+    if document.get("format_version", 0) > FORMAT_VERSION:
+        raise PersistenceError(
+            f"{path} has format version {document['format_version']}, this xmodal ({__version__}) reads "
+            f"up to {FORMAT_VERSION}; upgrade xmodal"
+        )
+    for key in ("source", "bridge", "output_map", "classes", "weights_sha256"):
+        if key not in document:
+            raise PersistenceError(f"{path} lacks the key {key!r}; the save is incomplete, re-run the fit")
+    return document
+
+
+def _check_source(document: dict, source: SourceModel, folder: Path) -> None:
+    saved = document["source"]
+    if source.identity != saved:
+        raise PersistenceError(
+            f"{folder} was trained against source {saved['name']!r} (weights sha256 {saved['weights_sha256'][:12]}…) "
+            f"but the given source is {source.name!r} (sha256 {source.weights_sha256[:12]}…); "
+            "a reprogrammer only works with the exact source it was trained on"
+        )
+
+
+def load_reprogrammer(folder: str | Path, source: SourceModel | None = None,
+                      weights_path: str | Path | None = None) -> tuple[Reprogrammer, dict]:
+    """(reprogrammer in eval mode, its JSON document)."""
+    folder = Path(folder)
+    document = read_document(folder)
+    weights_file = folder / WEIGHTS_FILE
+    if not weights_file.is_file():
+        raise PersistenceError(f"{weights_file} not found; the save is incomplete, re-run the fit")
+    if sha256_of(weights_file) != document["weights_sha256"]:
+        raise PersistenceError(
+            f"{weights_file} does not match {CONFIG_FILE} (sha256 differs): the save is corrupt or was "
+            "interrupted; re-run the fit"
+        )
+    if source is None:
+        source = load_source(document["source"]["name"], weights_path)
+    _check_source(document, source, folder)
+    kind = document["bridge"]["kind"]
+    if kind not in BRIDGES:
+        raise PersistenceError(f"{folder} uses bridge {kind!r}, unknown to this xmodal; upgrade xmodal")
+    bridge_cls, config_cls = BRIDGES[kind]
+    bridge = bridge_cls(config_cls.from_dict(document["bridge"]["config"]))
+    model = Reprogrammer(bridge, source, output_map_from_settings(document["output_map"]), document["classes"])
+    try:
+        state = safetensors.torch.load_file(str(weights_file))
+    except Exception as exc:  # safetensors raises its own SafetensorError
+        raise PersistenceError(f"{weights_file} is corrupt ({exc}); re-run the fit") from exc
+    expected = set(model.trainable_state())
+    if set(state) != expected:
+        raise PersistenceError(
+            f"{weights_file} holds tensors {sorted(state)} but this reprogrammer needs {sorted(expected)}; "
+            "the save does not match its JSON"
+        )
+    model.load_state_dict(state, strict=False)
+    return model.eval(), document

@@ -1,0 +1,53 @@
+"""Reprogrammer = bridge (theta) -> frozen source model -> output map (omega).
+
+The only object the trainers see. Everything trainable lives at the two
+ends; construction refuses a source model that is not frozen.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from adapters_modal.base import SourceModel
+from xmodal.mapping import OutputMap
+
+
+class Reprogrammer(nn.Module):
+    def __init__(self, bridge: nn.Module, source: SourceModel, output_map: OutputMap,
+                 classes: list | None = None):
+        super().__init__()
+        if any(p.requires_grad for p in source.parameters()):
+            raise ValueError("the source model must be frozen (load it with adapters_modal.load_source)")
+        self.bridge = bridge
+        self.source = source
+        self.output_map = output_map
+        self.classes = list(classes) if classes is not None else list(range(output_map.num_target))
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if not name.startswith("source.") and p.requires_grad]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """theta and omega (and map buffers such as the label assignment), never the source."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("source.")}
+
+    def source_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.source.logits(self.bridge(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Target-class log-scores (N, K_T)."""
+        return self.output_map(self.source_logits(x))
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        was_training = self.training
+        self.eval()
+        try:
+            parts = [self(x[i : i + batch_size]).softmax(dim=1) for i in range(0, len(x), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(parts)
+
+    def predict(self, x: torch.Tensor, batch_size: int = 256) -> list:
+        indices = self.predict_proba(x, batch_size).argmax(dim=1).tolist()
+        return [self.classes[i] for i in indices]

@@ -1,0 +1,139 @@
+"""White-box training: backpropagation through the frozen source model.
+
+Adam on theta and omega only, mini-batches, cross-entropy on the mapped
+scores. Model selection and early stopping use a stratified validation split
+carved from the training data; test data never enters `fit_reprogrammer`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
+
+from xmodal.errors import DataError
+from xmodal.reprogrammer import Reprogrammer
+
+
+@dataclass
+class TrainConfig:
+    """epochs: upper bound; patience: epochs without a better validation score
+    before stopping; val_fraction: share of the training data held out for
+    model selection (0 = select on the training loss)."""
+
+    epochs: int = 100
+    lr: float = 0.05
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    val_fraction: float = 0.2
+    patience: int = 25
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    epochs_run: int
+    val_accuracy: float | None
+    val_loss: float | None
+    selection: str  # "validation" or "training loss"
+    n_fit: int
+    n_val: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def validation_split(targets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (fit, val) indices. At least one validation sample per class;
+    if a class has fewer than 2 samples no stratified split exists and every
+    sample is used for fitting (val empty)."""
+    indices = np.arange(len(targets))
+    counts = np.bincount(targets)
+    counts = counts[counts > 0]
+    if fraction <= 0 or counts.min() < 2:
+        return indices, indices[:0]
+    n_val = max(int(round(fraction * len(targets))), len(counts))
+    if len(targets) - n_val < len(counts):
+        return indices, indices[:0]
+    fit_idx, val_idx = train_test_split(indices, test_size=n_val, stratify=targets, random_state=seed)
+    return np.sort(fit_idx), np.sort(val_idx)
+
+
+@torch.no_grad()
+def _evaluate(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
+    model.eval()
+    scores = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    return F.cross_entropy(scores, y).item(), (scores.argmax(dim=1) == y).float().mean().item()
+
+
+@torch.no_grad()
+def _source_logits(model: Reprogrammer, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model.source_logits(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> FitResult:
+    """Train theta and omega in place; on return the model holds the selected epoch's state."""
+    if len(x) != len(y):
+        raise DataError(f"{len(x)} series but {len(y)} labels; give one label per series")
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)  # dropout on delta
+    fit_idx, val_idx = validation_split(y.numpy(), config.val_fraction, config.seed)
+    x_fit, y_fit, x_val, y_val = x[fit_idx], y[fit_idx], x[val_idx], y[val_idx]
+    model.output_map.prepare(_source_logits(model, x_fit, config.batch_size), y_fit)
+
+    parameters = model.trainable_parameters()
+    optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    use_val = len(val_idx) > 0
+    best_key, best_state, best_epoch, best = None, None, 0, (None, None)
+    history = []
+    bar = tqdm(range(1, config.epochs + 1), desc="fit", unit="epoch", disable=not config.progress, leave=False)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(x_fit), generator=shuffle)
+        total = 0.0
+        for i in range(0, len(order), config.batch_size):
+            batch = order[i : i + config.batch_size]
+            loss = F.cross_entropy(model(x_fit[batch]), y_fit[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        record = {"epoch": epoch, "train_loss": total / len(x_fit)}
+        if use_val:
+            record["val_loss"], record["val_accuracy"] = _evaluate(model, x_val, y_val, config.batch_size)
+            key = (record["val_accuracy"], -record["val_loss"])
+        else:
+            key = (-record["train_loss"],)
+        history.append(record)
+        if best_key is None or key > best_key:
+            best_key, best_epoch = key, epoch
+            best_state = copy.deepcopy(model.trainable_state())
+            best = (record.get("val_accuracy"), record.get("val_loss"))
+        bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+        if epoch - best_epoch >= config.patience:
+            break
+    model.load_state_dict(best_state, strict=False)
+    model.eval()
+    return FitResult(
+        best_epoch=best_epoch,
+        epochs_run=len(history),
+        val_accuracy=best[0],
+        val_loss=best[1],
+        selection="validation" if use_val else "training loss",
+        n_fit=len(fit_idx),
+        n_val=len(val_idx),
+        seconds=time.perf_counter() - start,
+        history=history,
+    )
