@@ -29,11 +29,12 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--impute", action="store_true", help="fill missing values by linear interpolation")
 
 
-def _load(args):
+def _load(args, length: int | None = None):
+    """The dataset; with `length` (a saved run's training length) --resample targets it."""
     from xmodal.data import load_ucr
 
     return load_ucr(args.dataset, args.data_dir, unequal="resample" if args.resample else "error",
-                    missing="interpolate" if args.impute else "error")
+                    missing="interpolate" if args.impute else "error", length=length)
 
 
 def _write_json(path: Path, document: dict) -> None:
@@ -54,6 +55,8 @@ def cmd_fit(args) -> None:
 
     get_entry(args.source)  # an unknown source fails before any data is read
     data = _load(args)
+    if len(data.classes) < 2:
+        raise XmodalError(f"{data.name}: the training labels hold a single class; a classifier needs at least 2")
     out = Path(args.out or f"runs/{data.name}")
     classifier = V2SClassifier(
         source=args.source, weights_path=args.weights, mapping=args.mapping,
@@ -98,7 +101,7 @@ def _saved_classifier(args):
 
 def cmd_evaluate(args) -> None:
     classifier = _saved_classifier(args)
-    data = _load(args)
+    data = _load(args, classifier.reprogrammer_.bridge.config.series_length)
     x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
     _check_labels(y, classifier.classes_)
     accuracy = _accuracy(classifier.predict(x[:, None, :]), y)
@@ -116,8 +119,9 @@ def cmd_predict(args) -> None:
     import numpy as np
 
     classifier = _saved_classifier(args)
-    data = _load(args)
+    data = _load(args, classifier.reprogrammer_.bridge.config.series_length)
     x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
+    _check_labels(y, classifier.classes_)
     probabilities = classifier.predict_proba(x[:, None, :])
     predicted = classifier.classes_[np.argmax(probabilities, axis=1)]
     out = Path(args.csv)
@@ -192,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--labels-per-class", type=int, help="source classes per target class (default K_S // K_T)")
     bridge.add_argument("--target-duration", type=float,
                         help="stretch each series to this many seconds of audio (default: no stretch)")
-    bridge.add_argument("--upsample-factor", type=int, default=1, help="integer stretch (with --target-duration 0)")
+    bridge.add_argument("--upsample-factor", type=int, default=1, help="integer stretch (not together with --target-duration)")
     bridge.add_argument("--interpolation", choices=["linear", "nearest"], default="linear")
     bridge.add_argument("--copies", type=int, default=1, help="copies of the series at equal intervals")
     bridge.add_argument("--offset", default="start", help="single copy position: start, centre or a sample index")
@@ -232,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except XmodalError as exc:
+        print(f"xmodal {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # unwritable --out / --csv, a folder where a file is expected, ...
         print(f"xmodal {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -60,8 +60,8 @@ def _checked(path: Path, weight_file: WeightFile) -> Path:
 
 def _search_weights_dir(weight_file: WeightFile) -> Path | None:
     root = os.environ.get("XMODAL_WEIGHTS_DIR")
-    if not root or not Path(root).is_dir():
-        return None
+    if not root or not Path(root).expanduser().is_dir():
+        return None  # a folder that does not exist (yet) is skipped, as on a fresh machine
     matches = sorted(Path(root).expanduser().rglob(weight_file.filename))
     return matches[0] if matches else None
 
@@ -114,8 +114,6 @@ def resolve_weights(weight_file: WeightFile, explicit_path: str | Path | None = 
         return found
     try:
         return download_weights(weight_file)
-    except WeightsError:
-        raise
     except OSError as exc:  # URLError, timeouts and disk errors are all OSError
         weights_dir = os.environ.get("XMODAL_WEIGHTS_DIR") or "(XMODAL_WEIGHTS_DIR not set)"
         raise WeightsError(

@@ -63,6 +63,8 @@ def _xmodal(*args):
         (["fit", "--dataset", "GunPoint", "--upsample-factor", "500"], "does not fit"),
         (["evaluate", "/no/run", "--dataset", "GunPoint"], "not a saved reprogrammer"),
         (["predict-source", "/no/file.wav"], "does not exist"),
+        (["fit", "--dataset", "GunPoint", "--epochs", "0"], "epochs must be at least 1"),
+        (["fit", "--dataset", "GunPoint", "--out", "/dev/null/run", "--epochs", "1"], "Not a directory"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(args, message):

@@ -54,3 +54,13 @@ def test_more_classes_than_source_words_needs_the_linear_head():
     with pytest.raises(XmodalError, match="linear head"):
         V2SClassifier(epochs=1, random_state=0).fit(x, y)
     V2SClassifier(epochs=1, mapping="linear", random_state=0, val_fraction=0).fit(x, y)
+
+
+
+def test_a_single_class_cannot_be_saved(gunpoint, tmp_path):
+    from xmodal.errors import PersistenceError
+
+    with pytest.warns(UserWarning):  # sktime's convention: constant predictions and a warning
+        classifier = V2SClassifier(epochs=1).fit(gunpoint.x_train[:, None, :], np.ones(50))
+    with pytest.raises(PersistenceError, match="single class"):
+        classifier.save_pretrained(tmp_path / "run")

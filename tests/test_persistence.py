@@ -109,3 +109,21 @@ def test_failed_save_leaves_the_previous_save_intact(trained, tmp_path, monkeypa
         save_reprogrammer(model, copy)
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
     load_reprogrammer(copy)
+
+
+def test_unserialisable_metadata_leaves_the_previous_save_intact(trained, tmp_path):
+    model, folder, _ = trained
+    copy = _copy(folder, tmp_path)
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    with pytest.raises(PersistenceError, match="JSON"):
+        save_reprogrammer(model, copy, {"path": object()})
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+def test_malformed_document_is_named(trained, tmp_path):
+    copy = _copy(trained[1], tmp_path)
+    document = json.loads((copy / CONFIG_FILE).read_text())
+    document["bridge"] = "oops"
+    (copy / CONFIG_FILE).write_text(json.dumps(document))
+    with pytest.raises(PersistenceError, match="malformed"):
+        load_reprogrammer(copy)

@@ -67,3 +67,13 @@ def test_fit_beats_the_majority_rate_on_real_data(source):
     majority = np.bincount(y_test).max() / len(y_test)
     assert result.selection == "validation" and result.n_val >= 2
     assert accuracy > majority + 0.15, (accuracy, majority)
+
+
+def test_invalid_training_settings_are_refused():
+    import pytest
+
+    from xmodal.errors import DataError
+
+    for bad in ({"epochs": 0}, {"batch_size": 0}, {"patience": 0}, {"lr": -0.1}, {"val_fraction": 1.0}):
+        with pytest.raises(DataError):
+            TrainConfig(**bad)

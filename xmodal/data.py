@@ -46,12 +46,13 @@ def sktime_data_dir() -> Path:
 
 
 def bundled_names() -> list[str]:
-    """Univariate-or-not UCR/UEA sets shipped with sktime (those with a _TRAIN.ts)."""
+    """UCR/UEA sets shipped with sktime (those with a _TRAIN.ts); some are multivariate,
+    which load_ucr refuses with a clear error."""
     return sorted(p.parent.name for p in sktime_data_dir().glob("*/*_TRAIN.ts") if p.parent.name != "UnitTest")
 
 
 def folder_names(data_dir: str | Path) -> list[str]:
-    return sorted(p.parent.name for p in Path(data_dir).glob("*/*_TRAIN.ts*"))
+    return sorted({p.parent.name for p in Path(data_dir).glob("*/*_TRAIN.ts*")})
 
 
 def parse_labels(raw: list) -> np.ndarray:
@@ -169,12 +170,16 @@ def _split_files(name_or_path: str, data_dir: str | Path | None) -> tuple[str, P
 
 
 def load_ucr(name_or_path: str, data_dir: str | Path | None = None, unequal: str = "error",
-             missing: str = "error") -> SeriesDataset:
-    """Train and test splits of a univariate UCR dataset as float arrays."""
+             missing: str = "error", length: int | None = None) -> SeriesDataset:
+    """Train and test splits of a univariate UCR dataset as float arrays.
+
+    length: the series length every split must have (a saved model's training
+    length); by default the training split's own.
+    """
     name, train_file, test_file = _split_files(str(name_or_path), data_dir)
     train_series, train_labels = _read_split(train_file)
     test_series, test_labels = _read_split(test_file)
-    x_train = _to_matrix(train_series, str(train_file), unequal, missing, None)
+    x_train = _to_matrix(train_series, str(train_file), unequal, missing, length)
     x_test = _to_matrix(test_series, str(test_file), unequal, missing, x_train.shape[1])
     return SeriesDataset(
         name=name,

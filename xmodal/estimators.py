@@ -17,6 +17,7 @@ from sktime.classification.base import BaseClassifier
 
 from adapters_modal.base import load_source
 from xmodal.bridges.series_to_audio import SeriesToAudio, SeriesToAudioConfig
+from xmodal.errors import PersistenceError
 from xmodal.mapping import build_output_map
 from xmodal.persistence import load_reprogrammer, save_reprogrammer
 from xmodal.reprogrammer import Reprogrammer
@@ -167,7 +168,11 @@ class V2SClassifier(BaseClassifier):
     def save_pretrained(self, folder: str | Path, metadata: dict | None = None) -> Path:
         """JSON + safetensors (kilobytes); reload with `V2SClassifier.from_pretrained`."""
         self.check_is_fitted()
-        info = {"estimator": type(self).__name__, "params": self.get_params(deep=False),
+        if not hasattr(self, "reprogrammer_"):  # sktime fits a single-class y without calling _fit
+            raise PersistenceError("nothing to save: the training labels held a single class, so nothing was trained")
+        params = {k: (v if v is None or isinstance(v, (bool, int, float, str)) else str(v))
+                  for k, v in self.get_params(deep=False).items()}
+        info = {"estimator": type(self).__name__, "params": params,
                 "fit": {k: v for k, v in self.fit_result_.to_dict().items() if k != "history"}}
         return save_reprogrammer(self.reprogrammer_, folder, {**info, **(metadata or {})})
 

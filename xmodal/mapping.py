@@ -44,7 +44,7 @@ def _check_class_counts(num_source: int, num_target: int, per_class: int) -> Non
     if num_target > num_source:
         raise XmodalError(
             f"{num_target} target classes but the source model has only {num_source} classes: "
-            "a many-to-one label mapping is impossible; use the linear head (mapping='linear')"
+            "a many-to-one label mapping is impossible; use the linear head (mapping='linear', CLI --mapping linear)"
         )
     if per_class < 1 or per_class * num_target > num_source:
         raise XmodalError(
@@ -93,7 +93,7 @@ class LabelMapping(OutputMap):
     def __init__(self, num_source: int, num_target: int, per_class: int | None = None,
                  assignment: str = "frequency", seed: int = 0):
         super().__init__()
-        per_class = per_class or num_source // num_target
+        per_class = num_source // num_target if per_class is None else per_class
         _check_class_counts(num_source, num_target, per_class)
         if assignment not in ("frequency", "random"):
             raise XmodalError(f"label assignment must be 'frequency' or 'random', got {assignment!r}")

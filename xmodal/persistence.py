@@ -65,8 +65,20 @@ def save_reprogrammer(model: Reprogrammer, folder: str | Path, metadata: dict | 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.trainable_state().items()}
-    weights_path = folder / WEIGHTS_FILE
-    _write_atomically(weights_path, lambda tmp: safetensors.torch.save_file(state, tmp))
+    handle, staged = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_FILE}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        safetensors.torch.save_file(state, staged)
+        text = _document_text(model, sha256_of(Path(staged)), metadata)  # fails before anything is replaced
+        os.replace(staged, folder / WEIGHTS_FILE)
+    finally:
+        if os.path.exists(staged):
+            os.remove(staged)
+    _write_atomically(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+    return folder
+
+
+def _document_text(model: Reprogrammer, weights_sha256: str, metadata: dict | None) -> str:
     document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -75,12 +87,13 @@ def save_reprogrammer(model: Reprogrammer, folder: str | Path, metadata: dict | 
         "bridge": {"kind": _bridge_kind(model.bridge), "config": model.bridge.config.to_dict()},
         "output_map": model.output_map.settings(),
         "classes": [_plain(c) for c in model.classes],
-        "weights_sha256": sha256_of(weights_path),
+        "weights_sha256": weights_sha256,
         "metadata": metadata or {},
     }
-    text = json.dumps(document, indent=2)
-    _write_atomically(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
-    return folder
+    try:
+        return json.dumps(document, indent=2)
+    except TypeError as exc:
+        raise PersistenceError(f"cannot save: metadata is not JSON-serialisable ({exc})") from exc
 
 
 def read_document(folder: str | Path) -> dict:
@@ -94,14 +107,17 @@ def read_document(folder: str | Path) -> dict:
         raise PersistenceError(f"{path} is corrupt ({exc}); re-run the fit that produced it") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise PersistenceError(f"{path} is not an xmodal reprogrammer file")
-    if document.get("format_version", 0) > FORMAT_VERSION:
+    if isinstance(document.get("format_version"), int) and document["format_version"] > FORMAT_VERSION:
         raise PersistenceError(
             f"{path} has format version {document['format_version']}, this xmodal ({__version__}) reads "
             f"up to {FORMAT_VERSION}; upgrade xmodal"
         )
-    for key in ("source", "bridge", "output_map", "classes", "weights_sha256"):
-        if key not in document:
-            raise PersistenceError(f"{path} lacks the key {key!r}; the save is incomplete, re-run the fit")
+    expected = {"source": dict, "bridge": dict, "output_map": dict, "classes": list, "weights_sha256": str}
+    for key, kind in expected.items():
+        if not isinstance(document.get(key), kind):
+            raise PersistenceError(f"{path}: key {key!r} is missing or malformed; the save is damaged, re-run the fit")
+    if not isinstance(document.get("format_version"), int):
+        raise PersistenceError(f"{path}: format_version is missing or not an integer; the save is damaged")
     return document
 
 
@@ -131,12 +147,16 @@ def load_reprogrammer(folder: str | Path, source: SourceModel | None = None,
     if source is None:
         source = load_source(document["source"]["name"], weights_path)
     _check_source(document, source, folder)
-    kind = document["bridge"]["kind"]
+    kind = document["bridge"].get("kind")
     if kind not in BRIDGES:
         raise PersistenceError(f"{folder} uses bridge {kind!r}, unknown to this xmodal; upgrade xmodal")
     bridge_cls, config_cls = BRIDGES[kind]
-    bridge = bridge_cls(config_cls.from_dict(document["bridge"]["config"]))
-    model = Reprogrammer(bridge, source, output_map_from_settings(document["output_map"]), document["classes"])
+    try:
+        bridge = bridge_cls(config_cls.from_dict(document["bridge"]["config"]))
+        output_map = output_map_from_settings(document["output_map"])
+    except (KeyError, TypeError) as exc:
+        raise PersistenceError(f"{folder}: bridge or map settings are damaged ({exc!r}); re-run the fit") from exc
+    model = Reprogrammer(bridge, source, output_map, document["classes"])
     try:
         state = safetensors.torch.load_file(str(weights_file))
     except Exception as exc:  # safetensors raises its own SafetensorError

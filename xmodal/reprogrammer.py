@@ -47,7 +47,3 @@ class Reprogrammer(nn.Module):
         finally:
             self.train(was_training)
         return torch.cat(parts)
-
-    def predict(self, x: torch.Tensor, batch_size: int = 256) -> list:
-        indices = self.predict_proba(x, batch_size).argmax(dim=1).tolist()
-        return [self.classes[i] for i in indices]

@@ -30,11 +30,19 @@ class TrainConfig:
     epochs: int = 100
     lr: float = 0.05
     batch_size: int = 32
-    weight_decay: float = 0.0
     val_fraction: float = 0.2
     patience: int = 25
     seed: int = 0
     progress: bool = True
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "patience"):
+            if int(getattr(self, name)) < 1:
+                raise DataError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise DataError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.val_fraction < 1:
+            raise DataError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 @dataclass
@@ -93,7 +101,7 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
     model.output_map.prepare(_source_logits(model, x_fit, config.batch_size), y_fit)
 
     parameters = model.trainable_parameters()
-    optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(parameters, lr=config.lr)
     shuffle = torch.Generator().manual_seed(config.seed)
     use_val = len(val_idx) > 0
     best_key, best_state, best_epoch, best = None, None, 0, (None, None)

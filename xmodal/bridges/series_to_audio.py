@@ -62,6 +62,7 @@ class SeriesToAudioConfig:
     def __post_init__(self):
         if self.upsample_factor < 1 or int(self.upsample_factor) != self.upsample_factor:
             raise DataError(f"upsample_factor must be a positive integer, got {self.upsample_factor}")
+        self.upsample_factor = int(self.upsample_factor)
         if self.target_duration is not None:
             if self.upsample_factor != 1:
                 raise DataError("give either upsample_factor or target_duration, not both")
@@ -183,8 +184,7 @@ class SeriesToAudio(nn.Module):
                 raise DataError(
                     f"a series of length {length} (upsampled to {upsampled}) does not fit "
                     f"{self.config.copies} cop{'y' if self.config.copies == 1 else 'ies'} into the "
-                    f"{self.config.num_samples}-sample source input (room for {slot} each); use "
-                    f"upsample_factor <= {max(1, slot // length)}, fewer copies, or downsample the series"
+                    f"{self.config.num_samples}-sample source input (room for {slot} each); {self._fit_advice(length, slot)}"
                 )
             self.config.series_length = length
         elif length != expected:
@@ -192,6 +192,12 @@ class SeriesToAudio(nn.Module):
                 f"series of length {length} given to a bridge fitted on length {expected}; "
                 "resample the series to the training length"
             )
+
+    def _fit_advice(self, length: int, slot: int) -> str:
+        if length <= slot:  # the stretch is what overflows
+            return f"use upsample_factor <= {slot // length}, fewer copies or a shorter target_duration"
+        fewer = " or use fewer copies" if self.config.copies > 1 else ""
+        return f"downsample the series by a factor of at least {-(-length // slot)}{fewer}"
 
     def place(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad(x) and M for a batch: the parts of x' that do not depend on delta."""
