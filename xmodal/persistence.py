@@ -50,9 +50,19 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _write_atomically(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _staging_file(folder: Path, name: str) -> str:
+    """A temporary file beside its target, with the permissions a plain open() would give
+    (mkstemp makes it owner-only, which would leak into the saved files)."""
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
+    return temporary
+
+
+def _write_atomically(path: Path, write) -> None:
+    temporary = _staging_file(path.parent, path.name)
     try:
         write(temporary)
         os.replace(temporary, path)
@@ -65,8 +75,7 @@ def save_reprogrammer(model: Reprogrammer, folder: str | Path, metadata: dict | 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.trainable_state().items()}
-    handle, staged = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_FILE}.", suffix=".tmp")
-    os.close(handle)
+    staged = _staging_file(folder, WEIGHTS_FILE)
     try:
         safetensors.torch.save_file(state, staged)
         text = _document_text(model, sha256_of(Path(staged)), metadata)  # fails before anything is replaced
