@@ -51,21 +51,25 @@ def _plain(value):
 
 
 def _staging_file(folder: Path, name: str) -> str:
-    """A temporary file beside its target, with the permissions a plain open() would give
-    (mkstemp makes it owner-only, which would leak into the saved files)."""
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     os.close(handle)
+    return temporary
+
+
+def _publish(staged: str, path: Path) -> None:
+    """Atomically move a staged file into place, with the permissions a plain open()
+    would give (mkstemp files are owner-only)."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
-    return temporary
+    os.chmod(staged, 0o666 & ~umask)
+    os.replace(staged, path)
 
 
 def _write_atomically(path: Path, write) -> None:
     temporary = _staging_file(path.parent, path.name)
     try:
         write(temporary)
-        os.replace(temporary, path)
+        _publish(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
@@ -79,7 +83,7 @@ def save_reprogrammer(model: Reprogrammer, folder: str | Path, metadata: dict | 
     try:
         safetensors.torch.save_file(state, staged)
         text = _document_text(model, sha256_of(Path(staged)), metadata)  # fails before anything is replaced
-        os.replace(staged, folder / WEIGHTS_FILE)
+        _publish(staged, folder / WEIGHTS_FILE)
     finally:
         if os.path.exists(staged):
             os.remove(staged)
