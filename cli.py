@@ -99,13 +99,19 @@ def _saved_classifier(args):
     return V2SClassifier.from_pretrained(args.run_dir, weights_path=args.weights)
 
 
-def cmd_evaluate(args) -> None:
+def _saved_run_and_split(args):
+    """(saved classifier, dataset name, series, labels) for evaluate/predict."""
     classifier = _saved_classifier(args)
     data = _load(args, classifier.reprogrammer_.bridge.config.series_length)
     x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
     _check_labels(y, classifier.classes_)
+    return classifier, data.name, x, y
+
+
+def cmd_evaluate(args) -> None:
+    classifier, name, x, y = _saved_run_and_split(args)
     accuracy = _accuracy(classifier.predict(x[:, None, :]), y)
-    print(json.dumps({"dataset": data.name, "split": args.split, "n": len(y), "accuracy": accuracy}))
+    print(json.dumps({"dataset": name, "split": args.split, "n": len(y), "accuracy": accuracy}))
 
 
 def _check_labels(labels, classes) -> None:
@@ -118,10 +124,7 @@ def _check_labels(labels, classes) -> None:
 def cmd_predict(args) -> None:
     import numpy as np
 
-    classifier = _saved_classifier(args)
-    data = _load(args, classifier.reprogrammer_.bridge.config.series_length)
-    x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
-    _check_labels(y, classifier.classes_)
+    classifier, _, x, y = _saved_run_and_split(args)
     probabilities = classifier.predict_proba(x[:, None, :])
     predicted = classifier.classes_[np.argmax(probabilities, axis=1)]
     out = Path(args.csv)
