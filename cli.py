@@ -177,12 +177,24 @@ def cmd_predict_source(args) -> None:
         print(f"{name}\t{source.class_names[best]}\t{row[best].item():.4f}")
 
 
+# `xmodal fit --task NAME`: one fitting function per target modality.
+FIT_TASKS = {"series": cmd_fit}
+
+
+def _fit_task(args) -> None:
+    FIT_TASKS[args.task](args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xmodal", description="Cross-modal reprogramming of frozen pretrained models.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    fit = commands.add_parser("fit", help="reprogram a source model for a UCR dataset; print accuracy; save the run")
+    fit = commands.add_parser("fit", help="reprogram a source model for a dataset; print accuracy; save the run")
+    fit.add_argument("--task", choices=sorted(FIT_TASKS), default="series",
+                     help="target modality: series (UCR time series -> speech model, the default)")
     _add_data_args(fit)
+    fit.add_argument("--test-size", type=float, default=0.2,
+                     help="share held out as a stratified test split when the dataset has none (default 0.2)")
     fit.add_argument("--source", default=DEFAULT_SOURCE, help=f"source model (default {DEFAULT_SOURCE}; see `xmodal sources`)")
     fit.add_argument("--weights", help="explicit weights file for the source model")
     fit.add_argument("--out", help="run folder to write (default runs/<dataset>)")
@@ -207,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--no-tanh", action="store_true", help="do not squash the waveform into [-1, 1]")
     bridge.add_argument("--no-standardize", action="store_true", help="keep raw series values")
     bridge.add_argument("--delta-dropout", type=float, default=0.0)
-    fit.set_defaults(run=cmd_fit)
+    fit.set_defaults(run=_fit_task)
 
     for name, helptext, function in (("evaluate", "accuracy of a saved run on a dataset split", cmd_evaluate),
                                      ("predict", "write a saved run's predictions to CSV", cmd_predict)):
