@@ -177,6 +177,23 @@ def cmd_predict_source(args) -> None:
         print(f"{name}\t{source.class_names[best]}\t{row[best].item():.4f}")
 
 
+def cmd_align(args) -> None:
+    from xmodal.align_command import run
+
+    run(args)
+
+
+def cmd_synthesize_words(args) -> None:
+    import adapters_modal
+    from adapters_modal.speech_synthesis import DEFAULT_SPEEDS, DEFAULT_VOICES, synthesize_words
+
+    words = args.words or list(adapters_modal.load_source(args.source, args.weights).class_names)
+    voices = args.voices.split(",") if args.voices else DEFAULT_VOICES
+    speeds = [int(s) for s in args.speeds.split(",")] if args.speeds else DEFAULT_SPEEDS
+    written = synthesize_words(words, args.out, voices, speeds, progress=not args.quiet)
+    print(f"wrote {len(written)} WAV files for {len(words)} words to {args.out}/<word>/")
+
+
 # `xmodal fit --task NAME`: one fitting function per target modality.
 FIT_TASKS = {"series": cmd_fit}
 
@@ -237,6 +254,37 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = commands.add_parser("datasets", help="datasets known by name")
     datasets.add_argument("--data-dir", help="also list the UCR-layout datasets in this folder")
     datasets.set_defaults(run=cmd_datasets)
+
+    align = commands.add_parser("align", help="Wasserstein alignment and the V2S risk bound of a saved run")
+    align.add_argument("run_dir", help="folder written by `xmodal fit --out`")
+    align.add_argument("--source-samples", required=True,
+                       help="source-domain samples: a folder of audio files (labelled by folder or file name), "
+                            "a .txt of sentences (language models) or a .npy of representations")
+    align.add_argument("--method", choices=["auto", "exact", "sinkhorn", "sliced"], default="auto",
+                       help="W1 estimator (default auto: exact, on subsamples with a bootstrap CI when large)")
+    align.add_argument("--representation", choices=["logits", "features"], default="logits",
+                       help="source logits (the theorem's z_S, default) or penultimate features")
+    align.add_argument("--dataset", help="target dataset (default: the one the run was fitted on)")
+    align.add_argument("--data-dir", help="folder of UCR-layout datasets searched for the dataset")
+    align.add_argument("--split", choices=["test", "train"], default="test", help="target split (default test)")
+    align.add_argument("--resample", action="store_true", help="resample variable-length series to the training length")
+    align.add_argument("--impute", action="store_true", help="fill missing values by linear interpolation")
+    align.add_argument("--weights", help="explicit weights file for the source model")
+    align.add_argument("--json", metavar="OUT.json", help="write the report as JSON")
+    align.add_argument("--plot", metavar="OUT.png", help="write a 2-D PCA plot of both distributions, before and after")
+    align.set_defaults(run=cmd_align)
+
+    speak = commands.add_parser("synthesize-words", help="speak a speech source's class words with espeak-ng "
+                                                         "(labelled source samples for `align`)")
+    speak.add_argument("out", help="folder to write <word>/<voice>_<speed>.wav into")
+    speak.add_argument("--source", default=DEFAULT_SOURCE, help="speak this source's class names")
+    speak.add_argument("--weights", help="explicit weights file for the source model")
+    speak.add_argument("--words", nargs="+", help="speak these words instead")
+    speak.add_argument("--voices", help="comma-separated espeak-ng voices (default en-us,en-gb,en-us+f3,"
+                                        "en-gb-scotland; list them with `espeak-ng --voices`)")
+    speak.add_argument("--speeds", help="comma-separated speaking rates in words per minute (default 140)")
+    speak.add_argument("--quiet", action="store_true", help="no progress bar")
+    speak.set_defaults(run=cmd_synthesize_words)
 
     predict_source = commands.add_parser("predict-source", help="top-1 label of the bare source model for audio files")
     predict_source.add_argument("--source", default=DEFAULT_SOURCE)

@@ -44,3 +44,20 @@ def gunpoint():
     from xmodal.data import load_ucr
 
     return load_ucr("GunPoint", UCR)
+
+
+@pytest.fixture(scope="session")
+def speech_samples(tmp_path_factory):
+    """Labelled source-domain samples for the speech sources: the three real
+    recordings (eight, five, follow) plus every Speech Commands word spoken
+    by espeak-ng in two voices (.ci/run installs espeak-ng)."""
+    import shutil
+
+    from adapters_modal.audio import GSC35_WORDS
+    from adapters_modal.speech_synthesis import synthesize_words
+
+    folder = tmp_path_factory.mktemp("speech_samples")
+    synthesize_words(GSC35_WORDS, folder, voices=("en-us", "en-gb"), progress=False)
+    for recording in SPEECH.glob("*.wav"):
+        shutil.copy(recording, folder / recording.name)
+    return folder

@@ -20,6 +20,8 @@ _LAZY = {
     "load_reprogrammer": "xmodal.persistence",
     "load_ucr": "xmodal.data",
     "XmodalError": "xmodal.errors",
+    "wasserstein1": "xmodal.alignment",
+    "measure_alignment": "xmodal.risk_bound",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

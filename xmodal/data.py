@@ -130,10 +130,12 @@ def _to_matrix(series: list[np.ndarray], where: str, unequal: str, missing: str,
     lengths = {len(s) for s in series}
     if len(lengths) > 1 or (length is not None and lengths != {length}):
         if unequal == "error":
+            found = (f"series lengths vary ({min(lengths)} to {max(lengths)})" if len(lengths) > 1
+                     else f"series have length {min(lengths)}")
+            trained = "" if length is None else f" but the run was trained on length {length}"
             raise DataError(
-                f"{where}: series lengths vary ({min(lengths)} to {max(lengths)}"
-                f"{'' if length is None else f', training length {length}'}); pass unequal='resample' "
-                "(CLI: --resample) to resample every series linearly to the training length"
+                f"{where}: {found}{trained}; pass unequal='resample' (CLI: --resample) to resample every "
+                "series linearly to the training length"
             )
         target = length or max(lengths)
         series = [np.interp(np.linspace(0, len(s) - 1, target), np.arange(len(s)), s) for s in series]

@@ -149,6 +149,6 @@ def build_output_map(kind: str, num_source: int, num_target: int, per_class: int
     raise XmodalError(f"unknown output map {kind!r}; choose one of {', '.join(MAP_KINDS)}")
 
 
-def output_map_from_settings(settings: dict) -> OutputMap:
+def output_map_from_settings(settings: dict, seed: int = 0) -> OutputMap:
     return build_output_map(settings["kind"], settings["num_source"], settings["num_target"],
-                            settings.get("per_class"))
+                            settings.get("per_class"), seed=seed)

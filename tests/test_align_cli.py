@@ -1,0 +1,80 @@
+"""`xmodal align` and `xmodal synthesize-words` on a real run, real speech and real data."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cli import main
+from tests.conftest import UCR
+
+REPORT_KEYS = ("method", "w1_before", "w1_after", "source_risk", "target_risk", "bound", "bound_holds")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "coffee"
+    assert main(["fit", "--dataset", "Coffee", "--data-dir", str(UCR), "--out", str(out), "--epochs", "3",
+                 "--quiet"]) == 0
+    return out
+
+
+def test_align_prints_a_table_and_writes_json_and_a_png(run_dir, speech_samples, tmp_path, capsys):
+    report_file, plot_file = tmp_path / "align.json", tmp_path / "align.png"
+    assert main(["align", str(run_dir), "--source-samples", str(speech_samples), "--data-dir", str(UCR),
+                 "--json", str(report_file), "--plot", str(plot_file)]) == 0
+    table = capsys.readouterr().out
+    assert "after training: bound holds" in table and "Coffee (test split)" in table
+    report = json.loads(report_file.read_text())
+    assert all(key in report for key in REPORT_KEYS)
+    assert report["method"] == "exact" and report["n_source"] == 73 and report["n_target"] == 28
+    assert report["bound"] == pytest.approx(report["source_risk"] + report["slack_after"])
+    assert report["bound_holds"] == (report["target_risk"] <= report["bound"])
+    assert plot_file.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot_file.stat().st_size > 20_000
+
+
+def test_precomputed_representations_give_distances_without_a_bound(run_dir, tmp_path, capsys):
+    points = tmp_path / "source_logits.npy"
+    np.save(points, np.random.default_rng(0).normal(size=(50, 35)))
+    report_file = tmp_path / "align.json"
+    assert main(["align", str(run_dir), "--source-samples", str(points), "--data-dir", str(UCR),
+                 "--method", "sliced", "--json", str(report_file)]) == 0
+    assert "no source risk, so no bound" in capsys.readouterr().err
+    report = json.loads(report_file.read_text())
+    assert report["method"] == "sliced" and report["bound"] is None and report["source_risk"] is None
+
+
+def test_representations_of_the_wrong_dimension_are_refused(run_dir, tmp_path, capsys):
+    points = tmp_path / "features.npy"
+    np.save(points, np.zeros((10, 64)))
+    assert main(["align", str(run_dir), "--source-samples", str(points), "--data-dir", str(UCR)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "dimension 64 but target points 35" in errors[0]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--source-samples", "nowhere"], "source samples nowhere do not exist"),
+    (["--source-samples", ".", "--dataset", "GunPoint"], "length 150 but the run was trained on length 286"),
+])
+def test_align_errors_are_one_line(run_dir, arguments, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert main(["align", str(run_dir), "--data-dir", str(UCR), *arguments]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_align_without_a_run_says_how_to_make_one(tmp_path, speech_samples, capsys):
+    assert main(["align", str(tmp_path), "--source-samples", str(speech_samples)]) == 1
+    assert "run `xmodal fit --out` first" in capsys.readouterr().err
+
+
+def test_synthesize_words_writes_labelled_wavs(tmp_path, capsys):
+    assert main(["synthesize-words", str(tmp_path / "words"), "--words", "yes", "no", "--voices", "en-us",
+                 "--quiet"]) == 0
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "words").rglob("*.wav")) == [
+        "words/no/en-us_140.wav", "words/yes/en-us_140.wav"]
+
+
+def test_synthesize_words_names_a_bad_voice(tmp_path, capsys):
+    assert main(["synthesize-words", str(tmp_path), "--words", "yes", "--voices", "xx-nonsense", "--quiet"]) == 1
+    assert "espeak-ng failed for 'yes' in voice 'xx-nonsense'" in capsys.readouterr().err
