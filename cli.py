@@ -185,7 +185,11 @@ def cmd_align(args) -> None:
 
 def cmd_synthesize_words(args) -> None:
     import adapters_modal
-    from adapters_modal.speech_synthesis import DEFAULT_SPEEDS, DEFAULT_VOICES, synthesize_words
+    from adapters_modal.speech_synthesis import (
+        DEFAULT_SPEEDS,
+        DEFAULT_VOICES,
+        synthesize_words,
+    )
 
     words = args.words or list(adapters_modal.load_source(args.source, args.weights).class_names)
     voices = args.voices.split(",") if args.voices else DEFAULT_VOICES

@@ -47,7 +47,7 @@ def synthesize_words(words, folder: str | Path, voices=DEFAULT_VOICES, speeds=DE
         target = folder / word / f"{voice.replace('+', '-')}_{speed}.wav"
         target.parent.mkdir(parents=True, exist_ok=True)
         result = subprocess.run([binary, "-v", voice, "-s", str(speed), "-w", str(target), word],
-                                capture_output=True, text=True)
+                                capture_output=True, text=True, check=False)
         if result.returncode != 0 or not target.is_file():
             raise XmodalError(f"espeak-ng failed for {word!r} in voice {voice!r}: {result.stderr.strip()}; "
                               "list the installed voices with `espeak-ng --voices`")

@@ -46,7 +46,7 @@ def run_case(n: int, d: int, method: str, timeout: float) -> dict:
     start = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-c", CHILD, str(n), str(d), method], capture_output=True,
-                              text=True, cwd=REPO, timeout=timeout)
+                              text=True, cwd=REPO, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"n": n, "d": d, "method": method, "error": f"did not finish in {timeout:.0f} s"}
     if done.returncode != 0:

@@ -11,7 +11,13 @@ from xmodal.bridges.series_to_audio import SeriesToAudio
 from xmodal.errors import DataError
 from xmodal.mapping import build_output_map
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.risk_bound import l2_risk, measure_alignment, source_representations, source_risk, untrained
+from xmodal.risk_bound import (
+    l2_risk,
+    measure_alignment,
+    source_representations,
+    source_risk,
+    untrained,
+)
 from xmodal.source_samples import label_of, read_source_samples
 from xmodal.training import TrainConfig, fit_reprogrammer
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import ot
@@ -150,7 +151,7 @@ def wasserstein1(source, target, method: str = "auto", *, reg: float = 0.02, n_p
         if method == "exact":
             distance, settings = exact_w1, {"ground_cost": "euclidean"}
         else:
-            distance = lambda s, t: sinkhorn_w1(s, t, reg)  # noqa: E731
+            distance = partial(sinkhorn_w1, reg=reg)
             settings = {"ground_cost": "euclidean", "reg": reg, "reg_relative_to": "median ground cost"}
         if full:
             value, interval, used = distance(source, target), None, method

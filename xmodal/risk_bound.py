@@ -128,6 +128,7 @@ class AlignmentMeasurement:
 
     def to_dict(self) -> dict:
         """The machine-readable report (`xmodal align --json`)."""
+        theorem = self.representation == "logits"  # 2 sqrt(K) W1 is the theorem's term for logits only
         return {
             "method": self.after.w1.method,
             "representation": self.representation,
@@ -142,8 +143,8 @@ class AlignmentMeasurement:
             "source_risk": self.source_risk,
             "target_risk_before": self.before.target_risk,
             "target_risk": self.after.target_risk,
-            "slack_before": self.before.slack,
-            "slack_after": self.after.slack,
+            "slack_before": self.before.slack if theorem else None,
+            "slack_after": self.after.slack if theorem else None,
             "bound_before": self.before.bound,
             "bound": self.after.bound,
             "bound_holds_before": self.before.holds,
