@@ -20,8 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from results_io import write_results
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 METHODS = ("exact", "sinkhorn", "sliced", "auto")
 
 CHILD = """
@@ -81,10 +82,7 @@ def main() -> None:
                 row = run_case(n, d, method, args.timeout)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "alignment.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (RESULTS / "alignment.md").write_text(markdown(rows))
-    print(markdown(rows))
+    write_results("alignment", rows, markdown(rows))
 
 
 if __name__ == "__main__":

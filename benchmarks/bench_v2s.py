@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from results_io import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "results"
 # Published test accuracies from ../shared/data/README.md (percent).
 PUBLISHED = {  # dataset: (V2S paper, MiniRocket)
     "Coffee": (100, 100), "ECG200": (87.0, 91.0), "Earthquakes": (78.42, 74.8), "GunPoint": (96.67, 99.3),
@@ -142,10 +142,7 @@ def main() -> None:
         print(result, flush=True)
         report["accuracy"].append(result)
     report["gunpoint"] = next(r for r in report["accuracy"] if r["dataset"] == "GunPoint")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "v2s.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "v2s.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results("v2s", report, markdown(report))
 
 
 if __name__ == "__main__":
