@@ -68,10 +68,10 @@ def reprogrammed(split, source, seed: int, epochs: int) -> dict:
     from xmodal.training import TrainConfig
 
     results = {}
-    for mapping in ("frequency", "linear"):
+    for mapping, label in (("frequency", "frequency label map"), ("linear", "linear head")):
         options = TableOptions(mapping=mapping, train=TrainConfig(epochs=epochs, patience=8, seed=seed, progress=False))
         _, metrics = fit_table(source, split, options)
-        results[f"reprogrammed BC-ResNet ({mapping} map)"] = metrics
+        results[f"reprogrammed BC-ResNet ({label})"] = metrics
     return results
 
 

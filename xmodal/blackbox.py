@@ -189,12 +189,13 @@ def fit_blackbox(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: 
     fit_idx, val_idx = validation_split(y.numpy(), config.val_fraction, config.seed)
     x_fit, y_fit, x_val, y_val = x[fit_idx], y[fit_idx], x[val_idx], y[val_idx]
     use_val, history, stopped_by = len(val_idx) > 0, [], "epochs"
-    x_sel, y_sel = (x_val, y_val) if use_val else (x_fit, y_fit)  # what model selection scores
+    # Model selection scores the validation split, or (no split possible) the fitting data, each epoch.
+    x_sel, y_sel = (x_val, y_val) if use_val else (x_fit, y_fit)
     parameters = model.trainable_parameters()
     theta = torch.nn.Parameter(parameters_to_vector(parameters).detach().clone())
     optimizer = torch.optim.Adam([theta], lr=config.lr)
     objective = _Objective(model, parameters)
-    step_cost = lambda n: n * (config.directions + 1)  # noqa: E731
+    queries_per_row = config.directions + 1  # L(theta) and q perturbed losses per mini-batch row
     model.eval()  # dropout off: the loss differences must come from theta alone
     try:
         if not source.budget.can_afford(len(x_fit) + len(x_sel)):
@@ -212,7 +213,7 @@ def fit_blackbox(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: 
             losses = []
             for i in range(0, len(order), config.batch_size):
                 batch = order[i : i + config.batch_size]
-                if not source.budget.can_afford(step_cost(len(batch)) + len(x_sel)):
+                if not source.budget.can_afford(len(batch) * queries_per_row + len(x_sel)):
                     stopped_by = "budget"
                     break
                 objective.x, objective.y = x_fit[batch], y_fit[batch]
@@ -244,7 +245,7 @@ def fit_blackbox(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: 
     return BlackBoxFitResult(
         best_epoch=best_epoch, epochs_run=len(history),
         val_accuracy=best_key[0] if use_val else None, val_loss=-best_key[1] if use_val else None,
-        selection="validation" if use_val else "training loss", n_fit=len(fit_idx), n_val=len(val_idx),
+        selection="validation" if use_val else "training data", n_fit=len(fit_idx), n_val=len(val_idx),
         seconds=seconds, history=history, queries_used=used, query_budget=config.query_budget,
         queries_per_second=used / seconds, stopped_by=stopped_by,
     )

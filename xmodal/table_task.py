@@ -55,9 +55,12 @@ def split_table(data: TableDataset, test_size: float, seed: int) -> TableSplit:
         raise DataError(f"{data.name}: class counts {counts}; every class needs at least 2 rows for a stratified split")
     rows = np.arange(len(data.labels))
     train, test = train_test_split(rows, test_size=test_size, stratify=data.labels.astype(str), random_state=seed)
-    part = lambda idx: TableDataset(data.name, data.features.iloc[np.sort(idx)].reset_index(drop=True),  # noqa: E731
-                                    data.labels[np.sort(idx)])
-    return TableSplit(part(train), part(test), classes)
+    return TableSplit(_rows(data, train), _rows(data, test), classes)
+
+
+def _rows(data: TableDataset, indices: np.ndarray) -> TableDataset:
+    indices = np.sort(indices)
+    return TableDataset(data.name, data.features.iloc[indices].reset_index(drop=True), data.labels[indices])
 
 
 def positive_class(split: TableSplit):
