@@ -98,10 +98,11 @@ class CountingAPI:
             return self.source.logits(torch.from_numpy(batch)).softmax(dim=1).numpy()
 
 
-def test_budget_is_never_exceeded_and_every_call_is_counted(source, italy):
+@pytest.mark.parametrize("mapping", ["frequency", "random"])
+def test_budget_is_never_exceeded_and_every_call_is_counted(source, italy, mapping):
     api = CountingAPI(source)
     black_box = BlackBoxSource(api, source.input_spec, source.class_names, "counting-api")
-    model = _series_model(black_box, italy)
+    model = _series_model(black_box, italy, mapping)
     x, y = torch.tensor(italy.x_train, dtype=torch.float32), _targets(italy, italy.y_train)
     config = BlackBoxConfig(epochs=50, batch_size=16, directions=4, query_budget=1500, progress=False)
     result = fit_blackbox(model, x, y, config)

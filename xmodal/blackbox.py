@@ -184,7 +184,6 @@ def fit_blackbox(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: 
         raise DataError(f"{len(x)} samples but {len(y)} labels; give one label per sample")
     start, source = time.perf_counter(), model.source
     previous_budget, source.budget = source.budget, QueryBudget(config.query_budget)
-    torch.manual_seed(config.seed)
     generator, shuffle = torch.Generator().manual_seed(config.seed), torch.Generator().manual_seed(config.seed + 1)
     fit_idx, val_idx = validation_split(y.numpy(), config.val_fraction, config.seed)
     x_fit, y_fit, x_val, y_val = x[fit_idx], y[fit_idx], x[val_idx], y[val_idx]
