@@ -24,10 +24,12 @@ DEFAULT_SOURCE = "bc-resnet-gsc35"
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help="UCR name (GunPoint, ...), a UCR-layout folder, or a _TRAIN .tsv/.ts file")
+    parser.add_argument("--dataset", required=True, help="UCR name (GunPoint, ...), a UCR-layout folder, or a _TRAIN .tsv/.ts file; "
+                        "with --task table: a CSV file or a folder holding german.data")
     parser.add_argument("--data-dir", help="folder of UCR-layout datasets searched for NAME before sktime's bundled sets")
     parser.add_argument("--resample", action="store_true", help="resample variable-length series to the training length")
-    parser.add_argument("--impute", action="store_true", help="fill missing values by linear interpolation")
+    parser.add_argument("--impute", action="store_true", help="fill missing values by linear interpolation (tables: numeric at the training mean, "
+                        "categorical as no category)")
 
 
 def _load(args, length: int | None = None):

@@ -86,3 +86,22 @@ def test_table_user_errors_are_one_line(args, message):
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert "Traceback" not in done.stderr and message in lines[-1]
+
+
+def test_csv_with_gaps_needs_impute(tmp_path, capsys):
+    from xmodal.table_data import load_table
+
+    german = load_table(GERMAN)
+    frame = german.features.head(120).copy()
+    frame["credit"] = german.labels[:120]
+    frame.loc[3, "age_years"] = np.nan
+    frame.loc[5, "purpose"] = np.nan
+    path = tmp_path / "holes.csv"
+    frame.to_csv(path, index=False)
+    common = ["fit", "--task", "table", "--dataset", str(path), "--label-column", "credit", "--epochs", "1", "--quiet"]
+    assert main(common + ["--out", str(tmp_path / "refused")]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "missing values in columns" in error and "--impute" in error
+    assert not (tmp_path / "refused").exists()
+    assert main(common + ["--out", str(tmp_path / "imputed"), "--impute"]) == 0
+    assert json.loads((tmp_path / "imputed" / "metrics.json").read_text())["n_train"] == 96
