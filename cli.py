@@ -17,16 +17,19 @@ import sys
 import time
 from pathlib import Path
 
+from xmodal.cli_table import add_table_arguments
 from xmodal.errors import XmodalError
 
 DEFAULT_SOURCE = "bc-resnet-gsc35"
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help="UCR name (GunPoint, ...), a UCR-layout folder, or a _TRAIN .tsv/.ts file")
+    parser.add_argument("--dataset", required=True, help="UCR name (GunPoint, ...), a UCR-layout folder, or a _TRAIN .tsv/.ts file; "
+                        "with --task table: a CSV file or a folder holding german.data")
     parser.add_argument("--data-dir", help="folder of UCR-layout datasets searched for NAME before sktime's bundled sets")
     parser.add_argument("--resample", action="store_true", help="resample variable-length series to the training length")
-    parser.add_argument("--impute", action="store_true", help="fill missing values by linear interpolation")
+    parser.add_argument("--impute", action="store_true", help="fill missing values by linear interpolation (tables: numeric at the training mean, "
+                        "categorical as no category)")
 
 
 def _load(args, length: int | None = None):
@@ -53,6 +56,7 @@ def cmd_fit(args) -> None:
     from adapters_modal import get_entry
     from xmodal.estimators import V2SClassifier
 
+    args.source = args.source or DEFAULT_SOURCE
     get_entry(args.source)  # an unknown source fails before any data is read
     data = _load(args)
     if len(data.classes) < 2:
@@ -68,6 +72,7 @@ def cmd_fit(args) -> None:
         masked=not args.no_mask, tanh_bound=not args.no_tanh, delta_dropout=args.delta_dropout,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val_fraction=args.val_fraction,
         patience=args.patience, random_state=args.seed, verbose=not args.quiet,
+        query_budget=args.query_budget if args.blackbox else None,
     )
     print(f"fitting {data.name}: {len(data.x_train)} train / {len(data.x_test)} test series of length "
           f"{data.x_train.shape[1]}, {len(data.classes)} classes, source {args.source}", file=sys.stderr)
@@ -86,6 +91,8 @@ def cmd_fit(args) -> None:
         "majority_rate": float(np.max(np.unique(data.y_test, return_counts=True)[1]) / len(data.y_test)),
         "params": classifier.get_params(deep=False),
     }
+    if args.blackbox:
+        metrics["queries_used"] = result.queries_used
     _write_json(out / "metrics.json", metrics)
     val = "n/a (no validation split)" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
     print(f"validation accuracy: {val}  (epoch {result.best_epoch} of {result.epochs_run})")
@@ -185,11 +192,7 @@ def cmd_align(args) -> None:
 
 def cmd_synthesize_words(args) -> None:
     import adapters_modal
-    from adapters_modal.speech_synthesis import (
-        DEFAULT_SPEEDS,
-        DEFAULT_VOICES,
-        synthesize_words,
-    )
+    from adapters_modal.speech_synthesis import DEFAULT_SPEEDS, DEFAULT_VOICES, synthesize_words
 
     words = args.words or list(adapters_modal.load_source(args.source, args.weights).class_names)
     voices = args.voices.split(",") if args.voices else DEFAULT_VOICES
@@ -198,8 +201,14 @@ def cmd_synthesize_words(args) -> None:
     print(f"wrote {len(written)} WAV files for {len(words)} words to {args.out}/<word>/")
 
 
+def cmd_fit_table(args) -> None:
+    from xmodal.cli_table import cmd_fit_table as fit_table
+
+    fit_table(args, _write_json)
+
+
 # `xmodal fit --task NAME`: one fitting function per target modality.
-FIT_TASKS = {"series": cmd_fit}
+FIT_TASKS = {"series": cmd_fit, "table": cmd_fit_table}
 
 
 def _fit_task(args) -> None:
@@ -212,11 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", help="reprogram a source model for a dataset; print accuracy; save the run")
     fit.add_argument("--task", choices=sorted(FIT_TASKS), default="series",
-                     help="target modality: series (UCR time series -> speech model, the default)")
+                     help="target modality: series (UCR time series -> speech model, the default), "
+                          "table (CSV rows -> image-style model)")
     _add_data_args(fit)
     fit.add_argument("--test-size", type=float, default=0.2,
                      help="share held out as a stratified test split when the dataset has none (default 0.2)")
-    fit.add_argument("--source", default=DEFAULT_SOURCE, help=f"source model (default {DEFAULT_SOURCE}; see `xmodal sources`)")
+    fit.add_argument("--source", help=f"source model (default {DEFAULT_SOURCE}, for tables bc-resnet-gsc35-image; "
+                                      "see `xmodal sources`)")
     fit.add_argument("--weights", help="explicit weights file for the source model")
     fit.add_argument("--out", help="run folder to write (default runs/<dataset>)")
     fit.add_argument("--seed", type=int, default=0, help="seed for split, mapping and training (default 0)")
@@ -227,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--val-fraction", type=float, default=0.2, help="training share held out for model selection")
     train.add_argument("--patience", type=int, default=25, help="epochs without improvement before stopping")
+    train.add_argument("--blackbox", action="store_true",
+                       help="black-box training: the source gives probabilities only (zeroth-order, BAR)")
+    train.add_argument("--query-budget", type=int, default=20000, help="source queries allowed with --blackbox")
     bridge = fit.add_argument_group("bridge and output map")
     bridge.add_argument("--mapping", choices=["frequency", "random", "linear"], default="frequency")
     bridge.add_argument("--labels-per-class", type=int, help="source classes per target class (default K_S // K_T)")
@@ -240,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--no-tanh", action="store_true", help="do not squash the waveform into [-1, 1]")
     bridge.add_argument("--no-standardize", action="store_true", help="keep raw series values")
     bridge.add_argument("--delta-dropout", type=float, default=0.0)
+    add_table_arguments(fit)
     fit.set_defaults(run=_fit_task)
 
     for name, helptext, function in (("evaluate", "accuracy of a saved run on a dataset split", cmd_evaluate),

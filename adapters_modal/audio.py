@@ -39,6 +39,13 @@ class LogMel(torch.nn.Module):
         return torch.log2(self.mel(waveform) + 1e-9).unsqueeze(1)  # (N, 1, 40, frames)
 
 
+def load_bc_resnet(weights_path: Path) -> BCResNet:
+    """The 35-word BC-ResNet network with the checked weights of `weights_path`."""
+    network = BCResNet(num_classes=len(GSC35_WORDS))
+    network.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True), strict=True)
+    return network
+
+
 class BCResNetSource(SourceModel):
     """BC-ResNet (scale 2) trained on Google Speech Commands v2, 35 words."""
 
@@ -49,9 +56,7 @@ class BCResNetSource(SourceModel):
     def __init__(self, weights_path: Path):
         super().__init__(weights_sha256=sha256_of(weights_path))
         self.front_end = LogMel(self.input_spec.sample_rate)
-        self.network = BCResNet(num_classes=len(GSC35_WORDS))
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        self.network.load_state_dict(state, strict=True)
+        self.network = load_bc_resnet(weights_path)
 
     def features(self, waveform: torch.Tensor) -> torch.Tensor:
         return self.network.features(self.front_end(waveform))

@@ -22,11 +22,17 @@ from xmodal.errors import XmodalError
 @dataclass(frozen=True)
 class InputSpec:
     """What a source model accepts. Audio sources: mono waveforms of
-    `num_samples` samples at `sample_rate` Hz, values in about [-1, 1]."""
+    `num_samples` samples at `sample_rate` Hz, values in about [-1, 1].
+    Image sources: (N, channels, height, width) tensors with values in
+    `value_range` (the range the model saw in training, e.g. normalised pixels)."""
 
     modality: str
     sample_rate: int | None = None
     num_samples: int | None = None
+    channels: int | None = None
+    height: int | None = None
+    width: int | None = None
+    value_range: tuple[float, float] | None = None
 
 
 class SourceModel(nn.Module):

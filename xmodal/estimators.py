@@ -39,6 +39,9 @@ class V2SClassifier(BaseClassifier):
     standardize, upsample_factor, target_duration, interpolation, copies, offset,
     masked, tanh_bound, delta_dropout : bridge settings, see SeriesToAudioConfig.
     epochs, lr, batch_size, val_fraction, patience : training, see TrainConfig.
+    query_budget : None trains white-box (backpropagation); a number trains black-box
+        (zeroth-order, the source seen only as probabilities) within that many queries,
+        see xmodal.blackbox.
     random_state : seed for the split, the map and the training; None draws one.
     verbose : show a progress bar during fit.
 
@@ -87,6 +90,7 @@ class V2SClassifier(BaseClassifier):
         patience=25,
         random_state=None,
         verbose=False,
+        query_budget=None,
     ):
         self.source = source
         self.weights_path = weights_path
@@ -108,6 +112,7 @@ class V2SClassifier(BaseClassifier):
         self.patience = patience
         self.random_state = random_state
         self.verbose = verbose
+        self.query_budget = query_budget
         super().__init__()
 
     def _seed(self) -> int:
@@ -147,16 +152,16 @@ class V2SClassifier(BaseClassifier):
         seed = self._seed()
         self.reprogrammer_ = self._build(seed)
         targets = torch.as_tensor(np.searchsorted(self.classes_, y), dtype=torch.long)
-        config = TrainConfig(
-            epochs=self.epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            val_fraction=self.val_fraction,
-            patience=self.patience,
-            seed=seed,
-            progress=self.verbose,
-        )
-        self.fit_result_ = fit_reprogrammer(self.reprogrammer_, torch.tensor(X, dtype=torch.float32), targets, config)
+        settings = dict(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, val_fraction=self.val_fraction,
+                        patience=self.patience, seed=seed, progress=self.verbose)
+        x = torch.tensor(X, dtype=torch.float32)
+        if self.query_budget is None:
+            self.fit_result_ = fit_reprogrammer(self.reprogrammer_, x, targets, TrainConfig(**settings))
+        else:
+            from xmodal.blackbox import BlackBoxConfig, fit_through_hidden_gradients
+
+            config = BlackBoxConfig(**settings, query_budget=self.query_budget)
+            self.fit_result_ = fit_through_hidden_gradients(self.reprogrammer_, x, targets, config)
         return self
 
     def _predict_proba(self, X) -> np.ndarray:
@@ -186,6 +191,8 @@ class V2SClassifier(BaseClassifier):
         # sktime's own fit records the classes and input metadata its predict checks
         # rely on; fed one placeholder series per class, `_fit` installs the saved
         # state instead of training. ("__" in the name survives sktime's reset.)
+        if fit_summary:  # black-box fits record more (queries_used, ...) than FitResult holds
+            fit_summary = {k: v for k, v in fit_summary.items() if k in FitResult.__dataclass_fields__}
         estimator._loaded__state = (reprogrammer, FitResult(**fit_summary) if fit_summary else None)
         classes = np.array(document["classes"])
         estimator.fit(np.zeros((len(classes), 1, reprogrammer.bridge.config.series_length)), classes)

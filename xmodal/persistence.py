@@ -25,6 +25,7 @@ from adapters_modal.base import SourceModel, load_source
 from adapters_modal.weights import sha256_of
 from xmodal import __version__
 from xmodal.bridges.series_to_audio import SeriesToAudio, SeriesToAudioConfig
+from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
 from xmodal.errors import PersistenceError
 from xmodal.mapping import output_map_from_settings
 from xmodal.reprogrammer import Reprogrammer
@@ -35,7 +36,10 @@ CONFIG_FILE = "reprogrammer.json"
 WEIGHTS_FILE = "reprogrammer.safetensors"
 
 # bridge kind -> (module class, config class); one entry per bridge module.
-BRIDGES = {"series_to_audio": (SeriesToAudio, SeriesToAudioConfig)}
+BRIDGES = {
+    "series_to_audio": (SeriesToAudio, SeriesToAudioConfig),
+    "table_to_image": (TableToImage, TableToImageConfig),
+}
 
 
 def _bridge_kind(bridge: torch.nn.Module) -> str:

@@ -1,0 +1,149 @@
+"""Black-box reprogramming: the zeroth-order estimator, the query budget, gradient-hiding
+sources, and training through them on real data."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import UCR
+from xmodal.blackbox import (
+    BlackBoxConfig,
+    BlackBoxSource,
+    BudgetExhausted,
+    QueryBudget,
+    fit_blackbox,
+    fit_through_hidden_gradients,
+    hide_gradients,
+    zeroth_order_gradient,
+)
+from xmodal.bridges.series_to_audio import SeriesToAudio
+from xmodal.errors import DataError, XmodalError
+from xmodal.mapping import build_output_map
+from xmodal.reprogrammer import Reprogrammer
+
+# With q directions in d dimensions the sphere estimate's cosine with the true
+# gradient is about sqrt(q / (q + d)): 0.98 for q = 1000, d = 20. Threshold 0.9.
+COSINE_THRESHOLD = 0.9
+
+
+def _smooth_problem(d=20):
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(d, d, generator=generator, dtype=torch.float64)
+    matrix = a @ a.T / d + torch.eye(d, dtype=torch.float64)
+    b = torch.randn(d, generator=generator, dtype=torch.float64)
+    theta = torch.randn(d, generator=generator, dtype=torch.float64)
+
+    def loss(t):  # smooth and not separable: a quadratic plus a log-cosh term
+        return float(0.5 * t @ matrix @ t + b @ t + torch.log(torch.cosh(t)).sum())
+
+    return loss, theta, matrix @ theta + b + torch.tanh(theta)
+
+
+@pytest.mark.parametrize("distribution", ["sphere", "gaussian"])
+def test_estimator_direction_agrees_with_the_true_gradient(distribution):
+    loss, theta, gradient = _smooth_problem()
+    estimate, base = zeroth_order_gradient(loss, theta, directions=1000, smoothing=1e-4, distribution=distribution,
+                                           generator=torch.Generator().manual_seed(1))
+    cosine = torch.nn.functional.cosine_similarity(estimate, gradient, dim=0).item()
+    assert cosine > COSINE_THRESHOLD
+    assert base == loss(theta)
+    # b = d (sphere) and b = 1 (Gaussian) make the estimate unbiased, so its size is right too
+    assert 0.7 < (estimate.norm() / gradient.norm()).item() < 1.3
+
+
+def test_few_directions_give_a_poor_direction():
+    loss, theta, gradient = _smooth_problem(d=200)
+    estimate, _ = zeroth_order_gradient(loss, theta, directions=2, smoothing=1e-4,
+                                        generator=torch.Generator().manual_seed(1))
+    assert torch.nn.functional.cosine_similarity(estimate, gradient, dim=0).item() < COSINE_THRESHOLD
+
+
+def test_query_budget_counts_and_refuses_before_overspending():
+    budget = QueryBudget(10)
+    budget.charge(7)
+    assert budget.remaining == 3 and budget.can_afford(3) and not budget.can_afford(4)
+    with pytest.raises(BudgetExhausted, match="4 more queries would exceed the budget of 10 \\(7 used\\)"):
+        budget.charge(4)
+    assert budget.used == 7
+    with pytest.raises(DataError):
+        QueryBudget(0)
+
+
+@pytest.fixture(scope="module")
+def italy():
+    from xmodal.data import load_ucr
+
+    return load_ucr("ItalyPowerDemand", UCR)
+
+
+def _series_model(source, data, mapping="frequency"):
+    classes = data.classes
+    bridge = SeriesToAudio(num_samples=16000, sample_rate=16000)
+    return Reprogrammer(bridge, source, build_output_map(mapping, source.num_classes, len(classes)), classes)
+
+
+def _targets(data, labels):
+    return torch.as_tensor(np.searchsorted(data.classes, labels), dtype=torch.long)
+
+
+class CountingAPI:
+    """A prediction API around the real source that counts the samples it is sent."""
+
+    def __init__(self, source):
+        self.source, self.samples = source, 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.samples += len(batch)
+        with torch.no_grad():
+            return self.source.logits(torch.from_numpy(batch)).softmax(dim=1).numpy()
+
+
+@pytest.mark.parametrize("mapping", ["frequency", "random"])
+def test_budget_is_never_exceeded_and_every_call_is_counted(source, italy, mapping):
+    api = CountingAPI(source)
+    black_box = BlackBoxSource(api, source.input_spec, source.class_names, "counting-api")
+    model = _series_model(black_box, italy, mapping)
+    x, y = torch.tensor(italy.x_train, dtype=torch.float32), _targets(italy, italy.y_train)
+    config = BlackBoxConfig(epochs=50, batch_size=16, directions=4, query_budget=1500, progress=False)
+    result = fit_blackbox(model, x, y, config)
+    assert result.queries_used == api.samples <= 1500
+    assert result.stopped_by == "budget" and result.queries_used > 1500 - 16 * 5 - 14  # stopped at the last affordable step
+    assert black_box.budget.limit is None  # the training budget is not left installed
+    with pytest.raises(BudgetExhausted, match="does not cover preparing the output map"):
+        fit_blackbox(_series_model(black_box, italy), x, y, BlackBoxConfig(query_budget=60, progress=False))
+
+
+def test_black_box_training_beats_the_majority_rate_and_lowers_the_loss(source, italy):
+    model = _series_model(source, italy)
+    x, y = torch.tensor(italy.x_train, dtype=torch.float32), _targets(italy, italy.y_train)
+    config = BlackBoxConfig(epochs=100, patience=100, lr=0.01, query_budget=6000, seed=0, progress=False)
+    result = fit_through_hidden_gradients(model, x, y, config)
+    assert result.queries_used <= 6000 and model.source is source
+    losses = [record["val_loss"] for record in result.history]
+    assert losses[-1] < losses[0] - 0.02
+    x_test, y_test = torch.tensor(italy.x_test, dtype=torch.float32), _targets(italy, italy.y_test)
+    accuracy = (model.predict_proba(x_test).argmax(dim=1) == y_test).float().mean().item()
+    majority = np.bincount(y_test.numpy()).max() / len(y_test)
+    assert accuracy > majority + 0.1
+
+
+def test_hidden_source_gives_probabilities_without_gradients(source):
+    hidden = hide_gradients(source)
+    x = torch.randn(3, 16000) * 0.1
+    log_probabilities = hidden.logits(x)
+    assert torch.allclose(log_probabilities.exp(), source.logits(x).softmax(dim=1), atol=1e-6)
+    assert not log_probabilities.requires_grad and hidden.identity == source.identity
+    assert hidden.budget.used == 3
+
+
+def test_bad_black_boxes_and_linear_heads_are_refused(source, italy):
+    broken = BlackBoxSource(lambda batch: np.full((len(batch), 3), np.nan), source.input_spec,
+                            source.class_names, "broken")
+    with pytest.raises(XmodalError, match="returned shape \\(2, 3\\) for 2 inputs"):
+        broken.logits(torch.zeros(2, 16000))
+    model = _series_model(hide_gradients(source), italy, mapping="linear")
+    with pytest.raises(XmodalError, match="takes a label mapping"):
+        fit_blackbox(model, torch.zeros(4, 24), torch.tensor([0, 1, 0, 1]), BlackBoxConfig(progress=False))
+    with pytest.raises(XmodalError, match="needs a black-box source"):
+        fit_blackbox(_series_model(source, italy), torch.zeros(4, 24), torch.tensor([0, 1, 0, 1]),
+                     BlackBoxConfig(progress=False))

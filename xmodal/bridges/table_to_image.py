@@ -1,0 +1,154 @@
+"""Table-to-image bridge (Chen, Fan & Ye, CIKM 2021): rows drawn onto an image.
+
+    x' = lo + (hi - lo) * [ M * Draw(e(row)) + (1 - M) * sigmoid(W) ]
+
+e is the fitted TableEncoder (table_encoding.py): D intensities in [0, 1].
+Draw puts intensity d into its own rectangle of `cell_height` x `cell_width`
+pixels (all channels) on a grid; M is 1 on those rectangles and 0 elsewhere;
+W is the trainable universal perturbation (theta), one value per pixel and
+channel, squashed into [0, 1] by a sigmoid so the image stays in the value
+range [lo, hi] that the source model expects (its input spec).
+
+`layout_index` is pure (easy to test); `TableToImage` is the thin module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import pandas as pd
+import torch
+from torch import nn
+
+from adapters_modal.base import InputSpec
+from xmodal.bridges.table_encoding import TableEncoder
+from xmodal.errors import DataError
+
+PLACEMENTS = ("centre", "top-left")
+
+
+@dataclass
+class TableToImageConfig:
+    """Settings of the bridge; every one (encoder statistics included) is saved
+    with a trained reprogrammer, so a reloaded run draws rows identically.
+
+    channels / height / width / value_range: the canvas, from the source's input spec.
+    cell_height / cell_width: pixels of the rectangle each intensity is drawn as.
+    gap: empty pixels between neighbouring rectangles (the perturbation shows there).
+    cells_per_row: rectangles per grid row (default: as many as fit the width).
+    placement: "centre" puts the grid in the middle of the canvas, "top-left" at (0, 0).
+    perturbation_init: std of the Gaussian that initialises W (0 = mid-range grey).
+    encoder: the fitted TableEncoder as a dict.
+    """
+
+    channels: int = 1
+    height: int = 40
+    width: int = 32
+    value_range: tuple[float, float] = (0.0, 1.0)
+    cell_height: int = 2
+    cell_width: int = 2
+    gap: int = 0
+    cells_per_row: int | None = None
+    placement: str = "centre"
+    perturbation_init: float = 0.0
+    encoder: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("channels", "height", "width", "cell_height", "cell_width"):
+            if int(getattr(self, name)) < 1:
+                raise DataError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.gap < 0 or (self.cells_per_row is not None and self.cells_per_row < 1):
+            raise DataError("gap must be >= 0 and cells_per_row >= 1")
+        if self.placement not in PLACEMENTS:
+            raise DataError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
+        low, high = self.value_range = tuple(float(v) for v in self.value_range)
+        if not low < high:
+            raise DataError(f"value_range must be (low, high) with low < high, got {self.value_range}")
+
+    @classmethod
+    def for_source(cls, spec: InputSpec, encoder: TableEncoder, **layout) -> "TableToImageConfig":
+        """The canvas of an image-style source, with the given layout options."""
+        if spec.modality != "image":
+            raise DataError(f"the table bridge draws images, but this source takes {spec.modality}; "
+                            "use an image-style source such as bc-resnet-gsc35-image")
+        return cls(channels=spec.channels, height=spec.height, width=spec.width,
+                   value_range=spec.value_range or (0.0, 1.0), encoder=encoder.to_dict(), **layout)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TableToImageConfig":
+        """Tolerates unknown keys, so files from newer versions still load."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["value_range"] = list(self.value_range)
+        return values
+
+
+def layout_index(num_features: int, config: TableToImageConfig) -> torch.Tensor:
+    """(height, width) long tensor: the feature drawn at each pixel, -1 where none is."""
+    step_h, step_w = config.cell_height + config.gap, config.cell_width + config.gap
+    fit_per_row = (config.width + config.gap) // step_w
+    per_row = config.cells_per_row or fit_per_row
+    rows = -(-num_features // per_row)
+    grid_h, grid_w = rows * step_h - config.gap, min(per_row, num_features) * step_w - config.gap
+    if per_row > fit_per_row or grid_h > config.height:
+        raise DataError(
+            f"{num_features} features as {config.cell_height}x{config.cell_width}-pixel cells (gap {config.gap}, "
+            f"{per_row} per row) need a {grid_h}x{grid_w} grid, but the canvas is {config.height}x{config.width}; "
+            "use smaller cells, a smaller gap, fewer cells per row, or ordinal encoding (fewer features)"
+        )
+    top, left = (0, 0) if config.placement == "top-left" else ((config.height - grid_h) // 2, (config.width - grid_w) // 2)
+    index = torch.full((config.height, config.width), -1, dtype=torch.long)
+    for feature in range(num_features):
+        row, col = divmod(feature, per_row)
+        y, x = top + row * step_h, left + col * step_w
+        index[y : y + config.cell_height, x : x + config.cell_width] = feature
+    return index
+
+
+class TableToImage(nn.Module):
+    """The trainable bridge. theta = W, one value per canvas pixel and channel."""
+
+    def __init__(self, config: TableToImageConfig, seed: int = 0):
+        super().__init__()
+        self.config = config
+        self.encoder = TableEncoder.from_dict(config.encoder)
+        if self.encoder.num_features == 0:
+            raise DataError("the table encoder has no features; fit it on the training table first")
+        self.register_buffer("index", layout_index(self.encoder.num_features, config), persistent=False)
+        generator = torch.Generator().manual_seed(seed)
+        shape = (config.channels, config.height, config.width)
+        self.perturbation = nn.Parameter(torch.randn(shape, generator=generator) * config.perturbation_init)
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """1 where a feature is drawn, 0 where the perturbation shows."""
+        return (self.index >= 0).float()
+
+    def encode(self, frame: pd.DataFrame) -> torch.Tensor:
+        """Table rows -> (N, D) intensities, the input `forward` takes."""
+        return torch.from_numpy(self.encoder.transform(frame))
+
+    def draw(self, intensities: torch.Tensor) -> torch.Tensor:
+        """Draw(e): (N, D) -> (N, channels, height, width) in [0, 1], zero off the cells."""
+        padded = torch.cat([intensities, intensities.new_zeros(len(intensities), 1)], dim=1)
+        picture = padded[:, self.index]  # index -1 picks the zero column
+        return picture[:, None].expand(-1, self.config.channels, -1, -1)
+
+    def check(self, x: torch.Tensor) -> torch.Tensor:
+        expected = self.encoder.num_features
+        if x.ndim != 2 or x.shape[1] != expected or x.shape[0] == 0:
+            raise DataError(f"the table bridge takes encoded rows of shape (N, {expected}), got {tuple(x.shape)}; "
+                            "encode a DataFrame with bridge.encode(frame)")
+        if not torch.isfinite(x).all():
+            raise DataError("encoded rows contain NaN or infinite values; encode them with bridge.encode(frame)")
+        return x.float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        drawn = self.draw(self.check(x))
+        mask = self.mask
+        unit = mask * drawn + (1 - mask) * torch.sigmoid(self.perturbation)
+        low, high = self.config.value_range
+        return low + (high - low) * unit
