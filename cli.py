@@ -169,7 +169,7 @@ def cmd_predict_source(args) -> None:
     spec = source.input_spec
     if spec.modality != "audio":
         raise XmodalError(f"source {args.source!r} takes {spec.modality}, not audio files")
-    waveforms = torch.stack([read_wav(f, spec.sample_rate, spec.num_samples) for f in args.files])
+    waveforms = torch.stack([read_wav(f, spec.sample_rate, spec.num_samples, args.window) for f in args.files])
     with torch.no_grad():
         probabilities = source.logits(waveforms).softmax(dim=1)
     for name, row in zip(args.files, probabilities):
@@ -293,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict_source = commands.add_parser("predict-source", help="top-1 label of the bare source model for audio files")
     predict_source.add_argument("--source", default=DEFAULT_SOURCE)
     predict_source.add_argument("--weights", help="explicit weights file")
+    predict_source.add_argument("--window", choices=["loudest", "start"], default="loudest",
+                                help="which 1-s window of a longer clip: the loudest (default) or the first")
     predict_source.add_argument("files", nargs="+", metavar="FILE.wav")
     predict_source.set_defaults(run=cmd_predict_source)
     return parser
