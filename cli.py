@@ -60,7 +60,8 @@ def cmd_fit(args) -> None:
     out = Path(args.out or f"runs/{data.name}")
     classifier = V2SClassifier(
         source=args.source, weights_path=args.weights, mapping=args.mapping,
-        labels_per_class=args.labels_per_class, standardize=not args.no_standardize,
+        labels_per_class=args.labels_per_class, remap_every=args.remap_every, laplace=args.laplace,
+        standardize=not args.no_standardize,
         upsample_factor=args.upsample_factor,
         target_duration=args.target_duration,
         interpolation=args.interpolation, copies=args.copies,
@@ -228,7 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val-fraction", type=float, default=0.2, help="training share held out for model selection")
     train.add_argument("--patience", type=int, default=25, help="epochs without improvement before stopping")
     bridge = fit.add_argument_group("bridge and output map")
-    bridge.add_argument("--mapping", choices=["frequency", "random", "linear"], default="frequency")
+    bridge.add_argument("--mapping", choices=["frequency", "random", "ilm", "blm", "blm+", "linear"],
+                        default="frequency", help="output map (ilm: iterative re-mapping; blm/blm+: Bayesian-guided)")
+    bridge.add_argument("--remap-every", type=int, default=1, help="epochs between re-mappings for ilm/blm/blm+")
+    bridge.add_argument("--laplace", type=float, default=1.0, help="Laplace smoothing lambda for blm/blm+")
     bridge.add_argument("--labels-per-class", type=int, help="source classes per target class (default K_S // K_T)")
     bridge.add_argument("--target-duration", type=float,
                         help="stretch each series to this many seconds of audio (default: no stretch)")

@@ -55,11 +55,25 @@ class LogMel(torch.nn.Module):
         return torch.log2(self.mel(waveform) + 1e-9).unsqueeze(1)  # (N, 1, 40, frames)
 
 
-class BCResNetSource(SourceModel):
+class SpeechCommandSource(SourceModel):
+    """A 16 kHz, 1-s keyword model: a front end, then a network with
+    `features` and `head`; subclasses build both from their weight file."""
+
+    input_spec = InputSpec(modality="audio", sample_rate=16000, num_samples=16000)
+    front_end: torch.nn.Module
+    network: torch.nn.Module
+
+    def features(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.network.features(self.front_end(waveform))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.network.head(features)
+
+
+class BCResNetSource(SpeechCommandSource):
     """BC-ResNet (scale 2) trained on Google Speech Commands v2, 35 words."""
 
     name = "bc-resnet-gsc35"
-    input_spec = InputSpec(modality="audio", sample_rate=16000, num_samples=16000)
     class_names = GSC35_WORDS
 
     def __init__(self, weights_path: Path):
@@ -69,30 +83,17 @@ class BCResNetSource(SourceModel):
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         self.network.load_state_dict(state, strict=True)
 
-    def features(self, waveform: torch.Tensor) -> torch.Tensor:
-        return self.network.features(self.front_end(waveform))
 
-    def head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.network.head(features)
-
-
-class AttRNNSource(SourceModel):
+class AttRNNSource(SpeechCommandSource):
     """AttRNN trained on Google Speech Commands v2: 35 words plus "unknown" (36 classes)."""
 
     name = "attrnn-gsc35"
-    input_spec = InputSpec(modality="audio", sample_rate=16000, num_samples=16000)
     class_names = ATTRNN_CLASSES
 
     def __init__(self, weights_path: Path):
         super().__init__(weights_sha256=sha256_of(weights_path))
         self.front_end = TFLogMel(self.input_spec.sample_rate)
         self.network = load_keras_weights(AttRNN(num_classes=len(ATTRNN_CLASSES)), weights_path)
-
-    def features(self, waveform: torch.Tensor) -> torch.Tensor:
-        return self.network.features(self.front_end(waveform))
-
-    def head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.network.head(features)
 
 
 register_source(
