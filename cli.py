@@ -64,7 +64,8 @@ def cmd_fit(args) -> None:
     out = Path(args.out or f"runs/{data.name}")
     classifier = V2SClassifier(
         source=args.source, weights_path=args.weights, mapping=args.mapping,
-        labels_per_class=args.labels_per_class, standardize=not args.no_standardize,
+        labels_per_class=args.labels_per_class, remap_every=args.remap_every, laplace=args.laplace,
+        standardize=not args.no_standardize,
         upsample_factor=args.upsample_factor,
         target_duration=args.target_duration,
         interpolation=args.interpolation, copies=args.copies,
@@ -176,7 +177,7 @@ def cmd_predict_source(args) -> None:
     spec = source.input_spec
     if spec.modality != "audio":
         raise XmodalError(f"source {args.source!r} takes {spec.modality}, not audio files")
-    waveforms = torch.stack([read_wav(f, spec.sample_rate, spec.num_samples) for f in args.files])
+    waveforms = torch.stack([read_wav(f, spec.sample_rate, spec.num_samples, args.window) for f in args.files])
     with torch.no_grad():
         probabilities = source.logits(waveforms).softmax(dim=1)
     for name, row in zip(args.files, probabilities):
@@ -242,7 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="black-box training: the source gives probabilities only (zeroth-order, BAR)")
     train.add_argument("--query-budget", type=int, default=20000, help="source queries allowed with --blackbox")
     bridge = fit.add_argument_group("bridge and output map")
-    bridge.add_argument("--mapping", choices=["frequency", "random", "linear"], default="frequency")
+    bridge.add_argument("--mapping", choices=["frequency", "random", "ilm", "blm", "blm+", "linear"],
+                        default="frequency", help="output map (ilm: iterative re-mapping; blm/blm+: Bayesian-guided)")
+    bridge.add_argument("--remap-every", type=int, default=1, help="epochs between re-mappings for ilm/blm/blm+")
+    bridge.add_argument("--laplace", type=float, default=1.0, help="Laplace smoothing lambda for blm/blm+")
     bridge.add_argument("--labels-per-class", type=int, help="source classes per target class (default K_S // K_T)")
     bridge.add_argument("--target-duration", type=float,
                         help="stretch each series to this many seconds of audio (default: no stretch)")
@@ -308,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict_source = commands.add_parser("predict-source", help="top-1 label of the bare source model for audio files")
     predict_source.add_argument("--source", default=DEFAULT_SOURCE)
     predict_source.add_argument("--weights", help="explicit weights file")
+    predict_source.add_argument("--window", choices=["loudest", "start"], default="loudest",
+                                help="which 1-s window of a longer clip: the loudest (default) or the first")
     predict_source.add_argument("files", nargs="+", metavar="FILE.wav")
     predict_source.set_defaults(run=cmd_predict_source)
     return parser

@@ -11,8 +11,10 @@ from pathlib import Path
 import torch
 import torchaudio.transforms as T
 
+from adapters_modal.attrnn import AttRNN, load_keras_weights
 from adapters_modal.base import InputSpec, SourceEntry, SourceModel, register_source
 from adapters_modal.bc_resnet import BCResNet
+from adapters_modal.tf_log_mel import TFLogMel
 from adapters_modal.weights import WeightFile, sha256_of
 
 # Google Speech Commands v2, 35 words, in the alphabetical order of the BC-ResNet head.
@@ -25,6 +27,20 @@ BC_RESNET_WEIGHTS = WeightFile(
     filename="model-sc-2.pt",
     sha256="8abe56512087686b463a0927a1c9f65d2b16202e98d2ac61162cd70b0c9c2a48",
     url="https://github.com/re9ulus/BC-ResNet/raw/086ce35/example_model/model-sc-2.pt",
+)
+
+# The AttRNN head's order (douglas125/SpeechCmdRecognition): index 0 is the
+# publisher's catch-all class, which took both "unknown" words and "silence"
+# clips; it is named "unknown" because both mean "no keyword".
+ATTRNN_CLASSES = ["unknown", "nine"] + (
+    "yes no up down left right on off stop go zero one two three four five six seven eight "
+    "backward bed bird cat dog follow forward happy house learn marvin sheila tree visual wow"
+).split()
+
+ATTRNN_WEIGHTS = WeightFile(
+    filename="model-attRNN.h5",
+    sha256="c73134a09bbc72d169a7d8e875297e72142c3d11f2dc0d95570303c67bdca4d0",
+    url="https://github.com/douglas125/SpeechCmdRecognition/raw/e965a72/model-attRNN.h5",
 )
 
 
@@ -46,17 +62,13 @@ def load_bc_resnet(weights_path: Path) -> BCResNet:
     return network
 
 
-class BCResNetSource(SourceModel):
-    """BC-ResNet (scale 2) trained on Google Speech Commands v2, 35 words."""
+class SpeechCommandSource(SourceModel):
+    """A 16 kHz, 1-s keyword model: a front end, then a network with
+    `features` and `head`; subclasses build both from their weight file."""
 
-    name = "bc-resnet-gsc35"
     input_spec = InputSpec(modality="audio", sample_rate=16000, num_samples=16000)
-    class_names = GSC35_WORDS
-
-    def __init__(self, weights_path: Path):
-        super().__init__(weights_sha256=sha256_of(weights_path))
-        self.front_end = LogMel(self.input_spec.sample_rate)
-        self.network = load_bc_resnet(weights_path)
+    front_end: torch.nn.Module
+    network: torch.nn.Module
 
     def features(self, waveform: torch.Tensor) -> torch.Tensor:
         return self.network.features(self.front_end(waveform))
@@ -64,6 +76,39 @@ class BCResNetSource(SourceModel):
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.network.head(features)
 
+
+class BCResNetSource(SpeechCommandSource):
+    """BC-ResNet (scale 2) trained on Google Speech Commands v2, 35 words."""
+
+    name = "bc-resnet-gsc35"
+    class_names = GSC35_WORDS
+
+    def __init__(self, weights_path: Path):
+        super().__init__(weights_sha256=sha256_of(weights_path))
+        self.front_end = LogMel(self.input_spec.sample_rate)
+        self.network = load_bc_resnet(weights_path)
+
+
+class AttRNNSource(SpeechCommandSource):
+    """AttRNN trained on Google Speech Commands v2: 35 words plus "unknown" (36 classes)."""
+
+    name = "attrnn-gsc35"
+    class_names = ATTRNN_CLASSES
+
+    def __init__(self, weights_path: Path):
+        super().__init__(weights_sha256=sha256_of(weights_path))
+        self.front_end = TFLogMel(self.input_spec.sample_rate)
+        self.network = load_keras_weights(AttRNN(num_classes=len(ATTRNN_CLASSES)), weights_path)
+
+
+register_source(
+    SourceEntry(
+        name=AttRNNSource.name,
+        description="AttRNN (Voice2Series' source), Google Speech Commands v2 (35 words + unknown), 16 kHz, 1 s",
+        weight_file=ATTRNN_WEIGHTS,
+        build=AttRNNSource,
+    )
+)
 
 register_source(
     SourceEntry(

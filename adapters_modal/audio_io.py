@@ -28,9 +28,22 @@ def loudest_window(waveform: torch.Tensor, length: int) -> torch.Tensor:
     return waveform[start : start + length]
 
 
-def read_wav(path: str | Path, sample_rate: int, num_samples: int) -> torch.Tensor:
+def start_window(waveform: torch.Tensor, length: int) -> torch.Tensor:
+    """The first `length` samples, zero-padded at the end when the clip is
+    shorter: how AttRNN's publisher cropped its demo recordings."""
+    return torch.nn.functional.pad(waveform[:length], (0, max(0, length - waveform.numel())))
+
+
+WINDOWS = {"loudest": loudest_window, "start": start_window}
+
+
+def read_wav(path: str | Path, sample_rate: int, num_samples: int, window: str = "loudest") -> torch.Tensor:
     """Any WAV (any rate, any channel count) as a mono float waveform of
-    exactly `num_samples` samples at `sample_rate`."""
+    exactly `num_samples` samples at `sample_rate`, cut from the clip by
+    `window`: "loudest" (the most energetic window) or "start" (the first
+    `num_samples`)."""
+    if window not in WINDOWS:
+        raise DataError(f"unknown audio window {window!r}; choose one of {', '.join(WINDOWS)}")
     path = Path(path)
     if not path.is_file():
         raise DataError(f"audio file {path} does not exist")
@@ -45,4 +58,4 @@ def read_wav(path: str | Path, sample_rate: int, num_samples: int) -> torch.Tens
     mono = torch.from_numpy(data.mean(axis=1))
     if rate != sample_rate:
         mono = AF.resample(mono, orig_freq=rate, new_freq=sample_rate)
-    return loudest_window(mono, num_samples)
+    return WINDOWS[window](mono, num_samples)

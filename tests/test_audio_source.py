@@ -58,3 +58,24 @@ def test_unreadable_audio_is_a_clear_error(tmp_path):
     bad.write_text("not audio")
     with pytest.raises(DataError, match="cannot read"):
         read_wav(bad, 16000, 16000)
+
+
+def test_start_window_takes_the_first_second_and_pads_short_clips():
+    from adapters_modal.audio_io import start_window
+
+    signal = torch.arange(30000, dtype=torch.float32)
+    assert torch.equal(start_window(signal, 16000), signal[:16000])
+    padded = start_window(torch.ones(100), 16000)
+    assert padded.shape == (16000,) and padded.sum() == 100
+    first = read_wav(SPEECH / "word_eight.wav", 16000, 16000, window="start")
+    loudest = read_wav(SPEECH / "word_eight.wav", 16000, 16000)
+    assert first.shape == (16000,) and not torch.equal(first, loudest)
+
+
+def test_unknown_window_is_refused():
+    import pytest
+
+    from xmodal.errors import DataError
+
+    with pytest.raises(DataError, match="loudest, start"):
+        read_wav(SPEECH / "word_eight.wav", 16000, 16000, window="middle")

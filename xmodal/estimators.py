@@ -33,9 +33,13 @@ class V2SClassifier(BaseClassifier):
     weights_path : explicit weights file; default resolution otherwise (XMODAL_WEIGHTS_DIR,
         cache, download).
     mapping : "frequency" (greedy many-to-one from the frozen model's responses),
-        "random" (seeded many-to-one) or "linear" (trainable head on the source logits).
+        "random" (seeded many-to-one), "ilm" (the frequency assignment redone during
+        training, ILM-VP), "blm" / "blm+" (Bayesian-guided probabilistic matrix, top-1
+        counts / top-3 probability sums) or "linear" (trainable head on the source logits).
     labels_per_class : source classes per target class for the label mappings
         (default floor(K_S / K_T)).
+    remap_every : epochs between re-estimations of the "ilm", "blm" and "blm+" maps.
+    laplace : Laplace smoothing lambda of "blm" / "blm+".
     standardize, upsample_factor, target_duration, interpolation, copies, offset,
     masked, tanh_bound, delta_dropout : bridge settings, see SeriesToAudioConfig.
     epochs, lr, batch_size, val_fraction, patience : training, see TrainConfig.
@@ -74,6 +78,8 @@ class V2SClassifier(BaseClassifier):
         weights_path=None,
         mapping="frequency",
         labels_per_class=None,
+        remap_every=1,
+        laplace=1.0,
         standardize=True,
         upsample_factor=1,
         target_duration=None,
@@ -96,6 +102,8 @@ class V2SClassifier(BaseClassifier):
         self.weights_path = weights_path
         self.mapping = mapping
         self.labels_per_class = labels_per_class
+        self.remap_every = remap_every
+        self.laplace = laplace
         self.standardize = standardize
         self.upsample_factor = upsample_factor
         self.target_duration = target_duration
@@ -140,7 +148,8 @@ class V2SClassifier(BaseClassifier):
             seed=seed,
         )
         output_map = build_output_map(
-            self.mapping, source_model.num_classes, len(self.classes_), self.labels_per_class, seed=seed
+            self.mapping, source_model.num_classes, len(self.classes_), self.labels_per_class, seed=seed,
+            remap_every=self.remap_every, laplace=self.laplace,
         )
         return Reprogrammer(bridge, source_model, output_map, list(self.classes_))
 
@@ -204,4 +213,5 @@ class V2SClassifier(BaseClassifier):
         return [
             {"epochs": 2, "patience": 2, "random_state": 0},
             {"epochs": 2, "patience": 2, "random_state": 1, "mapping": "linear", "copies": 2, "masked": False},
+            {"epochs": 2, "patience": 2, "random_state": 2, "mapping": "blm", "remap_every": 1},
         ]

@@ -6,9 +6,17 @@ either random (seeded) or frequency-based greedy (Tsai, Chen & Ho 2020): the
 source classes the frozen model most often predicts for a target class's
 training samples, before any training, are given to that class.
 
+Iterative re-mapping (ILM-VP, Chen et al. CVPR 2023): the frequency-based
+assignment is recomputed every `remap_every` epochs from the responses of
+the model being trained (the current theta), not only once before training.
+
+BayesianMapping (BLM, Cai et al. NeurIPS 2024): a dense, probabilistic
+source-to-target matrix estimated from how often each source label is
+predicted for each target class; also recomputed every `remap_every` epochs.
+
 LinearHead: a trainable linear layer on the source logits.
 
-Both return log-scores; `cross_entropy` on them is the training loss, and a
+All return log-scores; `cross_entropy` on them is the training loss, and a
 softmax over them gives target-class probabilities.
 """
 
@@ -22,20 +30,33 @@ from torch import nn
 
 from xmodal.errors import XmodalError
 
-MAP_KINDS = ("frequency", "random", "linear")
+MAP_KINDS = ("frequency", "random", "linear", "ilm", "blm", "blm+")
 
 
 class OutputMap(nn.Module):
     """Base: `prepare` sees the frozen model's responses to the training data
-    once before training (a no-op unless the map is data-driven)."""
+    once before training (a no-op unless the map is data-driven), and again
+    every `remap_every` epochs for the iterative maps (0 = never again)."""
 
     kind: str
+    remap_every: int = 0
 
-    def prepare(self, source_logits: torch.Tensor, targets: torch.Tensor) -> None:
-        pass
+    def prepare(self, source_logits: torch.Tensor, targets: torch.Tensor) -> bool:
+        """Fit the map's data-driven state; True when that state changed."""
+        return False
+
+    def remap_due(self, epoch: int) -> bool:
+        """Whether training should call `prepare` again before `epoch` (counted from 1)."""
+        return self.remap_every > 0 and epoch > 1 and (epoch - 1) % self.remap_every == 0
 
     def settings(self) -> dict:
         raise NotImplementedError
+
+
+def _check_remap_every(remap_every: int) -> int:
+    if isinstance(remap_every, bool) or not isinstance(remap_every, int) or remap_every < 1:
+        raise XmodalError(f"remap_every must be a whole number of epochs >= 1, got {remap_every!r}")
+    return remap_every
 
 
 def _check_class_counts(num_source: int, num_target: int, per_class: int) -> None:
@@ -88,24 +109,35 @@ def frequency_assignment(
 
 
 class LabelMapping(OutputMap):
-    """Many-to-one: score_t = mean of the probabilities of the source classes t owns."""
+    """Many-to-one: score_t = mean of the probabilities of the source classes t owns.
+
+    assignment "ilm" is the frequency assignment redone every `remap_every`
+    epochs during training (ILM-VP); "frequency" and "random" never change
+    once training starts.
+    """
 
     def __init__(self, num_source: int, num_target: int, per_class: int | None = None,
-                 assignment: str = "frequency", seed: int = 0):
+                 assignment: str = "frequency", seed: int = 0, remap_every: int = 1):
         super().__init__()
         per_class = num_source // num_target if per_class is None else per_class
         _check_class_counts(num_source, num_target, per_class)
-        if assignment not in ("frequency", "random"):
-            raise XmodalError(f"label assignment must be 'frequency' or 'random', got {assignment!r}")
+        if assignment not in ("frequency", "random", "ilm"):
+            raise XmodalError(f"label assignment must be 'frequency', 'random' or 'ilm', got {assignment!r}")
         self.kind = assignment
+        if assignment == "ilm":
+            self.remap_every = _check_remap_every(remap_every)
         self.num_source, self.num_target, self.per_class = num_source, num_target, per_class
         generator = torch.Generator().manual_seed(seed)
         # Frequency maps start random and are replaced in `prepare`.
         self.register_buffer("assignment", random_assignment(num_source, num_target, per_class, generator))
 
-    def prepare(self, source_logits: torch.Tensor, targets: torch.Tensor) -> None:
-        if self.kind == "frequency":
-            self.assignment.copy_(frequency_assignment(source_logits, targets, self.num_target, self.per_class))
+    def prepare(self, source_logits: torch.Tensor, targets: torch.Tensor) -> bool:
+        if self.kind == "random":
+            return False
+        owned = frequency_assignment(source_logits, targets, self.num_target, self.per_class)
+        changed = not torch.equal(owned, self.assignment)
+        self.assignment.copy_(owned)
+        return changed
 
     def forward(self, source_logits: torch.Tensor) -> torch.Tensor:
         log_probs = source_logits.log_softmax(dim=1)[:, self.assignment]  # (N, K_T, m)
@@ -113,7 +145,81 @@ class LabelMapping(OutputMap):
 
     def settings(self) -> dict:
         return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target,
-                "per_class": self.per_class}
+                "per_class": self.per_class, "remap_every": self.remap_every}
+
+
+BLM_PLUS_TOP_K = 3  # BLM+'s k in Cai et al.'s experiments
+
+
+def bayesian_counts(source_logits: torch.Tensor, targets: torch.Tensor, num_target: int,
+                    top_k: int = 1) -> torch.Tensor:
+    """(K_S, K_T) joint frequency of source label s and true target label t.
+
+    top_k = 1 (BLM): d[s, t] = #{i : y_i = t and argmax f(x_i) = s}.
+    top_k > 1 (BLM+): d[s, t] = sum over i with y_i = t of p_i(s) when s is
+    among the k most probable source labels of x_i (probability aggregation).
+    """
+    probs = source_logits.softmax(dim=1).double()
+    top_values, top_indices = probs.topk(top_k, dim=1)
+    votes = torch.zeros_like(probs).scatter_(1, top_indices, top_values if top_k > 1 else 1.0)
+    return votes.T @ F.one_hot(targets, num_target).double()
+
+
+def bayesian_matrix(counts: torch.Tensor, laplace: float) -> torch.Tensor:
+    """BLM's omega from the joint counts d (K_S, K_T), in two steps:
+
+    1. conditional, Laplace-smoothed: P(t | s) = (d[s, t] + lambda) / (sum_t' d[s, t'] + K_T * lambda);
+       every row sums to 1 and every entry is > 0 (a source label never
+       predicted gets the uniform row 1 / K_T);
+    2. column normalisation: omega[s, t] = P(t | s) / sum_s' P(t | s'); every
+       column sums to 1, so target classes with many training samples do not
+       get larger scores just for that.
+
+    Cai et al.'s reference code adds lambda to the denominator only, so a
+    (source, target) pair never seen together stays exactly 0; the add-lambda
+    (textbook Laplace) smoothing used here keeps every entry > 0, so no source
+    label is ever cut off from a target class on a small training set.
+    """
+    num_target = counts.shape[1]
+    conditional = (counts + laplace) / (counts.sum(dim=1, keepdim=True) + num_target * laplace)
+    return conditional / conditional.sum(dim=0, keepdim=True)
+
+
+class BayesianMapping(OutputMap):
+    """BLM / BLM+: score_t = sum_s p(s | x) * omega[s, t] with omega from
+    `bayesian_matrix`, re-estimated every `remap_every` epochs on the training
+    data through the current reprogrammer (omega is not trained by gradient)."""
+
+    def __init__(self, num_source: int, num_target: int, laplace: float = 1.0, top_k: int = 1,
+                 remap_every: int = 1):
+        super().__init__()
+        if num_target < 2:  # a dense matrix: more target than source classes is allowed
+            raise XmodalError(f"need at least 2 target classes, got {num_target}")
+        if not (isinstance(laplace, (int, float)) and laplace > 0 and math.isfinite(laplace)):
+            raise XmodalError(f"laplace (BLM's smoothing lambda) must be a positive number, got {laplace!r}")
+        if not 1 <= top_k <= num_source:
+            raise XmodalError(f"top_k must be between 1 and {num_source}, got {top_k}")
+        self.kind = "blm" if top_k == 1 else "blm+"
+        self.num_source, self.num_target = num_source, num_target
+        self.laplace, self.top_k = float(laplace), top_k
+        self.remap_every = _check_remap_every(remap_every)
+        # Uniform until `prepare` has seen data: every target gets the same score.
+        self.register_buffer("omega", torch.full((num_source, num_target), 1.0 / num_source))
+
+    def prepare(self, source_logits: torch.Tensor, targets: torch.Tensor) -> bool:
+        omega = bayesian_matrix(bayesian_counts(source_logits, targets, self.num_target, self.top_k), self.laplace)
+        changed = not torch.equal(omega.to(self.omega.dtype), self.omega)
+        self.omega.copy_(omega)
+        return changed
+
+    def forward(self, source_logits: torch.Tensor) -> torch.Tensor:
+        # log(p @ omega) computed in log space: stable for tiny probabilities.
+        log_probs = source_logits.log_softmax(dim=1)
+        return torch.logsumexp(log_probs[:, :, None] + self.omega.log()[None], dim=1)
+
+    def settings(self) -> dict:
+        return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target,
+                "laplace": self.laplace, "top_k": self.top_k, "remap_every": self.remap_every}
 
 
 class LinearHead(OutputMap):
@@ -141,14 +247,21 @@ class LinearHead(OutputMap):
 
 
 def build_output_map(kind: str, num_source: int, num_target: int, per_class: int | None = None,
-                     seed: int = 0) -> OutputMap:
+                     seed: int = 0, remap_every: int = 1, laplace: float = 1.0,
+                     top_k: int | None = None) -> OutputMap:
+    """`remap_every` applies to "ilm", "blm" and "blm+"; `laplace` to "blm" and "blm+";
+    `top_k` to "blm+" (default 3)."""
     if kind == "linear":
         return LinearHead(num_source, num_target, seed=seed)
-    if kind in ("frequency", "random"):
-        return LabelMapping(num_source, num_target, per_class, assignment=kind, seed=seed)
+    if kind in ("frequency", "random", "ilm"):
+        return LabelMapping(num_source, num_target, per_class, assignment=kind, seed=seed, remap_every=remap_every)
+    if kind in ("blm", "blm+"):
+        top_k = 1 if kind == "blm" else (top_k or BLM_PLUS_TOP_K)
+        return BayesianMapping(num_source, num_target, laplace=laplace, top_k=top_k, remap_every=remap_every)
     raise XmodalError(f"unknown output map {kind!r}; choose one of {', '.join(MAP_KINDS)}")
 
 
 def output_map_from_settings(settings: dict, seed: int = 0) -> OutputMap:
     return build_output_map(settings["kind"], settings["num_source"], settings["num_target"],
-                            settings.get("per_class"), seed=seed)
+                            settings.get("per_class"), seed=seed, remap_every=settings.get("remap_every", 1),
+                            laplace=settings.get("laplace", 1.0), top_k=settings.get("top_k"))

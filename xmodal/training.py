@@ -108,6 +108,11 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
     history = []
     bar = tqdm(range(1, config.epochs + 1), desc="fit", unit="epoch", disable=not config.progress, leave=False)
     for epoch in bar:
+        # Iterative maps (ILM-VP, BLM) are re-estimated through the current theta.
+        remap = {}
+        if model.output_map.remap_due(epoch):
+            changed = model.output_map.prepare(_source_logits(model, x_fit, config.batch_size), y_fit)
+            remap = {"remapped": True, "map_changed": changed}
         model.train()
         order = torch.randperm(len(x_fit), generator=shuffle)
         total = 0.0
@@ -118,7 +123,7 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
             loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)
-        record = {"epoch": epoch, "train_loss": total / len(x_fit)}
+        record = {"epoch": epoch, "train_loss": total / len(x_fit), **remap}
         if use_val:
             record["val_loss"], record["val_accuracy"] = _evaluate(model, x_val, y_val, config.batch_size)
             key = (record["val_accuracy"], -record["val_loss"])
@@ -129,7 +134,7 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
             best_key, best_epoch = key, epoch
             best_state = copy.deepcopy(model.trainable_state())
             best = (record.get("val_accuracy"), record.get("val_loss"))
-        bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+        bar.set_postfix({k: round(v, 4) for k, v in record.items() if k not in ("epoch", *remap)})
         if epoch - best_epoch >= config.patience:
             break
     model.load_state_dict(best_state, strict=False)
