@@ -26,7 +26,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "results"
+from results_io import RESULTS, write_results
+
 SHARED = REPO.parent / "shared" / "data"
 UCR_SETS = ("ECG200", "ItalyPowerDemand", "Coffee")
 GERMAN = SHARED / "tabular" / "german_credit_uci"
@@ -149,11 +150,8 @@ def main() -> None:
         report["datasets"][name] = series_runs(name, budgets)
         print(name, json.dumps(report["datasets"][name]), file=sys.stderr)
     report["datasets"]["german_credit"] = table_runs(budgets)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "blackbox.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, RESULTS / "blackbox.png")
-    (RESULTS / "blackbox.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results("blackbox", report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -15,16 +15,15 @@ Writes benchmarks/results/table.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
 
 import numpy as np
+from results_io import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "results"
 TABULAR = REPO.parent / "shared" / "data" / "tabular"
 DATASETS = {
     "german_credit": (TABULAR / "german_credit_uci", None),
@@ -133,10 +132,7 @@ def main() -> None:
             "majority_rate": float(max(np.mean(data.labels == c) for c in data.classes)),
             "models": models, "runs": per_model,
         }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "table.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (RESULTS / "table.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results("table", report, markdown(report))
 
 
 if __name__ == "__main__":
