@@ -53,11 +53,11 @@ def _accuracy(predicted, truth) -> float:
 def cmd_fit(args) -> None:
     import numpy as np
 
-    from adapters_modal import get_entry
+    from adapters_modal import check_source_name
     from xmodal.estimators import V2SClassifier
 
     args.source = args.source or DEFAULT_SOURCE
-    get_entry(args.source)  # an unknown source fails before any data is read
+    check_source_name(args.source)  # an unknown source fails before any data is read
     data = _load(args)
     if len(data.classes) < 2:
         raise XmodalError(f"{data.name}: the training labels hold a single class; a classifier needs at least 2")
@@ -155,6 +155,8 @@ def cmd_sources(args) -> None:
         except XmodalError as exc:
             status = f"BROKEN: {exc}"
         print(f"{entry.name}\t{entry.description}\t{status}")
+    for prefix, description in adapters_modal.source_schemes().items():
+        print(f"{prefix}:PATH_OR_ID\t{description}\tloaded from that folder or hub id")
 
 
 def cmd_datasets(args) -> None:
