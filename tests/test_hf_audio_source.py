@@ -192,7 +192,7 @@ def test_a_hub_id_loads_offline_from_the_cache_with_the_same_identity(folders, t
                         "weights_sha256": load_hf_audio_source(folders["hubert"]).weights_sha256}
 
 
-def test_predict_source_command(folders, capsys):
+def test_predict_source_command(folders, capsys, tmp_path):
     files = [str(SPEECH / f"word_{word}.wav") for word in ("eight", "five")]
     assert main(["predict-source", "--source", f"hf:{folders['ast']}", *files]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
@@ -200,6 +200,10 @@ def test_predict_source_command(folders, capsys):
     assert all(row[1] in WORDS and 0.2 <= float(row[2]) <= 1 for row in rows)  # the top of 5 classes
     assert main(["predict-source", "--source", "hf:/no/such/model", files[0]]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert main(["fit", "--dataset", "Coffee", "--data-dir", str(UCR), "--source", "hf:/no/such/model",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 1
+    assert "the folder /no/such/model does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_v2s_trains_on_ucr_series_with_the_tiny_ast(folders, tmp_path):
