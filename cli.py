@@ -53,11 +53,11 @@ def _accuracy(predicted, truth) -> float:
 def cmd_fit(args) -> None:
     import numpy as np
 
-    from adapters_modal import get_entry
+    from adapters_modal import check_source_name
     from xmodal.estimators import V2SClassifier
 
     args.source = args.source or DEFAULT_SOURCE
-    get_entry(args.source)  # an unknown source fails before any data is read
+    check_source_name(args.source)  # an unknown source fails before any data is read
     data = _load(args)
     if len(data.classes) < 2:
         raise XmodalError(f"{data.name}: the training labels hold a single class; a classifier needs at least 2")
@@ -155,6 +155,8 @@ def cmd_sources(args) -> None:
         except XmodalError as exc:
             status = f"BROKEN: {exc}"
         print(f"{entry.name}\t{entry.description}\t{status}")
+    for prefix, description in adapters_modal.source_schemes().items():
+        print(f"{prefix}:PATH_OR_ID\t{description}\tloaded from that folder or hub id")
 
 
 def cmd_datasets(args) -> None:
@@ -228,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--test-size", type=float, default=0.2,
                      help="share held out as a stratified test split when the dataset has none (default 0.2)")
     fit.add_argument("--source", help=f"source model (default {DEFAULT_SOURCE}, for tables bc-resnet-gsc35-image; "
-                                      "see `xmodal sources`)")
+                                      "hf:PATH_OR_ID for a Hugging Face audio classifier; see `xmodal sources`)")
     fit.add_argument("--weights", help="explicit weights file for the source model")
     fit.add_argument("--out", help="run folder to write (default runs/<dataset>)")
     fit.add_argument("--seed", type=int, default=0, help="seed for split, mapping and training (default 0)")
@@ -310,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     speak.set_defaults(run=cmd_synthesize_words)
 
     predict_source = commands.add_parser("predict-source", help="top-1 label of the bare source model for audio files")
-    predict_source.add_argument("--source", default=DEFAULT_SOURCE)
+    predict_source.add_argument("--source", default=DEFAULT_SOURCE,
+                                help=f"a name from `xmodal sources` (default {DEFAULT_SOURCE}) or hf:PATH_OR_ID")
     predict_source.add_argument("--weights", help="explicit weights file")
     predict_source.add_argument("--window", choices=["loudest", "start"], default="loudest",
                                 help="which 1-s window of a longer clip: the loudest (default) or the first")

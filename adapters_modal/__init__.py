@@ -5,15 +5,19 @@ Importing this package registers the built-in sources.
 
 from adapters_modal import audio  # noqa: F401  (registers the speech sources)
 from adapters_modal import vision  # noqa: F401  (registers the image-style sources)
+from adapters_modal import hf_audio  # noqa: F401  (registers the hf: scheme of Hugging Face audio sources)
 from adapters_modal.base import (
     InputSpec,
     SourceEntry,
     SourceModel,
+    check_source_name,
     get_entry,
     load_source,
     local_weights,
     register_source,
+    register_source_scheme,
     source_entries,
+    source_schemes,
 )
 from adapters_modal.weights import WeightFile, resolve_weights
 
@@ -22,10 +26,13 @@ __all__ = [
     "SourceEntry",
     "SourceModel",
     "WeightFile",
+    "check_source_name",
     "get_entry",
     "load_source",
     "local_weights",
     "register_source",
+    "register_source_scheme",
     "resolve_weights",
     "source_entries",
+    "source_schemes",
 ]

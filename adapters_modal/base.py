@@ -107,12 +107,49 @@ def source_entries() -> list[SourceEntry]:
 def get_entry(name: str) -> SourceEntry:
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise XmodalError(f"unknown source model {name!r}; registered sources: {known}")
+        schemes = "".join(f", {prefix}:..." for prefix in sorted(_SCHEMES))
+        raise XmodalError(f"unknown source model {name!r}; registered sources: {known}{schemes}")
     return _REGISTRY[name]
 
 
+# Sources named by where they come from ("hf:PATH_OR_ID") rather than registered
+# one by one: prefix -> (loader of the rest of the name, description).
+_SCHEMES: dict[str, tuple[Callable[[str], SourceModel], str]] = {}
+
+
+def register_source_scheme(prefix: str, loader: Callable[[str], SourceModel], description: str) -> None:
+    """Make `load_source(f"{prefix}:{location}")` return `loader(location)`; the
+    loader must name its source so that `load_source(source.name)` rebuilds it,
+    which is how a saved reprogrammer finds its source again."""
+    if prefix in _SCHEMES:
+        raise ValueError(f"source scheme {prefix!r} is already registered")
+    _SCHEMES[prefix] = (loader, description)
+
+
+def source_schemes() -> dict[str, str]:
+    """Registered name schemes: prefix -> description."""
+    return {prefix: description for prefix, (_, description) in sorted(_SCHEMES.items())}
+
+
+def _scheme(name: str) -> tuple[Callable[[str], SourceModel], str] | None:
+    prefix, separator, location = name.partition(":")
+    return (_SCHEMES[prefix][0], location) if separator and prefix in _SCHEMES else None
+
+
+def check_source_name(name: str) -> None:
+    """Fail early, before any data is read, on a name no registry entry or scheme knows."""
+    if _scheme(name) is None:
+        get_entry(name)
+
+
 def load_source(name: str, weights_path: str | Path | None = None) -> SourceModel:
-    """Build a registered source with its checked weights; the result is frozen."""
+    """Build a registered (or scheme-named) source with its checked weights; the result is frozen."""
+    scheme = _scheme(name)
+    if scheme is not None:
+        if weights_path is not None:
+            raise XmodalError(f"source {name!r} takes its weights from its own folder or hub id; drop --weights")
+        loader, location = scheme
+        return loader(location).freeze()
     entry = get_entry(name)
     model = entry.build(resolve_weights(entry.weight_file, weights_path))
     return model.freeze()

@@ -26,6 +26,7 @@ import torch
 
 from adapters_modal.audio import BC_RESNET_WEIGHTS, GSC35_WORDS, load_bc_resnet
 from adapters_modal.base import InputSpec, SourceEntry, SourceModel, register_source
+from adapters_modal.hf_loading import from_pretrained, hf_class_names, require_transformers, resolve_location
 from adapters_modal.weights import sha256_of
 from xmodal.errors import WeightsError, XmodalError
 
@@ -103,11 +104,6 @@ class WrappedImageSource(SourceModel):
         return hidden.flatten(2).mean(dim=2) if hidden.ndim == 4 else hidden.mean(dim=1)
 
 
-def _hf_class_names(config) -> list[str]:
-    labels = getattr(config, "id2label", None) or {}
-    return [str(labels.get(i, labels.get(str(i), f"class_{i}"))) for i in range(config.num_labels)]
-
-
 def _hf_image_size(config) -> tuple[int, int]:
     size = getattr(config, "image_size", None)
     if isinstance(size, (list, tuple)):
@@ -125,19 +121,14 @@ def load_hf_image_source(path_or_id: str | Path, value_range: tuple[float, float
     processors map [0, 255] to [-1, 1] or to ImageNet-standardised values,
     about [-2.1, 2.6]); bridges scale their canvas into it.
     """
-    try:
-        from transformers import AutoModelForImageClassification
-    except ImportError as exc:
-        raise XmodalError("Hugging Face image sources need transformers: pip install transformers") from exc
-    try:
-        network = AutoModelForImageClassification.from_pretrained(str(path_or_id))
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"cannot load a Hugging Face image classifier from {path_or_id!r} ({exc}); "
-                           "give a folder written by save_pretrained or a hub id of an image classifier") from exc
+    transformers = require_transformers("image classifier")
+    location, _ = resolve_location(path_or_id, "image classifier")
+    network = from_pretrained(transformers.AutoModelForImageClassification.from_pretrained, location,
+                              "image classifier")
     height, width = _hf_image_size(network.config)
     spec = InputSpec(modality="image", channels=int(getattr(network.config, "num_channels", 3)),
                      height=height, width=width, value_range=tuple(value_range))
-    source = WrappedImageSource(f"hf-image:{path_or_id}", network, spec, _hf_class_names(network.config))
+    source = WrappedImageSource(f"hf-image:{path_or_id}", network, spec, hf_class_names(network.config))
     return source.freeze()
 
 
