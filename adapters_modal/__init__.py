@@ -3,7 +3,7 @@
 Importing this package registers the built-in sources.
 """
 
-from adapters_modal import audio  # noqa: F401  (registers the speech sources)
+from adapters_modal import audio, text  # noqa: F401  (registers the speech and text sources)
 from adapters_modal.base import (
     InputSpec,
     SourceEntry,

@@ -22,11 +22,16 @@ from xmodal.errors import XmodalError
 @dataclass(frozen=True)
 class InputSpec:
     """What a source model accepts. Audio sources: mono waveforms of
-    `num_samples` samples at `sample_rate` Hz, values in about [-1, 1]."""
+    `num_samples` samples at `sample_rate` Hz, values in about [-1, 1].
+    Text sources: `inputs_embeds` of width `embedding_dim` over at most
+    `max_positions` positions, built from a `vocab_size`-token embedding matrix."""
 
     modality: str
     sample_rate: int | None = None
     num_samples: int | None = None
+    vocab_size: int | None = None
+    embedding_dim: int | None = None
+    max_positions: int | None = None
 
 
 class SourceModel(nn.Module):
@@ -82,6 +87,9 @@ class SourceEntry:
     description: str
     weight_file: WeightFile
     build: Callable[[Path], SourceModel] = field(repr=False)
+    # Where the weights are when they do not come through resolve_weights (e.g. a
+    # model shipped inside a Python package); takes the caller's explicit path or None.
+    locate: Callable[[str | Path | None], Path] | None = field(default=None, repr=False)
 
 
 _REGISTRY: dict[str, SourceEntry] = {}
@@ -108,10 +116,12 @@ def get_entry(name: str) -> SourceEntry:
 def load_source(name: str, weights_path: str | Path | None = None) -> SourceModel:
     """Build a registered source with its checked weights; the result is frozen."""
     entry = get_entry(name)
-    model = entry.build(resolve_weights(entry.weight_file, weights_path))
+    locate = entry.locate or (lambda path: resolve_weights(entry.weight_file, path))
+    model = entry.build(locate(weights_path))
     return model.freeze()
 
 
 def local_weights(name: str) -> Path | None:
     """Where the weights of `name` are on this machine, without downloading."""
-    return find_weights(get_entry(name).weight_file)
+    entry = get_entry(name)
+    return entry.locate(None) if entry.locate else find_weights(entry.weight_file)

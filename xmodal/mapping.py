@@ -30,6 +30,7 @@ class OutputMap(nn.Module):
     once before training (a no-op unless the map is data-driven)."""
 
     kind: str
+    needs_source_outputs = False  # True: `prepare` must see the frozen model's outputs on the training data
 
     def prepare(self, source_logits: torch.Tensor, targets: torch.Tensor) -> None:
         pass
@@ -98,6 +99,7 @@ class LabelMapping(OutputMap):
         if assignment not in ("frequency", "random"):
             raise XmodalError(f"label assignment must be 'frequency' or 'random', got {assignment!r}")
         self.kind = assignment
+        self.needs_source_outputs = assignment == "frequency"
         self.num_source, self.num_target, self.per_class = num_source, num_target, per_class
         generator = torch.Generator().manual_seed(seed)
         # Frequency maps start random and are replaced in `prepare`.
