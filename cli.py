@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from xmodal.cli_sequence import add_sequence_args
 from xmodal.errors import XmodalError
 
 DEFAULT_SOURCE = "bc-resnet-gsc35"
@@ -52,6 +53,8 @@ def cmd_fit(args) -> None:
 
     from adapters_modal import get_entry
     from xmodal.estimators import V2SClassifier
+
+    _fill_defaults(args, {"source": DEFAULT_SOURCE, "epochs": 100, "lr": 0.05, "patience": 25})
 
     get_entry(args.source)  # an unknown source fails before any data is read
     data = _load(args)
@@ -177,8 +180,22 @@ def cmd_predict_source(args) -> None:
         print(f"{name}\t{source.class_names[best]}\t{row[best].item():.4f}")
 
 
+def _fill_defaults(args, defaults: dict) -> None:
+    """Options whose default depends on the task are parsed as None and filled here."""
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def fit_sequence(args) -> None:
+    from xmodal.cli_sequence import DEFAULTS, fit_sequence as fit
+
+    _fill_defaults(args, DEFAULTS)
+    fit(args)
+
+
 # `xmodal fit --task NAME`: one fitting function per target modality.
-FIT_TASKS = {"series": cmd_fit}
+FIT_TASKS = {"series": cmd_fit, "sequence": fit_sequence}
 
 
 def _fit_task(args) -> None:
@@ -191,21 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", help="reprogram a source model for a dataset; print accuracy; save the run")
     fit.add_argument("--task", choices=sorted(FIT_TASKS), default="series",
-                     help="target modality: series (UCR time series -> speech model, the default)")
+                     help="target modality: series (UCR time series -> speech model, the default), "
+                          "sequence (peptides/molecules -> language model)")
     _add_data_args(fit)
     fit.add_argument("--test-size", type=float, default=0.2,
                      help="share held out as a stratified test split when the dataset has none (default 0.2)")
-    fit.add_argument("--source", default=DEFAULT_SOURCE, help=f"source model (default {DEFAULT_SOURCE}; see `xmodal sources`)")
+    fit.add_argument("--source", help=f"source model (default {DEFAULT_SOURCE}, minilm-l6 for sequence; see `xmodal sources`)")
     fit.add_argument("--weights", help="explicit weights file for the source model")
     fit.add_argument("--out", help="run folder to write (default runs/<dataset>)")
     fit.add_argument("--seed", type=int, default=0, help="seed for split, mapping and training (default 0)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     train = fit.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=100)
-    train.add_argument("--lr", type=float, default=0.05)
+    train.add_argument("--epochs", type=int, help="default 100 (series), 10 (sequence)")
+    train.add_argument("--lr", type=float, help="default 0.05 (series), 0.01 (sequence)")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--val-fraction", type=float, default=0.2, help="training share held out for model selection")
-    train.add_argument("--patience", type=int, default=25, help="epochs without improvement before stopping")
+    train.add_argument("--patience", type=int, help="epochs without improvement before stopping (default 25 series, 3 sequence)")
     bridge = fit.add_argument_group("bridge and output map")
     bridge.add_argument("--mapping", choices=["frequency", "random", "linear"], default="frequency")
     bridge.add_argument("--labels-per-class", type=int, help="source classes per target class (default K_S // K_T)")
@@ -219,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--no-tanh", action="store_true", help="do not squash the waveform into [-1, 1]")
     bridge.add_argument("--no-standardize", action="store_true", help="keep raw series values")
     bridge.add_argument("--delta-dropout", type=float, default=0.0)
+    add_sequence_args(fit)
     fit.set_defaults(run=_fit_task)
 
     for name, helptext, function in (("evaluate", "accuracy of a saved run on a dataset split", cmd_evaluate),

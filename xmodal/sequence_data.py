@@ -65,7 +65,8 @@ def read_fasta(path: str | Path) -> tuple[list[str], list[str]]:
     try:
         records = list(SeqIO.parse(str(path), "fasta"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path} as FASTA: {exc}") from exc
+        reason = str(exc).split("\n\n")[0].replace("\n", " ")  # Biopython's first paragraph says it
+        raise DataError(f"cannot read {path} as FASTA: {reason}") from exc
     if not records:
         raise DataError(f"{path} holds no FASTA records (is it a FASTA file?)")
     return [r.id for r in records], [str(r.seq) for r in records]
