@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import sys
@@ -80,13 +81,13 @@ def run_method(method: str, alphabet: str, train: SequenceRecords, val: Sequence
     extra = {}
     if method.startswith("r2dl-"):
         model = SequenceClassifier(alphabet=alphabet, mode=method.split("-")[1], epochs=args.epochs, lr=args.lr,
-                                   patience=args.patience, truncation="keep_start", random_state=args.seed,
+                                   patience=args.patience, truncation="keep_start", unknown="unk", random_state=args.seed,
                                    verbose=args.progress)
         model.fit(train.sequences, train.labels, (val.sequences, val.labels))
         fit_seconds = time.perf_counter() - start
         predict_start = time.perf_counter()
         probabilities = model.predict_proba(test.sequences)
-        extra = {"epochs_run": model.fit_result_.epochs_run, "best_epoch": model.fit_result_.best_epoch,
+        extra = {"epochs_max": args.epochs, "epochs_run": model.fit_result_.epochs_run, "best_epoch": model.fit_result_.best_epoch,
                  "val_accuracy": model.fit_result_.val_accuracy, "truncated_train": model.n_truncated_,
                  "sparsity": model.sparsity_}
         classes = model.classes_
@@ -109,7 +110,8 @@ def summarise(rows: list[dict]) -> list[dict]:
     out = []
     for key in dict.fromkeys((r["dataset"], r["method"]) for r in rows):
         group = [r for r in rows if (r["dataset"], r["method"]) == key]
-        entry = {"dataset": key[0], "method": key[1], "folds": len(group)}
+        entry = {"dataset": key[0], "method": key[1], "folds": len(group),
+                 "epochs": "/".join(f"{r['epochs_run']}of{r['epochs_max']}" for r in group if "epochs_max" in r) or "-"}
         for metric in ("accuracy", "roc_auc", "mcc", "fit_seconds", "peak_rss_mb", "test_records_per_s"):
             values = [r[metric] for r in group if r[metric] is not None]
             entry[metric] = float(np.mean(values)) if values else None
@@ -121,16 +123,18 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 def write(rows: list[dict], args, started: float) -> None:
     summary = summarise(rows)
-    document = {"machine": f"{platform.machine()}, torch {torch.__version__}, threads {torch.get_num_threads()}",
+    document = {"machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs), torch "
+                           f"{torch.__version__}, threads {torch.get_num_threads()}",
                 "command": " ".join(sys.argv), "settings": vars(args), "published": PUBLISHED,
                 "wall_seconds": round(time.perf_counter() - started), "summary": summary, "runs": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "r2dl.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
     lines = ["# R2DL benchmark (minilm-l6, seed %d)" % args.seed, "",
              f"Machine: {document['machine']}. Command: `{document['command']}`. "
-             f"R2DL: {args.epochs} epochs max, lr {args.lr}, patience {args.patience}, k = 10.", "",
-             "| dataset | method | folds | accuracy | ROC-AUC | MCC | fit s | peak RSS MB | test rec/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"R2DL: lr {args.lr}, patience {args.patience}, k = 10; 'epochs run' = run of max per fold. "
+             "Peak RSS is the process's (the loaded LM included), reset before each method.", "",
+             "| dataset | method | folds | epochs run | accuracy | ROC-AUC | MCC | fit s | peak RSS MB | test rec/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for e in summary:
         def cell(metric):
             value = e.get(metric)
@@ -139,7 +143,7 @@ def write(rows: list[dict], args, started: float) -> None:
             text = f"{value:.4f}"
             return text + (f" ± {e[metric + '_std']:.4f}" if metric + "_std" in e else "")
         rate = "n/a" if e["test_records_per_s"] is None else f"{e['test_records_per_s']:.0f}"
-        lines.append(f"| {e['dataset']} | {e['method']} | {e['folds']} | {cell('accuracy')} | {cell('roc_auc')} | "
+        lines.append(f"| {e['dataset']} | {e['method']} | {e['folds']} | {e['epochs']} | {cell('accuracy')} | {cell('roc_auc')} | "
                      f"{cell('mcc')} | {e['fit_seconds']:.0f} | {e['peak_rss_mb']:.0f} | {rate} |")
     lines += ["", "Published: " + "; ".join(f"{k}: {v}" for k, v in PUBLISHED.items()) + ".",
               "Baselines' fit time includes predicting the test split (no separate throughput)."]
@@ -156,16 +160,23 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5, help="ToxinPred folds actually run (of 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in r2dl.json and skip them (a run stopped half-way continues)")
     args = parser.parse_args()
     from adapters_modal.text import load_text_source
 
     source = load_text_source("minilm-l6")
     rows, started = [], time.perf_counter()
+    if args.resume and (RESULTS / "r2dl.json").is_file():
+        rows = json.loads((RESULTS / "r2dl.json").read_text())["runs"]
+    done = {(r["dataset"], r["fold"], r["method"]) for r in rows}
     baselines = ["composition-logreg", "cnn-scratch", "lm-text-linear"]
     for name in args.datasets.split(","):
         modes = args.amp_modes.split(",") if name == "amp" else ["sparse"]
         for fold, alphabet, train, val, test in splits(name, args.seed)[: args.folds]:
             for method in [f"r2dl-{m}" for m in modes] + baselines:
+                if (name, fold, method) in done:
+                    continue
                 row = {"dataset": name, "fold": fold, **run_method(method, alphabet, train, val, test, args, source)}
                 print(json.dumps({k: v for k, v in row.items() if k != "sparsity"}), flush=True)
                 rows.append(row)

@@ -155,9 +155,11 @@ def with_test_split(data: SequenceDataset, test_size: float, seed: int) -> Seque
     if not 0 < test_size < 1:
         raise DataError(f"test size must be in (0, 1), got {test_size}")
     _, counts = np.unique(data.train.labels.astype(str), return_counts=True)
-    if counts.min() < 2:
-        raise DataError(f"{data.name}: a class has a single record, no stratified test split exists")
-    fit_idx, test_idx = train_test_split(np.arange(len(data.train)), test_size=test_size,
+    n_test = max(int(round(test_size * len(data.train))), len(counts))  # one test record per class at least
+    if counts.min() < 2 or len(data.train) - n_test < len(counts):
+        raise DataError(f"{data.name}: {len(data.train)} records in {len(counts)} classes (smallest {counts.min()}) "
+                        "are too few for a stratified test split; add records or give a test split")
+    fit_idx, test_idx = train_test_split(np.arange(len(data.train)), test_size=n_test,
                                          stratify=data.train.labels.astype(str), random_state=seed)
     return replace(data, train=data.train.subset(np.sort(fit_idx)), test=data.train.subset(np.sort(test_idx)),
                    split="stratified")
