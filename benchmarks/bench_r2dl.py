@@ -128,7 +128,7 @@ def write(rows: list[dict], args, started: float) -> None:
                 "command": " ".join(sys.argv), "settings": vars(args), "published": PUBLISHED,
                 "wall_seconds": round(time.perf_counter() - started), "summary": summary, "runs": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "r2dl.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    (RESULTS / f"{args.results_name}.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
     lines = ["# R2DL benchmark (minilm-l6, seed %d)" % args.seed, "",
              f"Machine: {document['machine']}. Command: `{document['command']}`. "
              f"R2DL: lr {args.lr}, patience {args.patience}, k = 10; 'epochs run' = run of max per fold. "
@@ -147,7 +147,7 @@ def write(rows: list[dict], args, started: float) -> None:
                      f"{cell('mcc')} | {e['fit_seconds']:.0f} | {e['peak_rss_mb']:.0f} | {rate} |")
     lines += ["", "Published: " + "; ".join(f"{k}: {v}" for k, v in PUBLISHED.items()) + ".",
               "Baselines' fit time includes predicting the test split (no separate throughput)."]
-    (RESULTS / "r2dl.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.results_name}.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -161,17 +161,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--resume", action="store_true",
-                        help="keep the runs already in r2dl.json and skip them (a run stopped half-way continues)")
+                        help="keep the runs already in the results file and skip them (a stopped run continues)")
+    parser.add_argument("--results-name", default="r2dl", help="results file stem under benchmarks/results")
+    parser.add_argument("--merge-from", default="",
+                        help="comma-separated results stems whose runs are added (parts run as separate processes)")
     args = parser.parse_args()
     from adapters_modal.text import load_text_source
 
     source = load_text_source("minilm-l6")
     rows, started = [], time.perf_counter()
-    if args.resume and (RESULTS / "r2dl.json").is_file():
-        rows = json.loads((RESULTS / "r2dl.json").read_text())["runs"]
+    if args.resume and (RESULTS / f"{args.results_name}.json").is_file():
+        rows = json.loads((RESULTS / f"{args.results_name}.json").read_text())["runs"]
+    for stem in filter(None, args.merge_from.split(",")):
+        rows += json.loads((RESULTS / f"{stem}.json").read_text())["runs"]
     done = {(r["dataset"], r["fold"], r["method"]) for r in rows}
     baselines = ["composition-logreg", "cnn-scratch", "lm-text-linear"]
-    for name in args.datasets.split(","):
+    write(rows, args, started)
+    for name in filter(None, args.datasets.split(",")):
         modes = args.amp_modes.split(",") if name == "amp" else ["sparse"]
         for fold, alphabet, train, val, test in splits(name, args.seed)[: args.folds]:
             for method in [f"r2dl-{m}" for m in modes] + baselines:

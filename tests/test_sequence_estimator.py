@@ -54,8 +54,10 @@ def test_round_trip_predicts_the_same(fitted):
     document = json.loads((folder / CONFIG_FILE).read_text())
     assert document["reads"] == "features" and document["bridge"]["kind"] == "tokens_to_embeddings"
     assert document["source"]["name"] == "minilm-l6" and document["metadata"]["sparsity"]["k"] == 6
-    theta = safetensors.torch.load_file(str(folder / WEIGHTS_FILE))["bridge.theta"]
-    assert ((theta != 0).sum(dim=1) == 6).all()
+    state = safetensors.torch.load_file(str(folder / WEIGHTS_FILE))
+    assert state["bridge.theta_values"].shape == state["bridge.theta_indices"].shape == (22, 6)
+    assert (state["bridge.theta_values"] != 0).all() and (folder / WEIGHTS_FILE).stat().st_size < 20_000
+    assert ((loaded.reprogrammer_.bridge.theta != 0).sum(dim=1) == 6).all()
 
 
 def test_corrupt_save_is_refused(fitted, tmp_path):

@@ -123,6 +123,18 @@ def target_embeddings(source_embeddings: torch.Tensor, count: int, seed: int) ->
     return mean + std * torch.randn(count, source_embeddings.shape[1], generator=generator)
 
 
+def _pack_theta(bridge, state, prefix, _metadata) -> None:
+    theta = state.pop(prefix + "theta")
+    indices = theta.abs().topk(bridge.config.sparsity, dim=1).indices
+    state[prefix + "theta_values"], state[prefix + "theta_indices"] = theta.gather(1, indices), indices
+
+
+def _unpack_theta(bridge, state, prefix, *_) -> None:
+    if prefix + "theta_values" in state:
+        values, indices = state.pop(prefix + "theta_values"), state.pop(prefix + "theta_indices")
+        state[prefix + "theta"] = bridge.theta.new_zeros(bridge.theta.shape).scatter(1, indices.long(), values)
+
+
 class TokensToEmbeddings(nn.Module):
     """Padded target-token ids (N, L) -> TextInput for a frozen text source."""
 
@@ -133,6 +145,9 @@ class TokensToEmbeddings(nn.Module):
             self.prompt = nn.Parameter(torch.zeros(config.prompt_length, config.embedding_dim))
         else:
             self.theta = nn.Parameter(torch.zeros(config.num_target_tokens, config.source_vocab_size))
+        if config.mode == "sparse":  # saved as k values + column indices per row: kilobytes, not N_T x N_S
+            self.register_state_dict_post_hook(_pack_theta)
+            self.register_load_state_dict_pre_hook(_unpack_theta)
         self._source = None  # the text source, bound by the Reprogrammer; never saved
 
     def bind_source(self, source) -> None:
