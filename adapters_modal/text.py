@@ -68,15 +68,21 @@ class TextSource(SourceModel):
 
     def __init__(self, model_dir: str | Path, name: str, weights_sha256: str | None = None):
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         weights = _weights_file(model_dir)
         super().__init__(weights_sha256=weights_sha256 or sha256_of(weights))
         self.name = name
+        bar_was_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar on every load is noise
         try:
             self.encoder = AutoModel.from_pretrained(str(model_dir))
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         except OSError as exc:
             raise WeightsError(f"cannot load the language model {model_dir}: {exc}") from exc
+        finally:
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
         config = self.encoder.config
         self.input_spec = InputSpec(
             modality="text",

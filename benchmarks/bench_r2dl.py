@@ -121,16 +121,17 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
-def write(rows: list[dict], args, started: float) -> None:
+def write(rows: list[dict], args, started: float, parts: list[str] = ()) -> None:
     summary = summarise(rows)
-    document = {"machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs), torch "
+    document = {"parts": list(parts), "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs), torch "
                            f"{torch.__version__}, threads {torch.get_num_threads()}",
                 "command": " ".join(sys.argv), "settings": vars(args), "published": PUBLISHED,
                 "wall_seconds": round(time.perf_counter() - started), "summary": summary, "runs": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.results_name}.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
     lines = ["# R2DL benchmark (minilm-l6, seed %d)" % args.seed, "",
-             f"Machine: {document['machine']}. Command: `{document['command']}`. "
+             f"Machine: {document['machine']}. Command: `{document['command']}`"
+             + "".join(f"; merged with the runs of `{c}`" for c in parts) + ". "
              f"R2DL: lr {args.lr}, patience {args.patience}, k = 10; 'epochs run' = run of max per fold. "
              "Peak RSS is the process's (the loaded LM included), reset before each method.", "",
              "| dataset | method | folds | epochs run | accuracy | ROC-AUC | MCC | fit s | peak RSS MB | test rec/s |",
@@ -170,13 +171,18 @@ def main() -> None:
 
     source = load_text_source("minilm-l6")
     rows, started = [], time.perf_counter()
-    if args.resume and (RESULTS / f"{args.results_name}.json").is_file():
-        rows = json.loads((RESULTS / f"{args.results_name}.json").read_text())["runs"]
-    for stem in filter(None, args.merge_from.split(",")):
-        rows += json.loads((RESULTS / f"{stem}.json").read_text())["runs"]
+    parts = []
+    stems = ([args.results_name] if args.resume and (RESULTS / f"{args.results_name}.json").is_file() else [])
+    for stem in stems + list(filter(None, args.merge_from.split(","))):
+        earlier = json.loads((RESULTS / f"{stem}.json").read_text())
+        for row in earlier["runs"]:  # runs written before epochs_max was recorded per run
+            if row["method"].startswith("r2dl-"):
+                row.setdefault("epochs_max", earlier["settings"]["epochs"])
+        rows += earlier["runs"]
+        parts += earlier.get("parts", []) + [earlier["command"]]
     done = {(r["dataset"], r["fold"], r["method"]) for r in rows}
     baselines = ["composition-logreg", "cnn-scratch", "lm-text-linear"]
-    write(rows, args, started)
+    write(rows, args, started, parts)
     for name in filter(None, args.datasets.split(",")):
         modes = args.amp_modes.split(",") if name == "amp" else ["sparse"]
         for fold, alphabet, train, val, test in splits(name, args.seed)[: args.folds]:
@@ -186,7 +192,7 @@ def main() -> None:
                 row = {"dataset": name, "fold": fold, **run_method(method, alphabet, train, val, test, args, source)}
                 print(json.dumps({k: v for k, v in row.items() if k != "sparsity"}), flush=True)
                 rows.append(row)
-                write(rows, args, started)
+                write(rows, args, started, parts)
 
 
 if __name__ == "__main__":
