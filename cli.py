@@ -17,10 +17,12 @@ import sys
 import time
 from pathlib import Path
 
+from xmodal.cli_sequence import add_sequence_args
 from xmodal.cli_table import add_table_arguments
 from xmodal.errors import XmodalError
 
 DEFAULT_SOURCE = "bc-resnet-gsc35"
+SERIES_DEFAULTS = {"source": DEFAULT_SOURCE, "epochs": 100, "lr": 0.05, "patience": 25}
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +58,7 @@ def cmd_fit(args) -> None:
     from adapters_modal import check_source_name
     from xmodal.estimators import V2SClassifier
 
-    args.source = args.source or DEFAULT_SOURCE
+    _fill_defaults(args, SERIES_DEFAULTS)
     check_source_name(args.source)  # an unknown source fails before any data is read
     data = _load(args)
     if len(data.classes) < 2:
@@ -207,11 +209,26 @@ def cmd_synthesize_words(args) -> None:
 def cmd_fit_table(args) -> None:
     from xmodal.cli_table import cmd_fit_table as fit_table
 
+    _fill_defaults(args, {key: SERIES_DEFAULTS[key] for key in ("epochs", "lr", "patience")})
     fit_table(args, _write_json)
 
 
+def _fill_defaults(args, defaults: dict) -> None:
+    """Options whose default depends on the task are parsed as None and filled here."""
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def fit_sequence(args) -> None:
+    from xmodal.cli_sequence import DEFAULTS, fit_sequence as fit
+
+    _fill_defaults(args, DEFAULTS)
+    fit(args)
+
+
 # `xmodal fit --task NAME`: one fitting function per target modality.
-FIT_TASKS = {"series": cmd_fit, "table": cmd_fit_table}
+FIT_TASKS = {"series": cmd_fit, "sequence": fit_sequence, "table": cmd_fit_table}
 
 
 def _fit_task(args) -> None:
@@ -225,22 +242,25 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="reprogram a source model for a dataset; print accuracy; save the run")
     fit.add_argument("--task", choices=sorted(FIT_TASKS), default="series",
                      help="target modality: series (UCR time series -> speech model, the default), "
-                          "table (CSV rows -> image-style model)")
+                          "sequence (peptides/molecules -> language model), table (CSV rows -> image-style model)")
     _add_data_args(fit)
     fit.add_argument("--test-size", type=float, default=0.2,
                      help="share held out as a stratified test split when the dataset has none (default 0.2)")
-    fit.add_argument("--source", help=f"source model (default {DEFAULT_SOURCE}, for tables bc-resnet-gsc35-image; "
-                                      "hf:PATH_OR_ID for a Hugging Face audio classifier; see `xmodal sources`)")
+    fit.add_argument("--label-column", help="label column of a CSV dataset (tables: required for a CSV; "
+                                            "sequences: default 'label', or the only other column)")
+    fit.add_argument("--source", help=f"source model (default {DEFAULT_SOURCE}; minilm-l6 for sequences, "
+                                      "bc-resnet-gsc35-image for tables; hf:PATH_OR_ID for a Hugging Face audio "
+                                      "classifier; see `xmodal sources`)")
     fit.add_argument("--weights", help="explicit weights file for the source model")
     fit.add_argument("--out", help="run folder to write (default runs/<dataset>)")
     fit.add_argument("--seed", type=int, default=0, help="seed for split, mapping and training (default 0)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     train = fit.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=100)
-    train.add_argument("--lr", type=float, default=0.05)
+    train.add_argument("--epochs", type=int, help="default 100 (series), 10 (sequence)")
+    train.add_argument("--lr", type=float, help="default 0.05 (series), 0.01 (sequence)")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--val-fraction", type=float, default=0.2, help="training share held out for model selection")
-    train.add_argument("--patience", type=int, default=25, help="epochs without improvement before stopping")
+    train.add_argument("--patience", type=int, help="epochs without improvement before stopping (default 25 series, 3 sequence)")
     train.add_argument("--blackbox", action="store_true",
                        help="black-box training: the source gives probabilities only (zeroth-order, BAR)")
     train.add_argument("--query-budget", type=int, default=20000, help="source queries allowed with --blackbox")
@@ -261,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--no-standardize", action="store_true", help="keep raw series values")
     bridge.add_argument("--delta-dropout", type=float, default=0.0)
     add_table_arguments(fit)
+    add_sequence_args(fit)
     fit.set_defaults(run=_fit_task)
 
     for name, helptext, function in (("evaluate", "accuracy of a saved run on a dataset split", cmd_evaluate),

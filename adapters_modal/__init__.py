@@ -4,6 +4,7 @@ Importing this package registers the built-in sources.
 """
 
 from adapters_modal import audio  # noqa: F401  (registers the speech sources)
+from adapters_modal import text  # noqa: F401  (registers the text sources)
 from adapters_modal import vision  # noqa: F401  (registers the image-style sources)
 from adapters_modal import hf_audio  # noqa: F401  (registers the hf: scheme of Hugging Face audio sources)
 from adapters_modal.base import (

@@ -24,7 +24,9 @@ class InputSpec:
     """What a source model accepts. Audio sources: mono waveforms of
     `num_samples` samples at `sample_rate` Hz, values in about [-1, 1].
     Image sources: (N, channels, height, width) tensors with values in
-    `value_range` (the range the model saw in training, e.g. normalised pixels)."""
+    `value_range` (the range the model saw in training, e.g. normalised pixels).
+    Text sources: `inputs_embeds` of width `embedding_dim` over at most
+    `max_positions` positions, built from a `vocab_size`-token embedding matrix."""
 
     modality: str
     sample_rate: int | None = None
@@ -33,6 +35,9 @@ class InputSpec:
     height: int | None = None
     width: int | None = None
     value_range: tuple[float, float] | None = None
+    vocab_size: int | None = None
+    embedding_dim: int | None = None
+    max_positions: int | None = None
 
 
 class SourceModel(nn.Module):
@@ -88,6 +93,9 @@ class SourceEntry:
     description: str
     weight_file: WeightFile
     build: Callable[[Path], SourceModel] = field(repr=False)
+    # Where the weights are when they do not come through resolve_weights (e.g. a
+    # model shipped inside a Python package); takes the caller's explicit path or None.
+    locate: Callable[[str | Path | None], Path] | None = field(default=None, repr=False)
 
 
 _REGISTRY: dict[str, SourceEntry] = {}
@@ -151,10 +159,12 @@ def load_source(name: str, weights_path: str | Path | None = None) -> SourceMode
         loader, location = scheme
         return loader(location).freeze()
     entry = get_entry(name)
-    model = entry.build(resolve_weights(entry.weight_file, weights_path))
+    locate = entry.locate or (lambda path: resolve_weights(entry.weight_file, path))
+    model = entry.build(locate(weights_path))
     return model.freeze()
 
 
 def local_weights(name: str) -> Path | None:
     """Where the weights of `name` are on this machine, without downloading."""
-    return find_weights(get_entry(name).weight_file)
+    entry = get_entry(name)
+    return entry.locate(None) if entry.locate else find_weights(entry.weight_file)

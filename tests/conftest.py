@@ -61,3 +61,22 @@ def speech_samples(tmp_path_factory):
     for recording in SPEECH.glob("*.wav"):
         shutil.copy(recording, folder / recording.name)
     return folder
+
+
+PEPTIDES = SHARED / "data" / "peptides"
+MOLECULES = SHARED / "data" / "molecules"
+AMP_SCANNER = PEPTIDES / "amp_scanner_v2_veltri2018"
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from adapters_modal import load_source
+
+    return load_source("minilm-l6")
+
+
+@pytest.fixture(scope="session")
+def amp():
+    from xmodal.sequence_data import load_sequence_dataset
+
+    return load_sequence_dataset(AMP_SCANNER)

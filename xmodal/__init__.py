@@ -10,6 +10,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "V2SClassifier": "xmodal.estimators",
+    "SequenceClassifier": "xmodal.sequence_estimator",
+    "TokensToEmbeddings": "xmodal.bridges.tokens_to_embeddings",
+    "load_sequence_dataset": "xmodal.sequence_data",
     "Reprogrammer": "xmodal.reprogrammer",
     "SeriesToAudio": "xmodal.bridges.series_to_audio",
     "TableToImage": "xmodal.bridges.table_to_image",

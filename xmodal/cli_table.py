@@ -17,7 +17,6 @@ from pathlib import Path
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     table = parser.add_argument_group("table task (--task table)")
-    table.add_argument("--label-column", help="name of the label column of a CSV table")
     table.add_argument("--encoding", choices=["onehot", "ordinal"], default="onehot",
                        help="categorical columns: one cell per category, or one cell per column")
     table.add_argument("--cell-size", type=int, default=2, help="side in pixels of the square each feature is drawn as")

@@ -40,6 +40,7 @@ class OutputMap(nn.Module):
 
     kind: str
     remap_every: int = 0
+    needs_source_outputs = False  # True: `prepare` must see the frozen model's outputs on the training data
 
     def prepare(self, source_logits: torch.Tensor, targets: torch.Tensor) -> bool:
         """Fit the map's data-driven state; True when that state changed."""
@@ -124,6 +125,7 @@ class LabelMapping(OutputMap):
         if assignment not in ("frequency", "random", "ilm"):
             raise XmodalError(f"label assignment must be 'frequency', 'random' or 'ilm', got {assignment!r}")
         self.kind = assignment
+        self.needs_source_outputs = assignment in ("frequency", "ilm")
         if assignment == "ilm":
             self.remap_every = _check_remap_every(remap_every)
         self.num_source, self.num_target, self.per_class = num_source, num_target, per_class
@@ -202,6 +204,7 @@ class BayesianMapping(OutputMap):
         self.kind = "blm" if top_k == 1 else "blm+"
         self.num_source, self.num_target = num_source, num_target
         self.laplace, self.top_k = float(laplace), top_k
+        self.needs_source_outputs = True
         self.remap_every = _check_remap_every(remap_every)
         # Uniform until `prepare` has seen data: every target gets the same score.
         self.register_buffer("omega", torch.full((num_source, num_target), 1.0 / num_source))

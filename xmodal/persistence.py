@@ -26,6 +26,7 @@ from adapters_modal.weights import sha256_of
 from xmodal import __version__
 from xmodal.bridges.series_to_audio import SeriesToAudio, SeriesToAudioConfig
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
+from xmodal.bridges.tokens_to_embeddings import TokensToEmbeddings, TokensToEmbeddingsConfig
 from xmodal.errors import PersistenceError
 from xmodal.mapping import output_map_from_settings
 from xmodal.reprogrammer import Reprogrammer
@@ -39,6 +40,7 @@ WEIGHTS_FILE = "reprogrammer.safetensors"
 BRIDGES = {
     "series_to_audio": (SeriesToAudio, SeriesToAudioConfig),
     "table_to_image": (TableToImage, TableToImageConfig),
+    "tokens_to_embeddings": (TokensToEmbeddings, TokensToEmbeddingsConfig),
 }
 
 
@@ -103,6 +105,7 @@ def _document_text(model: Reprogrammer, weights_sha256: str, metadata: dict | No
         "source": model.source.identity,
         "bridge": {"kind": _bridge_kind(model.bridge), "config": model.bridge.config.to_dict()},
         "output_map": model.output_map.settings(),
+        "reads": model.reads,
         "classes": [_plain(c) for c in model.classes],
         "weights_sha256": weights_sha256,
         "metadata": metadata or {},
@@ -173,7 +176,7 @@ def load_reprogrammer(folder: str | Path, source: SourceModel | None = None,
         output_map = output_map_from_settings(document["output_map"])
     except (KeyError, TypeError) as exc:
         raise PersistenceError(f"{folder}: bridge or map settings are damaged ({exc!r}); re-run the fit") from exc
-    model = Reprogrammer(bridge, source, output_map, document["classes"])
+    model = Reprogrammer(bridge, source, output_map, document["classes"], reads=document.get("reads", "logits"))
     try:
         state = safetensors.torch.load_file(str(weights_file))
     except Exception as exc:  # safetensors raises its own SafetensorError

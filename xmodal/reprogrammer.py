@@ -2,6 +2,9 @@
 
 The only object the trainers see. Everything trainable lives at the two
 ends; construction refuses a source model that is not frozen.
+
+`reads` says which source output the map sees: "logits" (classifier sources)
+or "features" (sources without classes of their own, e.g. language models).
 """
 
 from __future__ import annotations
@@ -10,15 +13,23 @@ import torch
 from torch import nn
 
 from adapters_modal.base import SourceModel
+from xmodal.errors import XmodalError
 from xmodal.mapping import OutputMap
+
+READS = ("logits", "features")
 
 
 class Reprogrammer(nn.Module):
     def __init__(self, bridge: nn.Module, source: SourceModel, output_map: OutputMap,
-                 classes: list | None = None):
+                 classes: list | None = None, reads: str = "logits"):
         super().__init__()
         if any(p.requires_grad for p in source.parameters()):
             raise ValueError("the source model must be frozen (load it with adapters_modal.load_source)")
+        if reads not in READS:
+            raise XmodalError(f"reads must be one of {READS}, got {reads!r}")
+        if hasattr(bridge, "bind_source"):  # bridges built on the source's input space (e.g. its embeddings)
+            bridge.bind_source(source)
+        self.reads = reads
         self.bridge = bridge
         self.source = source
         self.output_map = output_map
@@ -32,7 +43,14 @@ class Reprogrammer(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("source.")}
 
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.source.logits(self.bridge(x))
+        """What the output map reads: the source's logits, or its features (see `reads`)."""
+        inputs = self.bridge(x)
+        return self.source.features(inputs) if self.reads == "features" else self.source.logits(inputs)
+
+    def constrain(self) -> None:
+        """Re-impose the bridge's constraints after an optimiser step (R2DL: k-sparse theta)."""
+        if hasattr(self.bridge, "constrain"):
+            self.bridge.constrain()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Target-class log-scores (N, K_T)."""

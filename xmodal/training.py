@@ -90,15 +90,42 @@ def _source_logits(model: Reprogrammer, x: torch.Tensor, batch_size: int) -> tor
     return torch.cat([model.source_logits(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> FitResult:
-    """Train theta and omega in place; on return the model holds the selected epoch's state."""
+def _batches(order: torch.Tensor, batch_size: int, lengths: torch.Tensor | None,
+             generator: torch.Generator) -> list[torch.Tensor]:
+    """Mini-batches of a shuffled order. With `lengths` (variable-length samples, whose
+    cost is set by the longest in a batch) each window of 50 batches is sorted by
+    length before cutting, and the batches are shuffled again: similar lengths
+    share a batch, the batch order stays random."""
+    if lengths is None:
+        return list(order.split(batch_size))
+    window = batch_size * 50
+    parts = [chunk[torch.argsort(lengths[chunk], stable=True)] for chunk in order.split(window)]
+    batches = list(torch.cat(parts).split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+
+
+def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+                     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     lengths: torch.Tensor | None = None) -> FitResult:
+    """Train theta and omega in place; on return the model holds the selected epoch's state.
+    `validation`: a given (x, y) selection set (e.g. a dataset's own eval split) used
+    instead of carving `val_fraction` out of the training data. `lengths`: per-sample
+    lengths of variable-length inputs (token sequences), to batch similar lengths."""
     if len(x) != len(y):
         raise DataError(f"{len(x)} series but {len(y)} labels; give one label per series")
     start = time.perf_counter()
     torch.manual_seed(config.seed)  # dropout on delta
-    fit_idx, val_idx = validation_split(y.numpy(), config.val_fraction, config.seed)
-    x_fit, y_fit, x_val, y_val = x[fit_idx], y[fit_idx], x[val_idx], y[val_idx]
-    model.output_map.prepare(_source_logits(model, x_fit, config.batch_size), y_fit)
+    if validation is None:
+        fit_idx, val_idx = validation_split(y.numpy(), config.val_fraction, config.seed)
+        if lengths is not None:  # evaluated in length order: less padding per batch, same scores
+            val_idx = val_idx[np.argsort(np.asarray(lengths)[val_idx], kind="stable")]
+        x_fit, y_fit, x_val, y_val = x[fit_idx], y[fit_idx], x[val_idx], y[val_idx]
+    else:
+        x_fit, y_fit, (x_val, y_val) = x, y, validation
+        fit_idx, val_idx = np.arange(len(x)), np.arange(len(x_val))
+    fit_lengths = None if lengths is None else torch.as_tensor(lengths)[fit_idx]
+    if model.output_map.needs_source_outputs:
+        model.output_map.prepare(_source_logits(model, x_fit, config.batch_size), y_fit)
 
     parameters = model.trainable_parameters()
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
@@ -116,12 +143,12 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
         model.train()
         order = torch.randperm(len(x_fit), generator=shuffle)
         total = 0.0
-        for i in range(0, len(order), config.batch_size):
-            batch = order[i : i + config.batch_size]
+        for batch in _batches(order, config.batch_size, fit_lengths, shuffle):
             loss = F.cross_entropy(model(x_fit[batch]), y_fit[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            model.constrain()
             total += loss.item() * len(batch)
         record = {"epoch": epoch, "train_loss": total / len(x_fit), **remap}
         if use_val:

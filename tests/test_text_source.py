@@ -1,0 +1,74 @@
+"""The MiniLM text source: packaged weights, frozen, inputs_embeds forward, pooling."""
+
+import pytest
+import torch
+
+from adapters_modal import load_source, local_weights
+from adapters_modal.text import MINILM_WEIGHTS, TextInput, TextSource, load_text_source
+from xmodal.errors import WeightsError, XmodalError
+
+
+def test_minilm_loads_offline_frozen_with_its_identity(minilm):
+    assert minilm.identity == {"name": "minilm-l6", "weights_sha256": MINILM_WEIGHTS.sha256}
+    assert not any(p.requires_grad for p in minilm.parameters())
+    minilm.train()
+    assert not minilm.training
+    spec = minilm.input_spec
+    assert (spec.modality, spec.vocab_size, spec.embedding_dim, spec.max_positions) == ("text", 30522, 384, 512)
+    assert minilm.embedding_matrix.shape == (30522, 384)
+    assert local_weights("minilm-l6").name == "model"
+
+
+def test_features_match_the_sentence_transformers_pipeline(minilm):
+    """Mean pooling over inputs_embeds reproduces all-MiniLM-L6-v2's own sentence embeddings."""
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["antimicrobial peptides kill bacteria", "a short one"]
+    reference = SentenceTransformer(str(local_weights("minilm-l6")), device="cpu").encode(texts, convert_to_tensor=True)
+    with torch.no_grad():
+        ours = torch.nn.functional.normalize(minilm.features(minilm.text_inputs(texts)), dim=1)
+    assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_gradient_reaches_the_embeddings_not_the_weights(minilm):
+    inputs = minilm.text_inputs(["hello world"])
+    embeds = inputs.inputs_embeds.detach().requires_grad_()
+    minilm.features(TextInput(embeds, inputs.attention_mask)).sum().backward()
+    assert embeds.grad is not None and embeds.grad.abs().sum() > 0
+    assert all(p.grad is None for p in minilm.parameters())
+
+
+def test_padding_positions_do_not_change_features(minilm):
+    inputs = minilm.text_inputs(["k l m n p q r s", "a"])
+    with torch.no_grad():
+        batched = minilm.features(inputs)[1]
+        alone = minilm.features(minilm.text_inputs(["a"]))[0]
+    assert torch.allclose(batched, alone, atol=1e-5)
+
+
+def test_too_many_positions_and_head_are_clear_errors(minilm):
+    long = TextInput(torch.zeros(1, 513, 384), torch.ones(1, 513, dtype=torch.long))
+    with pytest.raises(XmodalError, match="at most 512"):
+        minilm.features(long)
+    with pytest.raises(XmodalError, match="without classes"):
+        minilm.logits(minilm.text_inputs(["x"]))
+
+
+def test_explicit_folder_loads_and_wrong_files_are_refused(tmp_path):
+    folder = local_weights("minilm-l6")
+    assert load_source("minilm-l6", folder).identity["weights_sha256"] == MINILM_WEIGHTS.sha256
+    fake = tmp_path / "model.safetensors"
+    fake.write_bytes(b"not a model")
+    with pytest.raises(WeightsError, match="sha256"):
+        load_source("minilm-l6", fake)
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_source("minilm-l6", tmp_path / "missing" / "model.safetensors")
+
+
+def test_any_local_encoder_folder_or_missing_hub_id(tmp_path):
+    source = load_text_source(str(local_weights("minilm-l6")))
+    assert isinstance(source, TextSource) and source.identity["weights_sha256"] == MINILM_WEIGHTS.sha256
+    with pytest.raises(WeightsError, match="HF_HUB_OFFLINE"):
+        load_text_source("no-such-org/no-such-model")
+    with pytest.raises(XmodalError, match="takes audio, not text"):
+        load_text_source("bc-resnet-gsc35")

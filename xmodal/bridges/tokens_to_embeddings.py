@@ -1,0 +1,245 @@
+"""R2DL bridge: target tokens become combinations of the source's token embeddings.
+
+    V_T' = Theta V_S,   Theta: N_T x N_S, k non-zeros per row   (Vinod, Chen & Das 2020)
+
+A batch of target-token ids (N, L), right-padded with 0, becomes a text-source
+input: [start] (prompt) V_T'[ids] [end] as `inputs_embeds` plus the attention
+mask, where start/end are the source's own [CLS]/[SEP] embeddings. The
+frozen language model therefore only ever sees points of its own embedding
+space (sparse mixtures of English word pieces), never free vectors.
+
+Modes:
+  sparse  R2DL. Theta starts as the k-sparse OMP code (scikit-learn's
+          orthogonal matching pursuit against the unit-normalised rows of V_S)
+          of one target embedding per target token, and after every optimiser
+          step is re-projected onto k non-zeros per row (largest |theta| kept).
+  dense   ReprogBERT-style: the same start, no projection, Theta fills up.
+  prompt  WARP-style: each target token is fixed to the source embedding of its
+          own spelling (e.g. amino acid "K" -> word piece "k"); the only
+          theta is `prompt_length` trainable embeddings after [CLS].
+
+What is coded at init: seeded random vectors drawn per dimension with the mean
+and standard deviation of V_S. Target tokens have no pretrained embedding of
+their own; random vectors assume no relation between them (nearly orthogonal,
+so every token is distinguishable from the first step) while matching the
+scale the LM expects, and coding them makes each token a mixture of k real
+word pieces. Coding spelled letters instead would collapse to the single
+word piece (residual 0 after one atom) and give the sparse code nothing to do.
+
+Sequences longer than the model's positions are never cut here: the encoder
+(`xmodal.tokenizers.encode`) applies the chosen truncation policy and counts
+the records cut; this bridge refuses ids longer than `max_tokens`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+from torch import nn
+
+from xmodal.errors import DataError, XmodalError
+from xmodal.tokenizers import token_counts
+
+MODES = ("sparse", "dense", "prompt")
+
+
+@dataclass
+class TokensToEmbeddingsConfig:
+    """tokens: the target vocabulary (ids 2.. ; 0 = pad, 1 = unk), saved so a reload encodes alike.
+    alphabet: protein, dna or smiles. sparsity: k, non-zeros per row of Theta (sparse mode).
+    prompt_length: soft prompt tokens (prompt mode). source_vocab_size, embedding_dim,
+    max_positions: the source's N_S, d and position limit, checked when the bridge meets its source."""
+
+    tokens: list[str] = field(default_factory=list)
+    alphabet: str = "protein"
+    mode: str = "sparse"
+    sparsity: int = 10
+    prompt_length: int = 8
+    source_vocab_size: int = 30522
+    embedding_dim: int = 384
+    max_positions: int = 512
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise DataError(f"bridge mode must be one of {MODES}, got {self.mode!r}")
+        if not self.tokens:
+            raise DataError("the bridge needs a target vocabulary (tokens)")
+        if not 1 <= self.sparsity <= self.source_vocab_size:
+            raise DataError(f"sparsity k must be in [1, {self.source_vocab_size}], got {self.sparsity}")
+        if self.prompt_length < 1:
+            raise DataError(f"prompt_length must be at least 1, got {self.prompt_length}")
+        self.tokens = list(self.tokens)
+        if self.max_tokens < 1:
+            raise DataError(f"no room for tokens: {self.max_positions} positions, {self._overhead} reserved")
+
+    @property
+    def _overhead(self) -> int:
+        return 2 + (self.prompt_length if self.mode == "prompt" else 0)  # [CLS], [SEP], prompt
+
+    @property
+    def max_tokens(self) -> int:
+        """Target tokens per record that fit the source's positions."""
+        return self.max_positions - self._overhead
+
+    @property
+    def num_target_tokens(self) -> int:
+        return len(self.tokens) + 2
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TokensToEmbeddingsConfig":
+        """Tolerates unknown keys, so files from newer versions still load."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def code_sparsely(targets: np.ndarray, dictionary: np.ndarray, k: int) -> np.ndarray:
+    """(N_T, N_S) codes with at most k non-zeros per row: targets ~ codes @ dictionary.
+
+    OMP picks atoms by correlation, which favours long rows, so it runs on
+    unit-normalised rows and the codes are rescaled back."""
+    from sklearn.linear_model import orthogonal_mp
+
+    norms = np.linalg.norm(dictionary, axis=1)
+    norms[norms == 0] = 1.0
+    codes = orthogonal_mp((dictionary / norms[:, None]).T, targets.T, n_nonzero_coefs=k, precompute=False)
+    return (np.atleast_2d(codes.T) / norms[None, :]).astype(np.float32)
+
+
+def keep_top_k(theta: torch.Tensor, k: int) -> torch.Tensor:
+    """Theta with all but the k largest |entries| of each row set to zero."""
+    keep = torch.zeros_like(theta, dtype=torch.bool).scatter_(1, theta.abs().topk(k, dim=1).indices, True)
+    return theta * keep
+
+
+def target_embeddings(source_embeddings: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """Random vectors with V_S's per-dimension mean and std (what sparse mode codes)."""
+    generator = torch.Generator().manual_seed(seed)
+    mean, std = source_embeddings.mean(dim=0), source_embeddings.std(dim=0)
+    return mean + std * torch.randn(count, source_embeddings.shape[1], generator=generator)
+
+
+def _pack_theta(bridge, state, prefix, _metadata) -> None:
+    theta = state.pop(prefix + "theta")
+    indices = theta.abs().topk(bridge.config.sparsity, dim=1).indices
+    state[prefix + "theta_values"], state[prefix + "theta_indices"] = theta.gather(1, indices), indices
+
+
+def _unpack_theta(bridge, state, prefix, *_) -> None:
+    if prefix + "theta_values" in state:
+        values, indices = state.pop(prefix + "theta_values"), state.pop(prefix + "theta_indices")
+        state[prefix + "theta"] = bridge.theta.new_zeros(bridge.theta.shape).scatter(1, indices.long(), values)
+
+
+class TokensToEmbeddings(nn.Module):
+    """Padded target-token ids (N, L) -> TextInput for a frozen text source."""
+
+    def __init__(self, config: TokensToEmbeddingsConfig):
+        super().__init__()
+        self.config = config
+        if config.mode == "prompt":
+            self.prompt = nn.Parameter(torch.zeros(config.prompt_length, config.embedding_dim))
+        else:
+            self.theta = nn.Parameter(torch.zeros(config.num_target_tokens, config.source_vocab_size))
+        if config.mode == "sparse":  # saved as k values + column indices per row: kilobytes, not N_T x N_S
+            self.register_state_dict_post_hook(_pack_theta)
+            self.register_load_state_dict_pre_hook(_unpack_theta)
+        self._source = None  # the text source, bound by the Reprogrammer; never saved
+
+    def bind_source(self, source) -> None:
+        """Read V_S, [CLS]/[SEP] and (prompt mode) spelled embeddings from the frozen source."""
+        spec = source.input_spec
+        if spec.modality != "text":
+            raise XmodalError(f"the token bridge feeds a text source, {source.name!r} takes {spec.modality}")
+        expected = (self.config.source_vocab_size, self.config.embedding_dim, self.config.max_positions)
+        if (spec.vocab_size, spec.embedding_dim, spec.max_positions) != expected:
+            raise XmodalError(f"bridge built for a source with (tokens, width, positions) {expected}, "
+                              f"{source.name!r} has {(spec.vocab_size, spec.embedding_dim, spec.max_positions)}; "
+                              "build the bridge from this source")
+        start, end = source.special_token_ids
+        if start is None or end is None:
+            raise XmodalError(f"{source.name!r} has no start/end ([CLS]/[SEP]) tokens; the bridge needs both")
+        object.__setattr__(self, "_source", source)  # not a submodule: the source stays outside theta
+        self.register_buffer("ends", source.embedding_matrix[[start, end]].detach().clone(), persistent=False)
+        if self.config.mode == "prompt":
+            spelled = source.spelled_embeddings(["[PAD]", "[UNK]", *self.config.tokens])
+            self.register_buffer("spelled", spelled, persistent=False)
+
+    @property
+    def source_embeddings(self) -> torch.Tensor:
+        if self._source is None:
+            raise XmodalError("the bridge is not bound to a source; build it inside a Reprogrammer")
+        return self._source.embedding_matrix
+
+    @torch.no_grad()
+    def initialise(self, seed: int) -> None:
+        """Sparse/dense: Theta <- OMP code of the target embeddings. Prompt: the prompt
+        starts as randomly chosen word-piece embeddings (real points of V_S)."""
+        vocabulary = self.source_embeddings
+        if self.config.mode == "prompt":
+            generator = torch.Generator().manual_seed(seed)
+            picks = torch.randint(0, len(vocabulary), (self.config.prompt_length,), generator=generator)
+            self.prompt.copy_(vocabulary[picks])
+            return
+        targets = target_embeddings(vocabulary, self.config.num_target_tokens, seed)
+        codes = code_sparsely(targets.numpy(), vocabulary.numpy(), self.config.sparsity)
+        self.theta.copy_(torch.from_numpy(codes))
+
+    @torch.no_grad()
+    def constrain(self) -> None:
+        """After an optimiser step: back onto k non-zeros per row (sparse mode only)."""
+        if self.config.mode == "sparse":
+            self.theta.copy_(keep_top_k(self.theta, self.config.sparsity))
+
+    def sparsity_report(self) -> dict:
+        if self.config.mode == "prompt":
+            return {"mode": "prompt", "trainable": self.prompt.numel()}
+        nonzeros = (self.theta != 0).sum(dim=1)
+        return {"mode": self.config.mode, "k": self.config.sparsity if self.config.mode == "sparse" else None,
+                "max_nonzeros_per_row": int(nonzeros.max()), "mean_nonzeros_per_row": float(nonzeros.float().mean()),
+                "density": float(nonzeros.sum()) / self.theta.numel()}
+
+    def token_table(self) -> torch.Tensor:
+        """(N_T, d): the embedding each target token enters the source with."""
+        if self.config.mode == "prompt":
+            return self.spelled
+        return self.theta @ self.source_embeddings
+
+    def forward(self, ids: torch.Tensor):
+        from adapters_modal.text import TextInput
+
+        ids = self._checked(ids)
+        lengths = token_counts(ids)
+        ids = ids[:, : int(lengths.max())]  # right-padded: columns past the longest record are all padding
+        tokens = self.token_table()[ids]
+        n, dim = len(ids), tokens.shape[2]
+        parts = [self.ends[0].expand(n, 1, dim)]
+        if self.config.mode == "prompt":
+            parts.append(self.prompt.expand(n, -1, -1))
+        offset = sum(p.shape[1] for p in parts)
+        body = torch.cat(parts + [tokens, tokens.new_zeros(n, 1, dim)], dim=1)
+        positions = torch.arange(body.shape[1])
+        end_at = (offset + lengths)[:, None]
+        embeds = torch.where((positions == end_at)[..., None], self.ends[1], body)
+        return TextInput(embeds, (positions <= end_at).long())
+
+    def _checked(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.dtype != torch.long or ids.ndim != 2:
+            raise DataError(f"the token bridge takes a (N, L) tensor of token ids (torch.long), got "
+                            f"{tuple(ids.shape)} {ids.dtype}; encode sequences with xmodal.tokenizers.encode")
+        if len(ids) == 0:
+            raise DataError("empty batch")
+        if int(ids.min()) < 0 or int(ids.max()) >= self.config.num_target_tokens:
+            raise DataError(f"token ids must be in [0, {self.config.num_target_tokens}); this bridge's vocabulary "
+                            "has fewer tokens; encode with the vocabulary saved in the bridge")
+        lengths = token_counts(ids)
+        if int(lengths.min()) == 0:
+            raise DataError(f"record {int(lengths.argmin())} of the batch has no tokens")
+        if int(lengths.max()) > self.config.max_tokens:
+            raise DataError(f"a record has {int(lengths.max())} tokens, the source fits {self.config.max_tokens}; "
+                            "truncate when encoding (truncation='keep_start' or 'keep_end')")
+        return ids

@@ -1,0 +1,179 @@
+"""scikit-learn classifier for sequences: R2DL through a frozen language model.
+
+    SequenceClassifier(alphabet="protein").fit(["GLFDIVKK...", ...], y).predict([...])
+
+X is a list (or 1-D array) of strings: peptides / proteins, DNA, or SMILES.
+The pipeline is tokeniser -> R2DL bridge (theta) -> frozen text source ->
+linear head on pooled features (omega). Only theta and omega are trained.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from adapters_modal.text import load_text_source
+from xmodal.bridges.tokens_to_embeddings import TokensToEmbeddings, TokensToEmbeddingsConfig
+from xmodal.errors import DataError
+from xmodal.mapping import LinearHead
+from xmodal.persistence import load_reprogrammer, read_document, save_reprogrammer
+from xmodal.reprogrammer import Reprogrammer
+from xmodal.tokenizers import EncodedBatch, Vocabulary, encode, make_tokenizer, token_counts
+from xmodal.training import FitResult, TrainConfig, fit_reprogrammer
+
+
+def as_sequences(X, what: str = "X") -> list[str]:
+    """A list of non-empty strings, or a DataError naming the bad element."""
+    if isinstance(X, (str, bytes)):
+        raise DataError(f"{what} is a single string; pass a list of sequences")
+    sequences = list(np.asarray(X, dtype=object).ravel()) if not isinstance(X, list) else X
+    if not sequences:
+        raise DataError(f"{what} is empty")
+    for i, value in enumerate(sequences):
+        if not isinstance(value, str):
+            raise DataError(f"{what}[{i}] is {type(value).__name__} {value!r}, not a sequence string")
+    return sequences
+
+
+class SequenceClassifier(ClassifierMixin, BaseEstimator):
+    """Classify sequences or molecules with a frozen English language model (R2DL).
+
+    Parameters
+    ----------
+    source : a registered text source (default "minilm-l6"), a model folder or a hub id.
+    alphabet : "protein", "dna" or "smiles" (see xmodal.tokenizers for the policies).
+    mode : "sparse" (R2DL, k-sparse theta), "dense" (ReprogBERT) or "prompt" (WARP soft prompt).
+    sparsity : k, non-zeros per row of theta in sparse mode.
+    prompt_length : soft prompt tokens in prompt mode.
+    truncation : records longer than the source fits: "error", "keep_start" or "keep_end";
+        every cut is counted (`n_truncated_`) and warned about.
+    unknown : unknown tokens: "error" (names record and token) or "unk".
+    validate_smiles : check SMILES with RDKit while tokenising.
+    epochs, lr, batch_size, val_fraction, patience : training, see TrainConfig.
+    random_state : seed for theta's init, the split and the training.
+    verbose : progress bar during fit.
+    """
+
+    def __init__(self, source="minilm-l6", alphabet="protein", mode="sparse", sparsity=10, prompt_length=8,
+                 truncation="error", unknown="error", validate_smiles=False, epochs=10, lr=0.01, batch_size=32,
+                 val_fraction=0.1, patience=3, random_state=0, verbose=False):
+        self.source = source
+        self.alphabet = alphabet
+        self.mode = mode
+        self.sparsity = sparsity
+        self.prompt_length = prompt_length
+        self.truncation = truncation
+        self.unknown = unknown
+        self.validate_smiles = validate_smiles
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _tokenizer(self):
+        return make_tokenizer(self.alphabet, validate=self.validate_smiles)
+
+    def _tokenize(self, sequences: list[str], names: list[str] | None) -> tuple[list[list[str]], list[str]]:
+        tokenizer = self._tokenizer()
+        names = names or [f"record {i} ({s[:20]!r})" for i, s in enumerate(sequences)]
+        return [tokenizer.tokenize(s, n) for s, n in zip(sequences, names)], names
+
+    def encode(self, X, names: list[str] | None = None) -> EncodedBatch:
+        """Sequences -> padded ids with this fitted vocabulary and truncation policy."""
+        check_is_fitted(self, "reprogrammer_")
+        tokens, names = self._tokenize(as_sequences(X), names)
+        batch = encode(tokens, self.vocabulary_, names, self.reprogrammer_.bridge.config.max_tokens,
+                       self.truncation, self.unknown)
+        if batch.truncated:
+            warnings.warn(f"{batch.truncated} of {len(tokens)} records were cut to "
+                          f"{self.reprogrammer_.bridge.config.max_tokens} tokens ({self.truncation}): "
+                          f"{', '.join(batch.truncated_records[:3])}...", stacklevel=2)
+        return batch
+
+    def _targets(self, y) -> torch.Tensor:
+        y = np.asarray(y)
+        unknown = sorted(set(y.tolist()) - set(self.classes_.tolist()), key=str)
+        if unknown:
+            raise DataError(f"labels {unknown[:5]} are not among the training classes {self.classes_.tolist()}")
+        return torch.as_tensor(np.searchsorted(self.classes_, y), dtype=torch.long)
+
+    def fit(self, X, y, validation_data=None, names=None):
+        """validation_data: optional (X_val, y_val) used for model selection instead of
+        carving `val_fraction` from X. names: record names for error messages."""
+        sequences = as_sequences(X)
+        if len(sequences) != len(y):
+            raise DataError(f"{len(sequences)} sequences but {len(y)} labels; give one label per sequence")
+        self.classes_ = np.unique(np.asarray(y))
+        if len(self.classes_) < 2:
+            raise DataError(f"the training labels hold a single class ({self.classes_.tolist()}); "
+                            "a classifier needs at least 2")
+        seed = int(self.random_state or 0)
+        source = load_text_source(self.source)
+        tokens, _ = self._tokenize(sequences, names)
+        self.vocabulary_ = Vocabulary.build(self._tokenizer(), tokens)
+        spec = source.input_spec
+        bridge = TokensToEmbeddings(TokensToEmbeddingsConfig(
+            tokens=list(self.vocabulary_.tokens), alphabet=self.alphabet, mode=self.mode, sparsity=self.sparsity,
+            prompt_length=self.prompt_length, source_vocab_size=spec.vocab_size, embedding_dim=spec.embedding_dim,
+            max_positions=spec.max_positions))
+        head = LinearHead(spec.embedding_dim, len(self.classes_), seed=seed)
+        self.reprogrammer_ = Reprogrammer(bridge, source, head, list(self.classes_), reads="features")
+        bridge.initialise(seed)
+        train = self.encode(sequences, names)
+        self.n_truncated_ = train.truncated
+        validation = None
+        if validation_data is not None:
+            x_val, y_val = validation_data
+            val_ids, val_targets = self.encode(x_val).ids, self._targets(y_val)
+            order = torch.argsort(token_counts(val_ids), stable=True)  # less padding per batch, same scores
+            validation = (val_ids[order], val_targets[order])
+        config = TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                             val_fraction=self.val_fraction, patience=self.patience, seed=seed,
+                             progress=self.verbose)
+        self.fit_result_ = fit_reprogrammer(self.reprogrammer_, train.ids, self._targets(y), config, validation,
+                                            lengths=token_counts(train.ids))
+        self.sparsity_ = bridge.sparsity_report()
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        ids = self.encode(X).ids
+        order = torch.argsort(token_counts(ids), stable=True)  # similar lengths share a batch
+        probabilities = torch.empty(len(ids), len(self.classes_))
+        probabilities[order] = self.reprogrammer_.predict_proba(ids[order], batch_size=64)
+        return probabilities.numpy().astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def save_pretrained(self, folder: str | Path, metadata: dict | None = None) -> Path:
+        """JSON + safetensors; reload with `SequenceClassifier.from_pretrained`."""
+        check_is_fitted(self, "reprogrammer_")
+        info = {"estimator": type(self).__name__, "params": self.get_params(deep=False),
+                "fit": {k: v for k, v in self.fit_result_.to_dict().items() if k != "history"},
+                "sparsity": self.sparsity_, "n_truncated": self.n_truncated_}
+        return save_reprogrammer(self.reprogrammer_, folder, {**info, **(metadata or {})})
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "SequenceClassifier":
+        document = read_document(folder)
+        reprogrammer, document = load_reprogrammer(folder, source=load_text_source(document["source"]["name"]))
+        if not isinstance(reprogrammer.bridge, TokensToEmbeddings):
+            raise DataError(f"{folder} holds a {type(reprogrammer.bridge).__name__} run, not a sequence classifier")
+        metadata = document.get("metadata", {})
+        known = cls._get_param_names()
+        estimator = cls(**{k: v for k, v in metadata.get("params", {}).items() if k in known})
+        estimator.classes_ = np.array(document["classes"])
+        estimator.vocabulary_ = Vocabulary(tuple(reprogrammer.bridge.config.tokens))
+        estimator.reprogrammer_ = reprogrammer
+        estimator.fit_result_ = FitResult(**metadata["fit"]) if "fit" in metadata else None
+        estimator.sparsity_ = reprogrammer.bridge.sparsity_report()
+        estimator.n_truncated_ = metadata.get("n_truncated", 0)
+        return estimator
