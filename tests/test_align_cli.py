@@ -78,3 +78,31 @@ def test_synthesize_words_writes_labelled_wavs(tmp_path, capsys):
 def test_synthesize_words_names_a_bad_voice(tmp_path, capsys):
     assert main(["synthesize-words", str(tmp_path), "--words", "yes", "--voices", "xx-nonsense", "--quiet"]) == 1
     assert "espeak-ng failed for 'yes' in voice 'xx-nonsense'" in capsys.readouterr().err
+
+
+def test_a_sequence_run_aligns_its_peptides_with_english_sentences(tmp_path, capsys):
+    """R2DL: the frozen MiniLM's features of reprogrammed peptides against its features of real English."""
+    from tests.conftest import AMP_SCANNER
+    from xmodal.sequence_data import read_fasta
+
+    folder = tmp_path / "amp"
+    folder.mkdir()
+    for label in ("AMP", "DECOY"):
+        for split, n in (("tr", 16), ("te", 6)):
+            ids, sequences = read_fasta(AMP_SCANNER / f"{label}.{split}.fa")
+            (folder / f"{label}.{split}.fa").write_text("".join(f">{i}\n{s}\n" for i, s in zip(ids[:n], sequences[:n])))
+    run = tmp_path / "run"
+    assert main(["fit", "--task", "sequence", "--dataset", str(folder), "--out", str(run), "--epochs", "1",
+                 "--sparsity", "5", "--quiet"]) == 0
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("The cat sat on the mat.\nProteins fold into shapes.\nIt rained all day in town.\n"
+                         "She bought bread and milk.\nThe river runs to the sea.\n")
+    assert main(["align", str(run), "--source-samples", str(sentences), "--dataset", str(folder)]) == 1
+    assert "no logits; use --representation features" in capsys.readouterr().err
+    report_file = tmp_path / "align.json"
+    assert main(["align", str(run), "--source-samples", str(sentences), "--dataset", str(folder),
+                 "--representation", "features", "--json", str(report_file)]) == 0
+    report = json.loads(report_file.read_text())
+    assert report["n_source"] == 5 and report["n_target"] == 12 and report["representation"] == "features"
+    assert report["w1_before"] > 0 and report["w1_after"] > 0 and report["bound"] is None
+    assert 0 <= report["target_risk"] <= 2 ** 0.5

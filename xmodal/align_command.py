@@ -47,24 +47,59 @@ def format_table(report: dict) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def _target_data(args, model, document):
-    from xmodal.data import load_ucr
+def _class_indices(labels, classes: list, name: str) -> np.ndarray:
+    unknown = sorted({label for label in labels if label not in classes}, key=str)
+    if unknown:
+        raise DataError(f"labels {unknown[:5]} of {name} were not seen by this run (classes {classes}); "
+                        "align the run with the dataset it was fitted on")
+    return np.array([classes.index(label) for label in labels])
 
-    if document["bridge"]["kind"] != "series_to_audio":
-        raise DataError(f"align reads the target data of series runs; {args.run_dir} is a "
-                        f"{document['bridge']['kind']} run")
+
+def _series_target(args, document):
+    """(reprogrammer, dataset name, series, class indices) of a series run."""
+    from xmodal.data import load_ucr
+    from xmodal.persistence import load_reprogrammer
+
+    model, _ = load_reprogrammer(args.run_dir, weights_path=args.weights)
     name = args.dataset or document.get("metadata", {}).get("dataset")
     if not name:
         raise DataError(f"{args.run_dir} does not record its dataset; pass --dataset")
     data = load_ucr(name, args.data_dir, unequal="resample" if args.resample else "error",
                     missing="interpolate" if args.impute else "error", length=model.bridge.config.series_length)
     x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
-    classes = list(model.classes)
-    unknown = sorted({label for label in y.tolist() if label not in classes}, key=str)
-    if unknown:
-        raise DataError(f"labels {unknown[:5]} of {name} were not seen by this run (classes {classes}); "
-                        "align the run with the dataset it was fitted on")
-    return name, torch.tensor(x, dtype=torch.float32), np.array([classes.index(label) for label in y.tolist()])
+    return model, name, torch.tensor(x, dtype=torch.float32), _class_indices(y.tolist(), list(model.classes), name)
+
+
+def _sequence_target(args, document):
+    """(reprogrammer, dataset name, token ids, class indices) of a sequence run."""
+    from xmodal.sequence_data import load_sequence_dataset
+    from xmodal.sequence_estimator import SequenceClassifier
+
+    if not args.dataset:
+        raise DataError("a sequence run needs --dataset PATH: the CSV or FASTA folder it was fitted on")
+    classifier = SequenceClassifier.from_pretrained(args.run_dir)
+    data = load_sequence_dataset(args.dataset, alphabet=classifier.alphabet)
+    records = data.test if args.split == "test" else data.train
+    if records is None:
+        raise DataError(f"{args.dataset} has no fixed test split (the run drew its own); "
+                        "align on its records with --split train")
+    model = classifier.reprogrammer_
+    return (model, data.name, classifier.encode(records.sequences, records.ids).ids,
+            _class_indices(records.labels.tolist(), list(model.classes), data.name))
+
+
+# bridge kind -> how to load a run of it with its target data
+TARGETS = {"series_to_audio": _series_target, "tokens_to_embeddings": _sequence_target}
+
+
+def _target(args):
+    from xmodal.persistence import read_document
+
+    document = read_document(args.run_dir)
+    kind = document["bridge"].get("kind")
+    if kind not in TARGETS:
+        raise DataError(f"align reads the target data of series and sequence runs; {args.run_dir} is a {kind} run")
+    return (*TARGETS[kind](args, document), document)
 
 
 def _source_points(samples, source, representation: str) -> np.ndarray:
@@ -77,12 +112,13 @@ def _source_points(samples, source, representation: str) -> np.ndarray:
 
 def run(args) -> None:
     from xmodal.alignment_plot import plot_alignment
-    from xmodal.persistence import load_reprogrammer
     from xmodal.risk_bound import measure_alignment, source_risk
     from xmodal.source_samples import read_source_samples
 
-    model, document = load_reprogrammer(args.run_dir, weights_path=args.weights)
-    name, x, labels = _target_data(args, model, document)
+    model, name, x, labels, document = _target(args)
+    if model.source.input_spec.modality == "text" and args.representation == "logits":
+        raise DataError(f"{model.source.name} is a language model without classes, so it has no logits; "
+                        "use --representation features")
     samples = read_source_samples(args.source_samples, model.source)
     risk = None if samples.labels is None else source_risk(model.source, samples.inputs, samples.labels)
     if samples.labels is None:

@@ -46,8 +46,12 @@ def _representation(source: SourceModel, kind: str):
 
 
 def source_representations(source: SourceModel, inputs, kind: str = "logits", batch_size: int = 64) -> np.ndarray:
-    """z_S(x) (logits) or the penultimate features of source-model inputs."""
-    return _batched(_representation(source, kind), inputs, batch_size)
+    """z_S(x) (logits) or the penultimate features of source-model inputs; a
+    list of sentences is read through a language model's own tokenizer."""
+    represent = _representation(source, kind)
+    if isinstance(inputs, list):
+        return _batched(lambda batch: represent(source.text_inputs(batch)), inputs, batch_size)
+    return _batched(represent, inputs, batch_size)
 
 
 def reprogrammed_representations(model: Reprogrammer, x: torch.Tensor, kind: str = "logits",
@@ -72,15 +76,21 @@ def source_risk(source: SourceModel, inputs, labels: np.ndarray) -> float:
 
 
 def untrained(model: Reprogrammer, seed: int = 0) -> Reprogrammer:
-    """The reprogrammer before training: theta = 0 and the initial output map."""
-    bridge = copy.deepcopy(model.bridge)
+    """The reprogrammer before training, with the initial output map and
+    theta = 0 (V2S: no perturbation), or, for a bridge whose zero is no
+    starting point (R2DL's Theta would erase every token), its own seeded
+    initialisation (`bridge.initialise(seed)`)."""
+    bridge = copy.deepcopy(model.bridge, memo={id(model.source): model.source})  # never copy the source
     with torch.no_grad():
-        for parameter in bridge.parameters():
-            parameter.zero_()
+        if hasattr(bridge, "initialise"):
+            bridge.initialise(seed)
+        else:
+            for parameter in bridge.parameters():
+                parameter.zero_()
     output_map = output_map_from_settings(model.output_map.settings(), seed=seed)
     buffers = dict(model.output_map.named_buffers())
     output_map.load_state_dict({k: v for k, v in model.output_map.state_dict().items() if k in buffers}, strict=False)
-    return Reprogrammer(bridge, model.source, output_map, model.classes).eval()
+    return Reprogrammer(bridge, model.source, output_map, model.classes, reads=model.reads).eval()
 
 
 @dataclass
