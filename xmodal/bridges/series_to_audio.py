@@ -15,20 +15,21 @@ module around them, in torchaudio's functional/transforms style.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from xmodal.errors import DataError
+from xmodal.settings_record import SettingsRecord
 
 INTERPOLATIONS = ("linear", "nearest")
 OFFSETS = ("start", "centre")
 
 
 @dataclass
-class SeriesToAudioConfig:
+class SeriesToAudioConfig(SettingsRecord):
     """Settings of the bridge; every one is saved with a trained reprogrammer.
 
     upsample_factor / target_duration: stretch the series by an integer factor,
@@ -81,15 +82,6 @@ class SeriesToAudioConfig:
             raise DataError(f"offset must be 'start', 'centre' or a sample index >= 0, got {self.offset!r}")
         if not 0 <= self.delta_dropout < 1:
             raise DataError(f"delta_dropout must be in [0, 1), got {self.delta_dropout}")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "SeriesToAudioConfig":
-        """Tolerates unknown keys, so files from newer versions still load."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def as_series_batch(x: torch.Tensor) -> torch.Tensor:

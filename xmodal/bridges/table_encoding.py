@@ -20,12 +20,13 @@ its statistics saved beside a trained reprogrammer.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from xmodal.errors import DataError
+from xmodal.settings_record import SettingsRecord
 
 ENCODINGS = ("onehot", "ordinal")
 MISSING_POLICIES = ("error", "impute")
@@ -33,7 +34,7 @@ UNKNOWN_POLICIES = ("zero", "error")
 
 
 @dataclass
-class TableEncoder:
+class TableEncoder(SettingsRecord):
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     means: dict[str, float] = field(default_factory=dict)
@@ -144,11 +145,3 @@ class TableEncoder:
         parts = [self._numeric(frame[c], c) for c in self.numeric]
         parts += [self._categorical(frame[c], c) for c in self.categorical]
         return np.concatenate(parts, axis=1).astype(np.float32)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TableEncoder":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)

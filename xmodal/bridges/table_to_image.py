@@ -14,7 +14,7 @@ range [lo, hi] that the source model expects (its input spec).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
@@ -23,12 +23,13 @@ from torch import nn
 from adapters_modal.base import InputSpec
 from xmodal.bridges.table_encoding import TableEncoder
 from xmodal.errors import DataError
+from xmodal.settings_record import SettingsRecord
 
 PLACEMENTS = ("centre", "top-left")
 
 
 @dataclass
-class TableToImageConfig:
+class TableToImageConfig(SettingsRecord):
     """Settings of the bridge; every one (encoder statistics included) is saved
     with a trained reprogrammer, so a reloaded run draws rows identically.
 
@@ -74,16 +75,8 @@ class TableToImageConfig:
         return cls(channels=spec.channels, height=spec.height, width=spec.width,
                    value_range=spec.value_range or (0.0, 1.0), encoder=encoder.to_dict(), **layout)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "TableToImageConfig":
-        """Tolerates unknown keys, so files from newer versions still load."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
     def to_dict(self) -> dict:
-        values = asdict(self)
-        values["value_range"] = list(self.value_range)
-        return values
+        return {**super().to_dict(), "value_range": list(self.value_range)}
 
 
 def layout_index(num_features: int, config: TableToImageConfig) -> torch.Tensor:

@@ -33,20 +33,21 @@ the records cut; this bridge refuses ids longer than `max_tokens`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from xmodal.errors import DataError, XmodalError
+from xmodal.settings_record import SettingsRecord
 from xmodal.tokenizers import token_counts
 
 MODES = ("sparse", "dense", "prompt")
 
 
 @dataclass
-class TokensToEmbeddingsConfig:
+class TokensToEmbeddingsConfig(SettingsRecord):
     """tokens: the target vocabulary (ids 2.. ; 0 = pad, 1 = unk), saved so a reload encodes alike.
     alphabet: protein, dna or smiles. sparsity: k, non-zeros per row of Theta (sparse mode).
     prompt_length: soft prompt tokens (prompt mode). source_vocab_size, embedding_dim,
@@ -86,15 +87,6 @@ class TokensToEmbeddingsConfig:
     @property
     def num_target_tokens(self) -> int:
         return len(self.tokens) + 2
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TokensToEmbeddingsConfig":
-        """Tolerates unknown keys, so files from newer versions still load."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def code_sparsely(targets: np.ndarray, dictionary: np.ndarray, k: int) -> np.ndarray:
