@@ -197,11 +197,20 @@ def cmd_align(args) -> None:
 
 def cmd_synthesize_words(args) -> None:
     import adapters_modal
-    from adapters_modal.speech_synthesis import DEFAULT_SPEEDS, DEFAULT_VOICES, synthesize_words
+    from adapters_modal.speech_synthesis import (
+        DEFAULT_SPEEDS,
+        DEFAULT_VOICES,
+        synthesize_words,
+    )
 
-    words = args.words or list(adapters_modal.load_source(args.source, args.weights).class_names)
+    # Class names such as "_unknown_" or "_silence_" are no words to speak.
+    words = args.words or [w for w in adapters_modal.load_source(args.source, args.weights).class_names
+                           if w.isalpha()]
     voices = args.voices.split(",") if args.voices else DEFAULT_VOICES
-    speeds = [int(s) for s in args.speeds.split(",")] if args.speeds else DEFAULT_SPEEDS
+    try:
+        speeds = [int(s) for s in args.speeds.split(",")] if args.speeds else DEFAULT_SPEEDS
+    except ValueError:
+        raise XmodalError(f"--speeds {args.speeds!r}: give comma-separated words per minute, e.g. 120,160") from None
     written = synthesize_words(words, args.out, voices, speeds, progress=not args.quiet)
     print(f"wrote {len(written)} WAV files for {len(words)} words to {args.out}/<word>/")
 
@@ -221,7 +230,8 @@ def _fill_defaults(args, defaults: dict) -> None:
 
 
 def fit_sequence(args) -> None:
-    from xmodal.cli_sequence import DEFAULTS, fit_sequence as fit
+    from xmodal.cli_sequence import DEFAULTS
+    from xmodal.cli_sequence import fit_sequence as fit
 
     _fill_defaults(args, DEFAULTS)
     fit(args)

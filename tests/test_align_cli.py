@@ -106,3 +106,8 @@ def test_a_sequence_run_aligns_its_peptides_with_english_sentences(tmp_path, cap
     assert report["n_source"] == 5 and report["n_target"] == 12 and report["representation"] == "features"
     assert report["w1_before"] > 0 and report["w1_after"] > 0 and report["bound"] is None
     assert 0 <= report["target_risk"] <= 2 ** 0.5
+
+
+def test_synthesize_words_refuses_bad_speeds(tmp_path, capsys):
+    assert main(["synthesize-words", str(tmp_path), "--words", "yes", "--speeds", "fast", "--quiet"]) == 1
+    assert "--speeds 'fast'" in capsys.readouterr().err

@@ -142,8 +142,11 @@ def test_bad_black_boxes_and_linear_heads_are_refused(source, italy):
     with pytest.raises(XmodalError, match="returned shape \\(2, 3\\) for 2 inputs"):
         broken.logits(torch.zeros(2, 16000))
     model = _series_model(hide_gradients(source), italy, mapping="linear")
-    with pytest.raises(XmodalError, match="takes a label mapping"):
+    with pytest.raises(XmodalError, match="takes a fixed label mapping"):
         fit_blackbox(model, torch.zeros(4, 24), torch.tensor([0, 1, 0, 1]), BlackBoxConfig(progress=False))
+    iterative = _series_model(hide_gradients(source), italy, mapping="ilm")
+    with pytest.raises(XmodalError, match="iterative re-mapping"):
+        fit_blackbox(iterative, torch.zeros(4, 24), torch.tensor([0, 1, 0, 1]), BlackBoxConfig(progress=False))
     with pytest.raises(XmodalError, match="needs a black-box source"):
         fit_blackbox(_series_model(source, italy), torch.zeros(4, 24), torch.tensor([0, 1, 0, 1]),
                      BlackBoxConfig(progress=False))

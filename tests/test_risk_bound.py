@@ -118,3 +118,19 @@ def test_source_samples_must_match_the_source_modality(tmp_path, source):
 def test_unknown_representation_is_named(source, samples):
     with pytest.raises(DataError, match="unknown representation 'pooled'"):
         source_representations(source, samples.inputs[:2], "pooled")
+
+
+def test_an_iterative_map_is_rebuilt_from_the_untrained_model(source, gunpoint):
+    """ilm re-maps during training, so its trained assignment is not the initial one."""
+    from xmodal.mapping import frequency_assignment
+
+    x = torch.tensor(gunpoint.x_train, dtype=torch.float32)
+    y = torch.tensor(gunpoint.y_train - 1)
+    model = Reprogrammer(SeriesToAudio(), source, build_output_map("ilm", 35, 2), classes=gunpoint.classes)
+    fit_reprogrammer(model, x, y, TrainConfig(epochs=3, progress=False, seed=0))
+    with pytest.raises(DataError, match="needs the training data"):
+        untrained(model)
+    before = untrained(model, fit_data=(x, y))
+    with torch.no_grad():
+        expected = frequency_assignment(source.logits(before.bridge(x)), y, 2, 17)
+    assert torch.equal(before.output_map.assignment, expected)

@@ -23,7 +23,7 @@ def format_table(report: dict) -> str:
         return "n/a" if value is None else f"{value:.4f}"
 
     def interval(value):
-        return "" if value is None else f"  (95 % CI {value[0]:.4f} to {value[1]:.4f})"
+        return "" if value is None else f"  (95 % bootstrap CI of the subsampled W1: {value[0]:.4f} to {value[1]:.4f})"
 
     rows = [
         ("method", report["method"]),
@@ -31,7 +31,7 @@ def format_table(report: dict) -> str:
         ("samples", f"{report['n_source']} source, {report['n_target']} target"),
         ("source risk", number(report["source_risk"])),
     ]
-    stages = (("before (theta = 0)", "w1_before", "slack_before", "bound_before", "target_risk_before",
+    stages = (("before training", "w1_before", "slack_before", "bound_before", "target_risk_before",
                "bound_holds_before"),
               ("after training", "w1_after", "slack_after", "bound", "target_risk", "bound_holds"))
     for stage, w1, slack, bound, risk, holds in stages:
@@ -56,7 +56,7 @@ def _class_indices(labels, classes: list, name: str) -> np.ndarray:
 
 
 def _series_target(args, document):
-    """(reprogrammer, dataset name, series, class indices) of a series run."""
+    """(reprogrammer, dataset name, series, class indices, training data) of a series run."""
     from xmodal.data import load_ucr
     from xmodal.persistence import load_reprogrammer
 
@@ -67,11 +67,13 @@ def _series_target(args, document):
     data = load_ucr(name, args.data_dir, unequal="resample" if args.resample else "error",
                     missing="interpolate" if args.impute else "error", length=model.bridge.config.series_length)
     x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
-    return model, name, torch.tensor(x, dtype=torch.float32), _class_indices(y.tolist(), list(model.classes), name)
+    classes = list(model.classes)
+    fit_data = (torch.tensor(data.x_train, dtype=torch.float32), _class_indices(data.y_train.tolist(), classes, name))
+    return model, name, torch.tensor(x, dtype=torch.float32), _class_indices(y.tolist(), classes, name), fit_data
 
 
 def _sequence_target(args, document):
-    """(reprogrammer, dataset name, token ids, class indices) of a sequence run."""
+    """(reprogrammer, dataset name, token ids, class indices, None) of a sequence run (linear head only)."""
     from xmodal.sequence_data import load_sequence_dataset
     from xmodal.sequence_estimator import SequenceClassifier
 
@@ -85,7 +87,7 @@ def _sequence_target(args, document):
                         "align on its records with --split train")
     model = classifier.reprogrammer_
     return (model, data.name, classifier.encode(records.sequences, records.ids).ids,
-            _class_indices(records.labels.tolist(), list(model.classes), data.name))
+            _class_indices(records.labels.tolist(), list(model.classes), data.name), None)
 
 
 # bridge kind -> how to load a run of it with its target data
@@ -115,7 +117,7 @@ def run(args) -> None:
     from xmodal.risk_bound import measure_alignment, source_risk
     from xmodal.source_samples import read_source_samples
 
-    model, name, x, labels, document = _target(args)
+    model, name, x, labels, fit_data, document = _target(args)
     if model.source.input_spec.modality == "text" and args.representation == "logits":
         raise DataError(f"{model.source.name} is a language model without classes, so it has no logits; "
                         "use --representation features")
@@ -125,7 +127,7 @@ def run(args) -> None:
         print(f"note: no source risk, so no bound: {samples.unlabelled_reason}", file=sys.stderr)
     seed = document.get("metadata", {}).get("params", {}).get("random_state") or 0
     measurement = measure_alignment(model, x, labels, _source_points(samples, model.source, args.representation),
-                                    risk, args.representation, args.method, seed=int(seed))
+                                    risk, args.representation, args.method, seed=int(seed), fit_data=fit_data)
     report = {"run_dir": str(args.run_dir), "dataset": name, "split": args.split,
               "source_samples": samples.description, **measurement.to_dict()}
     print(f"{name} ({args.split} split) against {samples.description}")

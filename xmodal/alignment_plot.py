@@ -30,7 +30,7 @@ def plot_alignment(measurement: AlignmentMeasurement, path: str | Path, title: s
     source, before, after = _shared_projection(
         measurement.source_points, measurement.before_points, measurement.after_points)
     figure, panels = plt.subplots(1, 2, figsize=(11, 5), sharex=True, sharey=True)
-    for panel, target, stage, label in ((panels[0], before, measurement.before, "before (θ = 0)"),
+    for panel, target, stage, label in ((panels[0], before, measurement.before, "before training"),
                                          (panels[1], after, measurement.after, "after training")):
         panel.scatter(source[:, 0], source[:, 1], s=14, alpha=0.6, c="tab:blue", label="source samples")
         panel.scatter(target[:, 0], target[:, 1], s=14, alpha=0.6, c="tab:orange", label="reprogrammed target")

@@ -177,9 +177,10 @@ def fit_blackbox(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: 
     if not isinstance(model.source, BlackBoxSource):
         raise XmodalError("fit_blackbox needs a black-box source: wrap it with xmodal.blackbox.hide_gradients(source) "
                           "or BlackBoxSource(predict, ...)")
-    if not isinstance(model.output_map, LabelMapping):
-        raise XmodalError("black-box training takes a label mapping (frequency or random): a linear head on the "
-                          "probabilities an API returns would not match the source's own logits after reloading")
+    if not isinstance(model.output_map, LabelMapping) or model.output_map.remap_every > 0:
+        raise XmodalError("black-box training takes a fixed label mapping (frequency or random): a linear head on "
+                          "the probabilities an API returns would not match the source's own logits after "
+                          "reloading, and iterative re-mapping (ilm) would spend the query budget on re-mapping")
     if len(x) != len(y):
         raise DataError(f"{len(x)} samples but {len(y)} labels; give one label per sample")
     start, source = time.perf_counter(), model.source
@@ -197,12 +198,14 @@ def fit_blackbox(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: 
     queries_per_row = config.directions + 1  # L(theta) and q perturbed losses per mini-batch row
     model.eval()  # dropout off: the loss differences must come from theta alone
     try:
-        if not source.budget.can_afford(len(x_fit) + len(x_sel)):
+        preparing = len(x_fit) if model.output_map.needs_source_outputs else 0  # a random map needs no queries
+        if not source.budget.can_afford(preparing + len(x_sel)):
             raise BudgetExhausted(f"a query budget of {config.query_budget} does not cover preparing the output map "
-                                  f"and scoring the start ({len(x_fit) + len(x_sel)} queries), let alone training; "
+                                  f"and scoring the start ({preparing + len(x_sel)} queries), let alone training; "
                                   "raise --query-budget")
-        with torch.no_grad():
-            model.output_map.prepare(model.source_logits(x_fit), y_fit)
+        if preparing:
+            with torch.no_grad():
+                model.output_map.prepare(model.source_logits(x_fit), y_fit)
         best_loss, best_acc = _evaluate(model, x_sel, y_sel, config.batch_size)
         best_key, best_epoch, best_state = (best_acc, -best_loss), 0, copy.deepcopy(model.trainable_state())
         bar = tqdm(range(1, config.epochs + 1), desc="fit (black box)", unit="epoch", disable=not config.progress,

@@ -26,7 +26,10 @@ from adapters_modal.weights import sha256_of
 from xmodal import __version__
 from xmodal.bridges.series_to_audio import SeriesToAudio, SeriesToAudioConfig
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
-from xmodal.bridges.tokens_to_embeddings import TokensToEmbeddings, TokensToEmbeddingsConfig
+from xmodal.bridges.tokens_to_embeddings import (
+    TokensToEmbeddings,
+    TokensToEmbeddingsConfig,
+)
 from xmodal.errors import PersistenceError
 from xmodal.mapping import output_map_from_settings
 from xmodal.reprogrammer import Reprogrammer

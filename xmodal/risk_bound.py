@@ -10,9 +10,10 @@ model's own softmax on labelled source samples, the target risk with the
 reprogrammer's target-class probabilities.
 
 "Before" is the reprogrammer with theta = 0 (no perturbation) and its
-initial output map; "after" is the trained one. A label mapping's assignment
-is fixed before training from the untrained model's responses, so it is the
-initial mapping too; a linear head is re-drawn from its seed.
+initial output map; "after" is the trained one. A frequency or random
+assignment is fixed before training, so the trained one is the initial one;
+an iteratively re-mapped map (ilm, blm) is rebuilt from the untrained model's
+responses to the training data; a linear head is re-drawn from its seed.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def source_risk(source: SourceModel, inputs, labels: np.ndarray) -> float:
     return l2_risk(probabilities / probabilities.sum(axis=1, keepdims=True), labels)
 
 
-def untrained(model: Reprogrammer, seed: int = 0) -> Reprogrammer:
+def untrained(model: Reprogrammer, seed: int = 0, fit_data: tuple | None = None) -> Reprogrammer:
     """The reprogrammer before training, with the initial output map and
     theta = 0 (V2S: no perturbation), or, for a bridge whose zero is no
     starting point (R2DL's Theta would erase every token), its own seeded
@@ -88,9 +89,20 @@ def untrained(model: Reprogrammer, seed: int = 0) -> Reprogrammer:
             for parameter in bridge.parameters():
                 parameter.zero_()
     output_map = output_map_from_settings(model.output_map.settings(), seed=seed)
-    buffers = dict(model.output_map.named_buffers())
-    output_map.load_state_dict({k: v for k, v in model.output_map.state_dict().items() if k in buffers}, strict=False)
-    return Reprogrammer(bridge, model.source, output_map, model.classes, reads=model.reads).eval()
+    before = Reprogrammer(bridge, model.source, output_map, model.classes, reads=model.reads).eval()
+    if output_map.remap_every > 0:  # ilm / blm: the trained map is the last re-mapping, not the first
+        if fit_data is None:
+            raise DataError("an iteratively re-mapped output map (ilm, blm) needs the training data to rebuild "
+                            "its initial mapping; pass fit_data=(x_train, class indices)")
+        x_fit, y_fit = fit_data
+        with torch.no_grad():
+            outputs = torch.cat([before.source_logits(x_fit[i : i + 64]) for i in range(0, len(x_fit), 64)])
+        output_map.prepare(outputs, torch.as_tensor(y_fit))
+    else:  # frequency / random: the assignment was fixed before training, so the trained one is the initial one
+        buffers = dict(model.output_map.named_buffers())
+        output_map.load_state_dict({k: v for k, v in model.output_map.state_dict().items() if k in buffers},
+                                   strict=False)
+    return before
 
 
 @dataclass
@@ -164,7 +176,7 @@ class AlignmentMeasurement:
 
 def measure_alignment(model: Reprogrammer, x: torch.Tensor, labels: np.ndarray, source_points: np.ndarray,
                       source_risk: float | None, representation: str = "logits", method: str = "auto",
-                      seed: int = 0, **distance_options) -> AlignmentMeasurement:
+                      seed: int = 0, fit_data: tuple | None = None, **distance_options) -> AlignmentMeasurement:
     """The theorem's terms before (theta = 0, initial map) and after training.
 
     `labels` are target class indices into `model.classes`; `source_points`
@@ -172,7 +184,7 @@ def measure_alignment(model: Reprogrammer, x: torch.Tensor, labels: np.ndarray, 
     stated for logits: with features only the distances are comparable."""
     risk_for_bound = source_risk if representation == "logits" else None
     stages, clouds = [], []
-    for stage_model in (untrained(model, seed), model):
+    for stage_model in (untrained(model, seed, fit_data), model):
         stage, points = measure_stage(stage_model, x, labels, source_points, risk_for_bound, representation,
                                       method, seed=seed, **distance_options)
         stages.append(stage)

@@ -18,12 +18,21 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from adapters_modal.text import load_text_source
-from xmodal.bridges.tokens_to_embeddings import TokensToEmbeddings, TokensToEmbeddingsConfig
+from xmodal.bridges.tokens_to_embeddings import (
+    TokensToEmbeddings,
+    TokensToEmbeddingsConfig,
+)
 from xmodal.errors import DataError
 from xmodal.mapping import LinearHead
 from xmodal.persistence import load_reprogrammer, read_document, save_reprogrammer
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.tokenizers import EncodedBatch, Vocabulary, encode, make_tokenizer, token_counts
+from xmodal.tokenizers import (
+    EncodedBatch,
+    Vocabulary,
+    encode,
+    make_tokenizer,
+    token_counts,
+)
 from xmodal.training import FitResult, TrainConfig, fit_reprogrammer
 
 
