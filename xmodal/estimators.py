@@ -199,6 +199,8 @@ class V2SClassifier(BaseClassifier):
                   for k, v in self.get_params(deep=False).items()}
         info = {"estimator": type(self).__name__, "params": params,
                 "fit": {k: v for k, v in self.fit_result_.to_dict().items() if k != "history"}}
+        if hasattr(self, "search_result_"):  # the settings actually trained, and how they were chosen
+            info["search"] = self.search_result_.to_dict()
         return save_reprogrammer(self.reprogrammer_, folder, {**info, **(metadata or {})})
 
     @classmethod
