@@ -269,7 +269,8 @@ def scatter(stats: dict, path: Path) -> None:
     axes.plot([0, 100], [0, 100], color="grey", linewidth=1)
     axes.set(xlabel="MiniRocket test accuracy (%)", ylabel="V2S test accuracy (%)", xlim=(0, 101), ylim=(0, 101),
              title="UCR: V2S vs MiniRocket (above the line: V2S better)")
-    axes.legend(loc="lower right")
+    if axes.collections:
+        axes.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
