@@ -276,9 +276,11 @@ def scatter(stats: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def report(runs_file: Path, name: str, title: str) -> None:
+def report(runs_file: Path, name: str, quick: bool) -> None:
     rows = aggregate(load_runs(runs_file))
     stats = summary(rows)
+    seeds = max((r["n_seeds"] for r in rows), default=0)
+    title = f"UCR benchmark ({'quick: ' if quick else ''}{len(stats['table'])} datasets, up to {seeds} seed(s))"
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / f"{name}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["dataset"])
@@ -313,13 +315,12 @@ def main(argv: list[str] | None = None) -> None:
     seeds = 1 if args.quick else args.seeds
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs_file = RESULTS / f"{name}_runs.jsonl"
-    title = f"UCR benchmark ({'quick: ' if args.quick else ''}{len(datasets)} datasets, up to {seeds} seed(s))"
     if not args.report_only:
         items = work_items(datasets, methods, seeds, mode, {_key(r) for r in load_runs(runs_file)})
         print(f"{len(items)} work items to run ({len(datasets)} datasets x {methods}, {seeds} seed(s)); "
               f"results appended to {runs_file}", flush=True)
         run_all(items, runs_file, args.workers)
-    report(runs_file, name, title)
+    report(runs_file, name, args.quick)
 
 
 if __name__ == "__main__":
