@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from xmodal.cli_search import add_search_arguments, report_search
 from xmodal.cli_sequence import add_sequence_args
 from xmodal.cli_table import add_table_arguments
 from xmodal.errors import XmodalError
@@ -76,6 +77,7 @@ def cmd_fit(args) -> None:
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val_fraction=args.val_fraction,
         patience=args.patience, random_state=args.seed, verbose=not args.quiet,
         query_budget=args.query_budget if args.blackbox else None,
+        search=args.search, search_folds=args.search_folds,
     )
     print(f"fitting {data.name}: {len(data.x_train)} train / {len(data.x_test)} test series of length "
           f"{data.x_train.shape[1]}, {len(data.classes)} classes, source {args.source}", file=sys.stderr)
@@ -96,6 +98,7 @@ def cmd_fit(args) -> None:
     }
     if args.blackbox:
         metrics["queries_used"] = result.queries_used
+    report_search(classifier, metrics)
     _write_json(out / "metrics.json", metrics)
     val = "n/a (no validation split)" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
     print(f"validation accuracy: {val}  (epoch {result.best_epoch} of {result.epochs_run})")
@@ -290,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--no-tanh", action="store_true", help="do not squash the waveform into [-1, 1]")
     bridge.add_argument("--no-standardize", action="store_true", help="keep raw series values")
     bridge.add_argument("--delta-dropout", type=float, default=0.0)
+    add_search_arguments(fit)
     add_table_arguments(fit)
     add_sequence_args(fit)
     fit.set_defaults(run=_fit_task)

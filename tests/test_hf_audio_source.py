@@ -217,7 +217,7 @@ def test_v2s_trains_on_ucr_series_with_the_tiny_ast(folders, tmp_path):
                                random_state=0, verbose=False)
     classifier.fit(x, y)
     model = classifier.reprogrammer_
-    initial = classifier._build(0).bridge.delta  # the same seed rebuilds the untrained delta
+    initial = classifier._build(0, classifier.get_params(deep=False)).bridge.delta  # same seed: untrained delta
     assert not torch.equal(model.bridge.delta.detach(), initial.detach())
     assert all(torch.equal(a, b) for a, b in zip(model.source.state_dict().values(),
                                                  load_hf_audio_source(folders["ast"]).state_dict().values()))

@@ -46,6 +46,12 @@ class V2SClassifier(BaseClassifier):
     query_budget : None trains white-box (backpropagation); a number trains black-box
         (zeroth-order, the source seen only as probabilities) within that many queries,
         see xmodal.blackbox.
+    search : None (use the settings above), a grid name ("small", "tiny") or a list of
+        candidate dicts: choose mapping, copies, upsampling, mask, lr and epochs on a
+        held-out part of the training data, then refit the winner on all of it; the
+        grid, the scores and the choice end up in `search_result_` (see xmodal.search).
+    search_folds : 1 scores candidates on one stratified held-out quarter of the
+        training data; k > 1 uses stratified k-fold instead.
     random_state : seed for the split, the map and the training; None draws one.
     verbose : show a progress bar during fit.
 
@@ -97,6 +103,8 @@ class V2SClassifier(BaseClassifier):
         random_state=None,
         verbose=False,
         query_budget=None,
+        search=None,
+        search_folds=1,
     ):
         self.source = source
         self.weights_path = weights_path
@@ -121,6 +129,8 @@ class V2SClassifier(BaseClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.query_budget = query_budget
+        self.search = search
+        self.search_folds = search_folds
         super().__init__()
 
     def _seed(self) -> int:
@@ -128,28 +138,22 @@ class V2SClassifier(BaseClassifier):
             return int(np.random.default_rng().integers(2**31 - 1))
         return int(self.random_state)
 
-    def _build(self, seed: int) -> Reprogrammer:
+    def _build(self, seed: int, p: dict) -> Reprogrammer:
+        """p: the effective hyper-parameters (get_params with the search's choice applied)."""
         source_model = load_source(self.source, self.weights_path)
         spec = source_model.input_spec
         bridge = SeriesToAudio(
             SeriesToAudioConfig(
                 num_samples=spec.num_samples,
                 sample_rate=spec.sample_rate,
-                standardize=self.standardize,
-                upsample_factor=self.upsample_factor,
-                target_duration=self.target_duration,
-                interpolation=self.interpolation,
-                copies=self.copies,
-                offset=self.offset,
-                masked=self.masked,
-                tanh_bound=self.tanh_bound,
-                delta_dropout=self.delta_dropout,
+                **{name: p[name] for name in ("standardize", "upsample_factor", "target_duration", "interpolation",
+                                              "copies", "offset", "masked", "tanh_bound", "delta_dropout")},
             ),
             seed=seed,
         )
         output_map = build_output_map(
-            self.mapping, source_model.num_classes, len(self.classes_), self.labels_per_class, seed=seed,
-            remap_every=self.remap_every, laplace=self.laplace,
+            p["mapping"], source_model.num_classes, len(self.classes_), p["labels_per_class"], seed=seed,
+            remap_every=p["remap_every"], laplace=p["laplace"],
         )
         return Reprogrammer(bridge, source_model, output_map, list(self.classes_))
 
@@ -159,9 +163,16 @@ class V2SClassifier(BaseClassifier):
             self.reprogrammer_, self.fit_result_ = pretrained
             return self
         seed = self._seed()
-        self.reprogrammer_ = self._build(seed)
+        p = self.get_params(deep=False)
+        if self.search is not None:
+            from xmodal.search import resolve_grid, select_hyperparameters
+
+            self.search_result_ = select_hyperparameters(self, X, y, resolve_grid(self.search), seed,
+                                                         folds=self.search_folds, progress=self.verbose)
+            p.update(self.search_result_.best)
+        self.reprogrammer_ = self._build(seed, p)
         targets = torch.as_tensor(np.searchsorted(self.classes_, y), dtype=torch.long)
-        settings = dict(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, val_fraction=self.val_fraction,
+        settings = dict(epochs=p["epochs"], lr=p["lr"], batch_size=self.batch_size, val_fraction=self.val_fraction,
                         patience=self.patience, seed=seed, progress=self.verbose)
         x = torch.tensor(X, dtype=torch.float32)
         if self.query_budget is None:
@@ -188,6 +199,8 @@ class V2SClassifier(BaseClassifier):
                   for k, v in self.get_params(deep=False).items()}
         info = {"estimator": type(self).__name__, "params": params,
                 "fit": {k: v for k, v in self.fit_result_.to_dict().items() if k != "history"}}
+        if hasattr(self, "search_result_"):  # the settings actually trained, and how they were chosen
+            info["search"] = self.search_result_.to_dict()
         return save_reprogrammer(self.reprogrammer_, folder, {**info, **(metadata or {})})
 
     @classmethod

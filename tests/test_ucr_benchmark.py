@@ -1,0 +1,55 @@
+"""benchmarks/ucr.py: its help, and the summary statistics on a hand-made table."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from ucr_summary import complete_datasets, mean_accuracy, mean_rank, ranks, wins_ties_losses  # noqa: E402
+
+# Three datasets, three methods; "c" is missing on D3.
+TABLE = {
+    "D1": {"v2s": 0.90, "rocket": 0.80, "c": 0.70},
+    "D2": {"v2s": 0.50, "rocket": 0.50, "c": 0.90},
+    "D3": {"v2s": 0.60, "rocket": 0.70},
+}
+
+
+def test_ranks_share_ties():
+    assert ranks({"a": 0.9, "b": 0.5, "c": 0.5, "d": 0.1}) == {"a": 1.0, "b": 2.5, "c": 2.5, "d": 4.0}
+
+
+def test_statistics_on_a_hand_made_table():
+    assert complete_datasets(TABLE, ["v2s", "rocket", "c"]) == ["D1", "D2"]
+    both = complete_datasets(TABLE, ["v2s", "rocket"])
+    assert mean_accuracy(TABLE, ["v2s", "rocket"], both) == pytest.approx({"v2s": 2.0 / 3, "rocket": 2.0 / 3})
+    # D1: v2s 1, rocket 2; D2: tie, 1.5 each; D3: rocket 1, v2s 2
+    assert mean_rank(TABLE, ["v2s", "rocket"], both) == pytest.approx({"v2s": 4.5 / 3, "rocket": 4.5 / 3})
+    # on D1, D2 with all three: D1 ranks v2s 1, rocket 2, c 3; D2 ranks c 1, v2s and rocket 2.5
+    assert mean_rank(TABLE, ["v2s", "rocket", "c"], ["D1", "D2"]) == pytest.approx({"v2s": 1.75, "rocket": 2.25, "c": 2.0})
+    assert wins_ties_losses(TABLE, "v2s", "rocket", both) == (1, 1, 1)
+    assert wins_ties_losses(TABLE, "c", "rocket", ["D1", "D2"]) == (1, 0, 1)
+
+
+def test_aggregation_and_summary_over_seeds():
+    from ucr import aggregate, summary
+
+    runs = [{"dataset": "D1", "method": m, "seed": s, "accuracy": a, "fit_seconds": 1.0, "n_train": 10, "n_test": 5,
+             "n_classes": 2} for m, s, a in [("v2s-bcresnet", 0, 0.6), ("v2s-bcresnet", 1, 0.8), ("minirocket", 0, 0.7)]]
+    rows = {r["method"]: r for r in aggregate(runs)}
+    assert rows["v2s-bcresnet"]["accuracy_mean"] == pytest.approx(0.7)
+    assert rows["v2s-bcresnet"]["accuracy_std"] == pytest.approx(0.1) and rows["v2s-bcresnet"]["n_seeds"] == 2
+    stats = summary(list(rows.values()))
+    assert stats["vs_minirocket"]["v2s-bcresnet"] == (0, 1, 0) and stats["datasets_complete"] == ["D1"]
+
+
+def test_help_names_the_modes():
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ucr.py"), "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    for option in ("--quick", "--seeds", "--workers", "--report-only", "minirocket"):
+        assert option in done.stdout
