@@ -21,11 +21,21 @@ from typing import NamedTuple
 
 import torch
 
-from adapters_modal.base import InputSpec, SourceEntry, SourceModel, get_entry, load_source, register_source
-from adapters_modal.weights import WeightFile, find_weights, sha256_of
+from adapters_modal.base import (
+    InputSpec,
+    SourceEntry,
+    SourceModel,
+    get_entry,
+    load_source,
+    register_source,
+)
+from adapters_modal.hf_loading import (
+    from_pretrained,
+    resolve_location,
+    weights_identity,
+)
+from adapters_modal.weights import WeightFile, find_weights
 from xmodal.errors import WeightsError, XmodalError
-
-WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
 
 MINILM_WEIGHTS = WeightFile(
     filename="model.safetensors",
@@ -41,26 +51,6 @@ class TextInput(NamedTuple):
     attention_mask: torch.Tensor
 
 
-def _weights_file(name_or_path: str | Path) -> Path:
-    """The weights file behind a local folder or a hub id (through HF's cache)."""
-    folder = Path(name_or_path).expanduser()
-    if folder.is_dir():
-        for weight_name in WEIGHT_NAMES:
-            if (folder / weight_name).is_file():
-                return folder / weight_name
-        raise WeightsError(f"{folder} holds none of {', '.join(WEIGHT_NAMES)}; it is not a Hugging Face model folder")
-    from transformers.utils import cached_file
-
-    for weight_name in WEIGHT_NAMES:
-        found = cached_file(str(name_or_path), weight_name, _raise_exceptions_for_missing_entries=False)
-        if found:
-            return Path(found)
-    raise WeightsError(
-        f"no weights found for {name_or_path!r} (neither a local model folder nor a hub id in the Hugging Face "
-        "cache; with HF_HUB_OFFLINE=1 only cached models load). Pass a local folder or download the model first"
-    )
-
-
 class TextSource(SourceModel):
     """A frozen Hugging Face encoder read through `inputs_embeds`."""
 
@@ -70,19 +60,18 @@ class TextSource(SourceModel):
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        weights = _weights_file(model_dir)
-        super().__init__(weights_sha256=weights_sha256 or sha256_of(weights))
-        self.name = name
+        location, folder = resolve_location(model_dir, "language model")
         bar_was_on = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar on every load is noise
         try:
-            self.encoder = AutoModel.from_pretrained(str(model_dir))
-            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        except OSError as exc:
-            raise WeightsError(f"cannot load the language model {model_dir}: {exc}") from exc
+            encoder = from_pretrained(AutoModel.from_pretrained, location, "language model")
+            tokenizer = from_pretrained(AutoTokenizer.from_pretrained, location, "language model")
         finally:
             if bar_was_on:
                 hf_logging.enable_progress_bar()
+        super().__init__(weights_sha256=weights_sha256 or weights_identity(folder, location))
+        self.name = name
+        self.encoder, self.tokenizer = encoder, tokenizer
         config = self.encoder.config
         self.input_spec = InputSpec(
             modality="text",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score
 from sklearn.model_selection import train_test_split
 
 from adapters_modal.base import SourceModel
@@ -22,6 +22,7 @@ from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
 from xmodal.errors import DataError
 from xmodal.mapping import build_output_map
 from xmodal.reprogrammer import Reprogrammer
+from xmodal.scoring import classification_scores
 from xmodal.table_data import TableDataset
 from xmodal.training import TrainConfig, fit_reprogrammer
 
@@ -71,13 +72,14 @@ def positive_class(split: TableSplit):
 
 def classification_metrics(probabilities: np.ndarray, targets: np.ndarray, split: TableSplit) -> dict:
     """test_accuracy for any task; test_roc_auc and test_pr_auc (average precision) when binary."""
-    metrics = {"test_accuracy": float((probabilities.argmax(axis=1) == targets).mean())}
+    scores = classification_scores(targets, probabilities, np.arange(len(split.classes)))
+    metrics = {"test_accuracy": scores["accuracy"]}
     if len(split.classes) == 2:
+        # ROC-AUC does not depend on which class is positive; PR-AUC does: the rarer class is.
         positive = positive_class(split)
         column = split.classes.index(positive)
-        truth = targets == column
-        metrics.update(positive_class=positive, test_roc_auc=float(roc_auc_score(truth, probabilities[:, column])),
-                       test_pr_auc=float(average_precision_score(truth, probabilities[:, column])))
+        metrics.update(positive_class=positive, test_roc_auc=scores["roc_auc"],
+                       test_pr_auc=float(average_precision_score(targets == column, probabilities[:, column])))
     return metrics
 
 
