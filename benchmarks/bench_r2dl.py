@@ -1,6 +1,6 @@
 """R2DL on real peptide and molecule data, with baselines in the same run.
 
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_r2dl.py [--datasets amp,bbbp,...] [--epochs 8]
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_r2dl.py [--datasets amp,bbbp,...] [--epochs 12]
 
 Datasets (../shared/data):
   amp       AMP Scanner v2: train on tr, select on eval, report on te (published 91.01 % accuracy)
@@ -89,7 +89,7 @@ def run_method(method: str, alphabet: str, train: SequenceRecords, val: Sequence
         probabilities = model.predict_proba(test.sequences)
         extra = {"epochs_max": args.epochs, "epochs_run": model.fit_result_.epochs_run, "best_epoch": model.fit_result_.best_epoch,
                  "val_accuracy": model.fit_result_.val_accuracy, "truncated_train": model.n_truncated_,
-                 "sparsity": model.sparsity_}
+                 "sparsity": model.sparsity_, "probe_c": getattr(model, "probe_c_", None)}
         classes = model.classes_
     else:
         function = {"composition-logreg": composition_logistic, "cnn-scratch": cnn_from_scratch}.get(method)
@@ -155,8 +155,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="amp,bbbp,bace,clintox_ct_tox,clintox_fda_approved,toxinpred")
     parser.add_argument("--amp-modes", default="sparse,dense,prompt", help="R2DL bridge modes compared on AMP")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--folds", type=int, default=5, help="ToxinPred folds actually run (of 5)")
     parser.add_argument("--seed", type=int, default=0)

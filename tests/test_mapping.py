@@ -2,8 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from xmodal.errors import XmodalError
 from xmodal.mapping import LabelMapping, LinearHead, build_output_map, frequency_assignment
@@ -75,3 +79,17 @@ def test_log_scores_normalise_to_probabilities():
     mapping = LabelMapping(35, 5, assignment="random")
     probs = mapping(torch.randn(3, 35)).softmax(1)
     assert torch.allclose(probs.sum(1), torch.ones(3)) and not math.isnan(probs.sum().item())
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_probe_head_reproduces_scaled_logistic_regression(classes):
+    generator = torch.Generator().manual_seed(0)
+    targets = torch.arange(60) % classes
+    inputs = torch.randn(60, 5, generator=generator) * 0.01 + 0.002 * targets[:, None] + 3.0  # small, offset features
+    head = LinearHead(5, classes)
+    head.fit_probe(inputs, targets, seed=0)
+    reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0))
+    expected = reference.fit(inputs.double().numpy(), targets.numpy()).predict_proba(inputs.double().numpy())
+    assert np.allclose(head(inputs).softmax(dim=1).detach().numpy(), expected, atol=1e-4)
+    with pytest.raises(XmodalError, match="all 3 classes"):
+        LinearHead(5, 3).fit_probe(inputs[:4], torch.tensor([0, 1, 0, 1]))

@@ -16,8 +16,8 @@ PROTEIN = make_tokenizer("protein")
 VOCABULARY = Vocabulary.build(PROTEIN)
 
 
-def build(minilm, mode="sparse", k=4, seed=0):
-    bridge = TokensToEmbeddings(TokensToEmbeddingsConfig(tokens=list(AMINO_ACIDS), mode=mode, sparsity=k))
+def build(minilm, mode="sparse", k=4, seed=0, init="spelled"):
+    bridge = TokensToEmbeddings(TokensToEmbeddingsConfig(tokens=list(AMINO_ACIDS), mode=mode, sparsity=k, init=init))
     model = Reprogrammer(bridge, minilm, LinearHead(384, 2, seed=seed), ["AMP", "DECOY"], reads="features")
     bridge.initialise(seed)
     return model
@@ -52,8 +52,22 @@ def test_keep_top_k_keeps_the_largest_entries():
     assert torch.equal(keep_top_k(theta, 2), torch.tensor([[0.0, -3.0, 2.0, 0.0], [1.0, 0.0, 0.0, 0.3]]))
 
 
-def test_sparsity_invariant_holds_after_training(minilm, amp):
+def test_spelled_init_starts_at_each_tokens_own_word_piece(minilm):
     model = build(minilm, k=4)
+    theta, table = model.bridge.theta.detach(), model.bridge.token_table().detach()
+    k_id = VOCABULARY.ids(["K"], "r")[0]
+    piece = minilm.tokenizer.convert_tokens_to_ids("k")
+    assert (theta[k_id] != 0).sum() == 1 and theta[k_id, piece] == pytest.approx(1.0, abs=1e-5)
+    assert torch.allclose(table[k_id], minilm.embedding_matrix[piece], atol=1e-5)
+    assert ((theta != 0).sum(dim=1) <= 4).all()
+    random = build(minilm, k=4, init="random").bridge.theta.detach()
+    assert ((random != 0).sum(dim=1) == 4).all()  # random targets need all k atoms
+    with pytest.raises(DataError, match="init must be one of"):
+        TokensToEmbeddingsConfig(tokens=["A"], init="zeros")
+
+
+def test_sparsity_invariant_holds_after_training(minilm, amp):
+    model = build(minilm, k=4, init="random")
     start = model.bridge.theta.detach().clone()
     x, y = amp_subset(amp, 48)
     fit_reprogrammer(model, x, y, TrainConfig(epochs=2, lr=0.05, batch_size=16, val_fraction=0, progress=False))

@@ -20,7 +20,7 @@ import numpy as np
 
 from xmodal.errors import XmodalError
 
-DEFAULTS = {"source": "minilm-l6", "epochs": 10, "lr": 0.01, "patience": 3}
+DEFAULTS = {"source": "minilm-l6", "epochs": 12, "lr": 0.003, "patience": 3}
 
 
 def add_sequence_args(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,12 @@ def add_sequence_args(parser: argparse.ArgumentParser) -> None:
                        help="token alphabet (default: smiles for a smiles column, else protein)")
     group.add_argument("--bridge-mode", choices=["sparse", "dense", "prompt"], default="sparse",
                        help="R2DL sparse theta (default), dense theta (ReprogBERT) or soft prompt (WARP)")
+    group.add_argument("--init", choices=["spelled", "random"], default="spelled",
+                       help="what theta codes at the start: each token's spelling as the LM reads it (default) "
+                            "or random vectors (original R2DL)")
+    group.add_argument("--head-init", choices=["probe", "random"], default="probe",
+                       help="linear head at the start: a logistic-regression probe of the initial features "
+                            "(default) or random weights")
     group.add_argument("--sparsity", type=int, default=10, help="non-zeros per row of theta, k (default 10)")
     group.add_argument("--prompt-length", type=int, default=8, help="soft prompt tokens in prompt mode")
     group.add_argument("--truncation", choices=["error", "keep_start", "keep_end"], default="error",
@@ -65,7 +71,8 @@ def fit_sequence(args) -> None:
         raise XmodalError("--weights is for series sources; for a language model give its folder or hub id as --source")
     data = _split(load_sequence_dataset(args.dataset, args.label_column, args.alphabet), args)
     classifier = SequenceClassifier(
-        source=args.source, alphabet=data.alphabet, mode=args.bridge_mode, sparsity=args.sparsity,
+        source=args.source, alphabet=data.alphabet, mode=args.bridge_mode, init=args.init, sparsity=args.sparsity,
+        head_init=args.head_init,
         prompt_length=args.prompt_length, truncation=args.truncation, unknown=args.unknown,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val_fraction=args.val_fraction,
         patience=args.patience, random_state=args.seed, verbose=not args.quiet)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -244,6 +245,27 @@ class LinearHead(OutputMap):
 
     def forward(self, source_logits: torch.Tensor) -> torch.Tensor:
         return self.linear(source_logits)
+
+    @torch.no_grad()
+    def fit_probe(self, inputs: torch.Tensor, targets: torch.Tensor, seed: int = 0, c: float = 1.0) -> None:
+        """Set the layer to a logistic-regression probe on fixed inputs (standardised,
+        L2 with strength 1/c), the scaler folded into the weights.
+
+        Linear probing before joint training (LP-FT, Kumar et al. 2022): the head then
+        starts from the best linear read-out of the initial features instead of random
+        weights, so the first steps' gradients reach theta with a useful signal."""
+        from sklearn.linear_model import LogisticRegression
+
+        x, y = inputs.double().numpy(), targets.numpy()
+        if len(np.unique(y)) != self.num_target:
+            raise XmodalError(f"the probe needs examples of all {self.num_target} classes, got {len(np.unique(y))}")
+        mean, std = x.mean(axis=0), x.std(axis=0) + 1e-8
+        probe = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit((x - mean) / std, y)
+        weight, bias = probe.coef_, probe.intercept_
+        if self.num_target == 2:  # one logit difference -> two symmetric logits
+            weight, bias = np.stack([-weight[0], weight[0]]) / 2, np.array([-bias[0], bias[0]]) / 2
+        self.linear.weight.copy_(torch.from_numpy(weight / std))
+        self.linear.bias.copy_(torch.from_numpy(bias - (weight / std) @ mean))
 
     def settings(self) -> dict:
         return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target}

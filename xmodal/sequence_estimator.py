@@ -4,7 +4,8 @@
 
 X is a list (or 1-D array) of strings: peptides / proteins, DNA, or SMILES.
 The pipeline is tokeniser -> R2DL bridge (theta) -> frozen text source ->
-linear head on pooled features (omega). Only theta and omega are trained.
+linear head on pooled features (omega). Only theta and omega are trained;
+omega starts as a logistic-regression probe of the initial features.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from xmodal.tokenizers import (
 )
 from xmodal.training import FitResult, TrainConfig, fit_reprogrammer
 
+PROBE_C = (0.01, 0.1, 1.0, 10.0)  # probe strengths tried on the validation split (head_init="probe")
+
 
 def as_sequences(X, what: str = "X") -> list[str]:
     """A list of non-empty strings, or a DataError naming the bad element."""
@@ -57,7 +60,11 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
     source : a registered text source (default "minilm-l6"), a model folder or a hub id.
     alphabet : "protein", "dna" or "smiles" (see xmodal.tokenizers for the policies).
     mode : "sparse" (R2DL, k-sparse theta), "dense" (ReprogBERT) or "prompt" (WARP soft prompt).
+    init : what theta codes at the start (sparse/dense): "spelled", each token's own spelling
+        as the LM reads it, or "random" vectors (see xmodal.bridges.tokens_to_embeddings).
     sparsity : k, non-zeros per row of theta in sparse mode.
+    head_init : "probe" (default) starts the linear head as a logistic-regression probe of the
+        initial pooled features (linear probing, then joint training); "random" as random weights.
     prompt_length : soft prompt tokens in prompt mode.
     truncation : records longer than the source fits: "error", "keep_start" or "keep_end";
         every cut is counted (`n_truncated_`) and warned about.
@@ -68,13 +75,16 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
     verbose : progress bar during fit.
     """
 
-    def __init__(self, source="minilm-l6", alphabet="protein", mode="sparse", sparsity=10, prompt_length=8,
-                 truncation="error", unknown="error", validate_smiles=False, epochs=10, lr=0.01, batch_size=32,
+    def __init__(self, source="minilm-l6", alphabet="protein", mode="sparse", init="spelled", sparsity=10,
+                 head_init="probe", prompt_length=8,
+                 truncation="error", unknown="error", validate_smiles=False, epochs=12, lr=0.003, batch_size=32,
                  val_fraction=0.1, patience=3, random_state=0, verbose=False):
         self.source = source
         self.alphabet = alphabet
         self.mode = mode
+        self.init = init
         self.sparsity = sparsity
+        self.head_init = head_init
         self.prompt_length = prompt_length
         self.truncation = truncation
         self.unknown = unknown
@@ -121,6 +131,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         if len(sequences) != len(y):
             raise DataError(f"{len(sequences)} sequences but {len(y)} labels; give one label per sequence")
         self.classes_ = np.unique(np.asarray(y))
+        if self.head_init not in ("probe", "random"):
+            raise DataError(f"head_init must be 'probe' or 'random', got {self.head_init!r}")
         if len(self.classes_) < 2:
             raise DataError(f"the training labels hold a single class ({self.classes_.tolist()}); "
                             "a classifier needs at least 2")
@@ -130,7 +142,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.vocabulary_ = Vocabulary.build(self._tokenizer(), tokens)
         spec = source.input_spec
         bridge = TokensToEmbeddings(TokensToEmbeddingsConfig(
-            tokens=list(self.vocabulary_.tokens), alphabet=self.alphabet, mode=self.mode, sparsity=self.sparsity,
+            tokens=list(self.vocabulary_.tokens), alphabet=self.alphabet, mode=self.mode, init=self.init, sparsity=self.sparsity,
             prompt_length=self.prompt_length, source_vocab_size=spec.vocab_size, embedding_dim=spec.embedding_dim,
             max_positions=spec.max_positions))
         head = LinearHead(spec.embedding_dim, len(self.classes_), seed=seed)
@@ -144,6 +156,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             val_ids, val_targets = self.encode(x_val).ids, self._targets(y_val)
             order = torch.argsort(token_counts(val_ids), stable=True)  # less padding per batch, same scores
             validation = (val_ids[order], val_targets[order])
+        if self.head_init == "probe":
+            self.probe_c_ = self._probe_head(head, train.ids, self._targets(y), validation, seed)
         config = TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
                              val_fraction=self.val_fraction, patience=self.patience, seed=seed,
                              progress=self.verbose)
@@ -152,11 +166,38 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.sparsity_ = bridge.sparsity_report()
         return self
 
+    def _probe_head(self, head: LinearHead, ids: torch.Tensor, targets: torch.Tensor, validation, seed: int) -> float:
+        """Start the head as a logistic-regression probe of the initial features; its L2
+        strength 1/C is chosen by validation log-loss when there is a validation split
+        (C = 1 otherwise). Returns the C used."""
+        features = self._by_length(ids, self.reprogrammer_.source_logits)
+        if validation is None:
+            head.fit_probe(features, targets, seed)
+            return 1.0
+        val_features = self._by_length(validation[0], self.reprogrammer_.source_logits)
+
+        def validation_loss(c: float) -> float:
+            head.fit_probe(features, targets, seed, c)
+            with torch.no_grad():
+                return float(torch.nn.functional.cross_entropy(head(val_features), validation[1]))
+
+        best = min(PROBE_C, key=validation_loss)
+        head.fit_probe(features, targets, seed, best)
+        return best
+
+    @staticmethod
+    @torch.no_grad()
+    def _by_length(ids: torch.Tensor, function, batch_size: int = 64) -> torch.Tensor:
+        """function over batches of similar length (less padding), rows back in input order."""
+        order = torch.argsort(token_counts(ids), stable=True)
+        parts = [function(ids[order[i : i + batch_size]]) for i in range(0, len(ids), batch_size)]
+        result = torch.empty_like(torch.cat(parts))
+        result[order] = torch.cat(parts)
+        return result
+
     def predict_proba(self, X) -> np.ndarray:
         ids = self.encode(X).ids
-        order = torch.argsort(token_counts(ids), stable=True)  # similar lengths share a batch
-        probabilities = torch.empty(len(ids), len(self.classes_))
-        probabilities[order] = self.reprogrammer_.predict_proba(ids[order], batch_size=64)
+        probabilities = self._by_length(ids, lambda batch: self.reprogrammer_.predict_proba(batch, batch_size=64))
         return probabilities.numpy().astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
