@@ -191,8 +191,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         """function over batches of similar length (less padding), rows back in input order."""
         order = torch.argsort(token_counts(ids), stable=True)
         parts = [function(ids[order[i : i + batch_size]]) for i in range(0, len(ids), batch_size)]
-        result = torch.empty_like(torch.cat(parts))
-        result[order] = torch.cat(parts)
+        in_order = torch.cat(parts)
+        result = torch.empty_like(in_order)
+        result[order] = in_order
         return result
 
     def predict_proba(self, X) -> np.ndarray:
