@@ -121,10 +121,27 @@ def _saved_run_and_split(args):
     return classifier, data.name, x, y
 
 
-def cmd_evaluate(args) -> None:
+def _saved_predictions(args):
+    """(dataset name, (id column, record ids), true labels, classes, probabilities) of a saved run on args.split."""
+    import numpy as np
+
+    from xmodal.cli_sequence import is_sequence_run, saved_sequence_run_and_split
+
+    if is_sequence_run(args.run_dir):
+        classifier, name, records = saved_sequence_run_and_split(args)
+        _check_labels(records.labels, classifier.classes_)
+        return (name, ("record", list(records.ids)), records.labels, classifier.classes_,
+                classifier.predict_proba(records.sequences))
     classifier, name, x, y = _saved_run_and_split(args)
-    accuracy = _accuracy(classifier.predict(x[:, None, :]), y)
-    print(json.dumps({"dataset": name, "split": args.split, "n": len(y), "accuracy": accuracy}))
+    return name, ("index", range(len(y))), y, classifier.classes_, np.asarray(classifier.predict_proba(x[:, None, :]))
+
+
+def cmd_evaluate(args) -> None:
+    from xmodal.scoring import classification_scores
+
+    name, _, y, classes, probabilities = _saved_predictions(args)
+    scores = classification_scores(y, probabilities, classes)
+    print(json.dumps({"dataset": name, "split": args.split, "n": len(y), **scores}))
 
 
 def _check_labels(labels, classes) -> None:
@@ -137,16 +154,15 @@ def _check_labels(labels, classes) -> None:
 def cmd_predict(args) -> None:
     import numpy as np
 
-    classifier, _, x, y = _saved_run_and_split(args)
-    probabilities = classifier.predict_proba(x[:, None, :])
-    predicted = classifier.classes_[np.argmax(probabilities, axis=1)]
+    _, (id_column, names), y, classes, probabilities = _saved_predictions(args)
+    predicted = classes[np.argmax(probabilities, axis=1)]
     out = Path(args.csv)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["index", "label", "prediction"] + [f"p_{c}" for c in classifier.classes_])
-        for i, (label, guess, row) in enumerate(zip(y, predicted, probabilities)):
-            writer.writerow([i, label, guess] + [f"{p:.6f}" for p in row])
+        writer.writerow([id_column, "label", "prediction"] + [f"p_{c}" for c in classes])
+        for record, label, guess, row in zip(names, y, predicted, probabilities):
+            writer.writerow([record, label, guess] + [f"{p:.6f}" for p in row])
     print(f"wrote {len(predicted)} predictions to {out} (accuracy {_accuracy(predicted, y):.4f})")
 
 

@@ -4,8 +4,12 @@ A text source is driven from `inputs_embeds`, not token ids, because that is
 where reprogramming enters: a bridge builds the embeddings (R2DL: sparse
 combinations of the rows of the input embedding matrix V_S) and the frozen
 encoder reads them. The source has no classes of its own; its `features`
-(the attention-masked mean of the last hidden state, the pooling
-all-MiniLM-L6-v2 was trained with) are what an output map reads.
+are what an output map reads: the attention-masked mean of every hidden
+state (the embedding output and each layer), concatenated. The last layer
+alone (the pooling all-MiniLM-L6-v2 was trained with for English sentences)
+is the worst single read-out for peptides and molecules: on ToxinPred,
+AMP Scanner v2 and BACE a probe of all layers beats a probe of the last
+one by 2-5 points (README, "R2DL results").
 
 Masked-LM checkpoints load through `AutoModel`, which keeps the encoder and
 drops the LM head. Hub ids resolve through Hugging Face's cache and honour
@@ -105,19 +109,27 @@ class TextSource(SourceModel):
                                max_length=max_length or self.input_spec.max_positions)
         return TextInput(self.encoder.get_input_embeddings()(batch["input_ids"]), batch["attention_mask"])
 
-    def hidden_states(self, x: TextInput) -> torch.Tensor:
+    @property
+    def feature_dim(self) -> int:
+        """Width of `features`: d per hidden state, embedding output included."""
+        return (int(self.encoder.config.num_hidden_layers) + 1) * self.input_spec.embedding_dim
+
+    def hidden_states(self, x: TextInput) -> tuple[torch.Tensor, ...]:
+        """Every hidden state, (N, L, d) each: the embedding output, then each layer's."""
         inputs_embeds, attention_mask = x
         if inputs_embeds.shape[1] > self.input_spec.max_positions:
             raise XmodalError(
                 f"{inputs_embeds.shape[1]} positions but {self.name} takes at most {self.input_spec.max_positions}; "
                 "truncate the sequences (bridge truncation policy)"
             )
-        return self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+        return self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                            output_hidden_states=True).hidden_states
 
     def features(self, x: TextInput) -> torch.Tensor:
-        """Mean of the last hidden state over attended positions: (N, d)."""
+        """(N, feature_dim): each hidden state's mean over attended positions, concatenated."""
         mask = x.attention_mask.unsqueeze(-1).to(x.inputs_embeds.dtype)
-        return (self.hidden_states(x) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        count = mask.sum(dim=1).clamp(min=1.0)
+        return torch.cat([(state * mask).sum(dim=1) / count for state in self.hidden_states(x)], dim=1)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         raise XmodalError(f"{self.name} is a language model without classes; read its features "

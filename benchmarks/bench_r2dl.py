@@ -35,6 +35,7 @@ RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO.parent / "shared" / "data"
 
 from r2dl_baselines import cnn_from_scratch, composition_logistic, lm_text_logistic  # noqa: E402
+from xmodal.bridges.tokens_to_embeddings import DEFAULT_SPARSITY  # noqa: E402
 from xmodal.scoring import classification_scores  # noqa: E402
 from xmodal.sequence_data import SequenceRecords, load_sequence_dataset, scaffold_split  # noqa: E402
 from xmodal.sequence_estimator import SequenceClassifier  # noqa: E402
@@ -80,7 +81,7 @@ def run_method(method: str, alphabet: str, train: SequenceRecords, val: Sequence
     start = time.perf_counter()
     extra = {}
     if method.startswith("r2dl-"):
-        model = SequenceClassifier(alphabet=alphabet, mode=method.split("-")[1], epochs=args.epochs, lr=args.lr,
+        model = SequenceClassifier(alphabet=alphabet, mode=method.split("-")[1], sparsity=args.sparsity, epochs=args.epochs, lr=args.lr,
                                    patience=args.patience, truncation="keep_start", unknown="unk", random_state=args.seed,
                                    verbose=args.progress)
         model.fit(train.sequences, train.labels, (val.sequences, val.labels))
@@ -132,7 +133,7 @@ def write(rows: list[dict], args, started: float, parts: list[str] = ()) -> None
     lines = ["# R2DL benchmark (minilm-l6, seed %d)" % args.seed, "",
              f"Machine: {document['machine']}. Command: `{document['command']}`"
              + "".join(f"; merged with the runs of `{c}`" for c in parts) + ". "
-             f"R2DL: lr {args.lr}, patience {args.patience}, k = 10; 'epochs run' = run of max per fold. "
+             f"R2DL: lr {args.lr}, patience {args.patience}, k = {args.sparsity}; 'epochs run' = run of max per fold. "
              "Peak RSS is the process's (the loaded LM included), reset before each method.", "",
              "| dataset | method | folds | epochs run | accuracy | ROC-AUC | MCC | fit s | peak RSS MB | test rec/s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -158,6 +159,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--sparsity", type=int, default=DEFAULT_SPARSITY, help="k of the sparse bridge")
     parser.add_argument("--folds", type=int, default=5, help="ToxinPred folds actually run (of 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")

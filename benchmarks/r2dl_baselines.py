@@ -80,7 +80,7 @@ def plain_text(sequence: str, alphabet: str) -> str:
 @torch.no_grad()
 def lm_features(source, texts: list[str], batch_size: int = 64) -> np.ndarray:
     order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), source.input_spec.embedding_dim), dtype=np.float32)
+    out = np.zeros((len(texts), source.feature_dim), dtype=np.float32)
     for i in range(0, len(texts), batch_size):
         chunk = order[i : i + batch_size]
         out[chunk] = source.features(source.text_inputs([texts[j] for j in chunk])).numpy()

@@ -1,4 +1,4 @@
-"""The MiniLM text source: packaged weights, frozen, inputs_embeds forward, pooling."""
+"""The MiniLM text source: packaged weights, frozen, inputs_embeds forward, layer-wise pooling."""
 
 import pytest
 import torch
@@ -19,15 +19,19 @@ def test_minilm_loads_offline_frozen_with_its_identity(minilm):
     assert local_weights("minilm-l6").name == "model"
 
 
-def test_features_match_the_sentence_transformers_pipeline(minilm):
-    """Mean pooling over inputs_embeds reproduces all-MiniLM-L6-v2's own sentence embeddings."""
+def test_features_pool_every_layer_and_end_with_the_sentence_embedding(minilm):
+    """Features hold one mean-pooled block per hidden state (embeddings + 6 layers); the last
+    block, through inputs_embeds, reproduces all-MiniLM-L6-v2's own sentence embeddings."""
     from sentence_transformers import SentenceTransformer
 
     texts = ["antimicrobial peptides kill bacteria", "a short one"]
     reference = SentenceTransformer(str(local_weights("minilm-l6")), device="cpu").encode(texts, convert_to_tensor=True)
     with torch.no_grad():
-        ours = torch.nn.functional.normalize(minilm.features(minilm.text_inputs(texts)), dim=1)
+        features = minilm.features(minilm.text_inputs(texts))
+    assert minilm.feature_dim == 7 * 384 and features.shape == (2, 7 * 384)
+    ours = torch.nn.functional.normalize(features[:, -384:], dim=1)
     assert torch.allclose(ours, reference, atol=1e-5)
+    assert not torch.allclose(features[:, :384], features[:, -384:], atol=1e-2)  # distinct layers, not copies
 
 
 def test_gradient_reaches_the_embeddings_not_the_weights(minilm):

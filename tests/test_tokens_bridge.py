@@ -18,7 +18,7 @@ VOCABULARY = Vocabulary.build(PROTEIN)
 
 def build(minilm, mode="sparse", k=4, seed=0, init="spelled"):
     bridge = TokensToEmbeddings(TokensToEmbeddingsConfig(tokens=list(AMINO_ACIDS), mode=mode, sparsity=k, init=init))
-    model = Reprogrammer(bridge, minilm, LinearHead(384, 2, seed=seed), ["AMP", "DECOY"], reads="features")
+    model = Reprogrammer(bridge, minilm, LinearHead(minilm.feature_dim, 2, seed=seed), ["AMP", "DECOY"], reads="features")
     bridge.initialise(seed)
     return model
 
@@ -128,6 +128,8 @@ def test_bad_inputs_are_refused(minilm, source):
         TokensToEmbeddingsConfig(tokens=["A"], mode="lora")
     with pytest.raises(XmodalError, match="tokens, width, positions"):
         Reprogrammer(TokensToEmbeddings(TokensToEmbeddingsConfig(tokens=["A"], max_positions=128)), minilm,
-                     LinearHead(384, 2), reads="features")
+                     LinearHead(minilm.feature_dim, 2), reads="features")
+    with pytest.raises(XmodalError, match="reads 384 features but 'minilm-l6' pools 2688"):
+        Reprogrammer(TokensToEmbeddings(TokensToEmbeddingsConfig(tokens=["A"])), minilm, LinearHead(384, 2), reads="features")
     assert TokensToEmbeddingsConfig.from_dict({"tokens": ["A"], "from_the_future": 1}).tokens == ["A"]
     assert token_counts(ids_of(["GLF", "G"])).tolist() == [3, 1]

@@ -20,7 +20,7 @@ import numpy as np
 
 from xmodal.errors import XmodalError
 
-DEFAULTS = {"source": "minilm-l6", "epochs": 12, "lr": 0.003, "patience": 3}
+DEFAULTS = {"source": "minilm-l6", "epochs": 12, "lr": 0.003, "patience": 3, "sparsity": 200}
 
 
 def add_sequence_args(parser: argparse.ArgumentParser) -> None:
@@ -35,13 +35,18 @@ def add_sequence_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--head-init", choices=["probe", "random"], default="probe",
                        help="linear head at the start: a logistic-regression probe of the initial features "
                             "(default) or random weights")
-    group.add_argument("--sparsity", type=int, default=10, help="non-zeros per row of theta, k (default 10)")
+    group.add_argument("--sparsity", type=int, default=DEFAULTS["sparsity"],
+                       help=f"non-zeros per row of theta, k (default {DEFAULTS['sparsity']})")
     group.add_argument("--prompt-length", type=int, default=8, help="soft prompt tokens in prompt mode")
     group.add_argument("--truncation", choices=["error", "keep_start", "keep_end"], default="error",
                        help="records longer than the source fits: error (default) or keep the start/end")
     group.add_argument("--unknown", choices=["error", "unk"], default="error", help="unknown tokens: error or <unk>")
     group.add_argument("--split", choices=["stratified", "scaffold"], default="stratified",
                        help="test split when the dataset has none: stratified, or scaffold (SMILES, RDKit)")
+
+
+# what `evaluate` / `predict` need to rebuild a run's own test split from the same dataset
+SPLIT_SETTINGS = ("label_column", "split", "test_size", "val_fraction", "seed")
 
 
 def _split(data, args):
@@ -86,7 +91,8 @@ def fit_sequence(args) -> None:
     test_truncated = classifier.encode(data.test.sequences, data.test.ids).truncated
     scores = classification_scores(data.test.labels, classifier.predict_proba(data.test.sequences), classifier.classes_)
     out = Path(args.out or f"runs/{data.name}")
-    classifier.save_pretrained(out, {"dataset": data.name})
+    classifier.save_pretrained(out, {"dataset": data.name, "data_split": {key: getattr(args, key) for key in SPLIT_SETTINGS}
+                                     | {"alphabet": data.alphabet}})
     result = classifier.fit_result_
     _, counts = np.unique(data.test.labels.astype(str), return_counts=True)
     metrics = {
@@ -104,7 +110,9 @@ def fit_sequence(args) -> None:
     _write_json(out / "metrics.json", metrics)
     val = "n/a" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
     auc = "n/a" if scores["roc_auc"] is None else f"{scores['roc_auc']:.4f}"
-    print(f"validation accuracy: {val}  (epoch {result.best_epoch} of {result.epochs_run})")
+    chosen = ("the probe start: no trained epoch beat it" if result.best_epoch == 0
+              else f"epoch {result.best_epoch} of {result.epochs_run}")
+    print(f"validation accuracy: {val}  ({chosen})")
     print(f"test accuracy: {scores['accuracy']:.4f}  ROC-AUC: {auc}  MCC: {scores['mcc']:.4f}  "
           f"({len(data.test)} records, fit {fit_seconds:.1f} s, truncated {classifier.n_truncated_} train / "
           f"{test_truncated} test)")
@@ -112,3 +120,27 @@ def fit_sequence(args) -> None:
         print(f"theta: at most {classifier.sparsity_['max_nonzeros_per_row']} non-zeros per row "
               f"(density {classifier.sparsity_['density']:.2e})")
     print(f"saved to {out}/ (reprogrammer.json, reprogrammer.safetensors, metrics.json)")
+
+
+def is_sequence_run(run_dir) -> bool:
+    from xmodal.persistence import read_document
+
+    return read_document(run_dir).get("metadata", {}).get("estimator") == "SequenceClassifier"
+
+
+def saved_sequence_run_and_split(args):
+    """(saved classifier, dataset name, records of args.split) with the split the run was fitted on."""
+    from argparse import Namespace
+
+    from xmodal.persistence import read_document
+    from xmodal.sequence_data import load_sequence_dataset
+    from xmodal.sequence_estimator import SequenceClassifier
+
+    if args.weights:
+        raise XmodalError("--weights is for series sources; a sequence run reloads its language model by name")
+    saved = read_document(args.run_dir)["metadata"].get("data_split")
+    if saved is None:
+        raise XmodalError(f"{args.run_dir} was saved without its split settings (an older xmodal); refit it to evaluate")
+    classifier = SequenceClassifier.from_pretrained(args.run_dir)
+    data = _split(load_sequence_dataset(args.dataset, saved["label_column"], saved["alphabet"]), Namespace(**saved))
+    return classifier, data.name, data.test if args.split == "test" else data.train

@@ -29,6 +29,10 @@ class Reprogrammer(nn.Module):
             raise XmodalError(f"reads must be one of {READS}, got {reads!r}")
         if hasattr(bridge, "bind_source"):  # bridges built on the source's input space (e.g. its embeddings)
             bridge.bind_source(source)
+        width = getattr(source, "feature_dim", None)  # text sources state their pooled width
+        if reads == "features" and width is not None and getattr(output_map, "num_source", width) != width:
+            raise XmodalError(f"the output map reads {output_map.num_source} features but {source.name!r} pools "
+                              f"{width}; build it as LinearHead(source.feature_dim, ...)")
         self.reads = reads
         self.bridge = bridge
         self.source = source

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from adapters_modal.text import load_text_source
 from xmodal.bridges.tokens_to_embeddings import (
+    DEFAULT_SPARSITY,
     TokensToEmbeddings,
     TokensToEmbeddingsConfig,
 )
@@ -34,7 +35,7 @@ from xmodal.tokenizers import (
     make_tokenizer,
     token_counts,
 )
-from xmodal.training import FitResult, TrainConfig, fit_reprogrammer
+from xmodal.training import FitResult, TrainConfig, fit_reprogrammer, validation_split
 
 PROBE_C = (0.01, 0.1, 1.0, 10.0)  # probe strengths tried on the validation split (head_init="probe")
 
@@ -75,7 +76,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
     verbose : progress bar during fit.
     """
 
-    def __init__(self, source="minilm-l6", alphabet="protein", mode="sparse", init="spelled", sparsity=10,
+    def __init__(self, source="minilm-l6", alphabet="protein", mode="sparse", init="spelled", sparsity=DEFAULT_SPARSITY,
                  head_init="probe", prompt_length=8,
                  truncation="error", unknown="error", validate_smiles=False, epochs=12, lr=0.003, batch_size=32,
                  val_fraction=0.1, patience=3, random_state=0, verbose=False):
@@ -145,24 +146,30 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             tokens=list(self.vocabulary_.tokens), alphabet=self.alphabet, mode=self.mode, init=self.init, sparsity=self.sparsity,
             prompt_length=self.prompt_length, source_vocab_size=spec.vocab_size, embedding_dim=spec.embedding_dim,
             max_positions=spec.max_positions))
-        head = LinearHead(spec.embedding_dim, len(self.classes_), seed=seed)
+        head = LinearHead(source.feature_dim, len(self.classes_), seed=seed)
         self.reprogrammer_ = Reprogrammer(bridge, source, head, list(self.classes_), reads="features")
         bridge.initialise(seed)
         train = self.encode(sequences, names)
         self.n_truncated_ = train.truncated
-        validation = None
+        ids, targets = train.ids, self._targets(y)
         if validation_data is not None:
             x_val, y_val = validation_data
             val_ids, val_targets = self.encode(x_val).ids, self._targets(y_val)
+        else:  # carved here, not in training, so the probe start never sees the selection records
+            fit_idx, val_idx = validation_split(targets.numpy(), self.val_fraction, seed)
+            ids, targets, val_ids, val_targets = ids[fit_idx], targets[fit_idx], ids[val_idx], targets[val_idx]
+        validation = None
+        if len(val_ids):
             order = torch.argsort(token_counts(val_ids), stable=True)  # less padding per batch, same scores
             validation = (val_ids[order], val_targets[order])
         if self.head_init == "probe":
-            self.probe_c_ = self._probe_head(head, train.ids, self._targets(y), validation, seed)
-        config = TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                             val_fraction=self.val_fraction, patience=self.patience, seed=seed,
-                             progress=self.verbose)
-        self.fit_result_ = fit_reprogrammer(self.reprogrammer_, train.ids, self._targets(y), config, validation,
-                                            lengths=token_counts(train.ids))
+            self.probe_c_ = self._probe_head(head, ids, targets, validation, seed)
+        # the probe start is a fitted model: joint training is kept only where it beats it on validation
+        config = TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, val_fraction=0.0,
+                             patience=self.patience, seed=seed, progress=self.verbose,
+                             select_start=self.head_init == "probe")
+        self.fit_result_ = fit_reprogrammer(self.reprogrammer_, ids, targets, config, validation,
+                                            lengths=token_counts(ids))
         self.sparsity_ = bridge.sparsity_report()
         return self
 

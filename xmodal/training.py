@@ -25,7 +25,9 @@ from xmodal.reprogrammer import Reprogrammer
 class TrainConfig:
     """epochs: upper bound; patience: epochs without a better validation score
     before stopping; val_fraction: share of the training data held out for
-    model selection (0 = select on the training loss)."""
+    model selection (0 = select on the training loss); select_start: the untrained
+    starting state competes as epoch 0 in validation selection (for starts that are a
+    fitted model already, such as a probe head: training must beat it to be kept)."""
 
     epochs: int = 100
     lr: float = 0.05
@@ -34,6 +36,7 @@ class TrainConfig:
     patience: int = 25
     seed: int = 0
     progress: bool = True
+    select_start: bool = False
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience"):
@@ -133,6 +136,10 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
     use_val = len(val_idx) > 0
     best_key, best_state, best_epoch, best = None, None, 0, (None, None)
     history = []
+    if config.select_start and use_val:
+        val_loss, val_accuracy = _evaluate(model, x_val, y_val, config.batch_size)
+        best_key, best_state, best = (val_accuracy, -val_loss), copy.deepcopy(model.trainable_state()), (val_accuracy, val_loss)
+        history.append({"epoch": 0, "val_loss": val_loss, "val_accuracy": val_accuracy})
     bar = tqdm(range(1, config.epochs + 1), desc="fit", unit="epoch", disable=not config.progress, leave=False)
     for epoch in bar:
         # Iterative maps (ILM-VP, BLM) are re-estimated through the current theta.
@@ -168,7 +175,7 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
     model.eval()
     return FitResult(
         best_epoch=best_epoch,
-        epochs_run=len(history),
+        epochs_run=sum(record["epoch"] > 0 for record in history),
         val_accuracy=best[0],
         val_loss=best[1],
         selection="validation" if use_val else "training loss",
