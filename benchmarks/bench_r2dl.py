@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -126,7 +127,7 @@ def write(rows: list[dict], args, started: float, parts: list[str] = ()) -> None
     summary = summarise(rows)
     document = {"parts": list(parts), "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs), torch "
                            f"{torch.__version__}, threads {torch.get_num_threads()}",
-                "command": " ".join(sys.argv), "settings": vars(args), "published": PUBLISHED,
+                "command": shlex.join(sys.argv), "settings": vars(args), "published": PUBLISHED,
                 "wall_seconds": round(time.perf_counter() - started), "summary": summary, "runs": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.results_name}.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
