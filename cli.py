@@ -1,7 +1,7 @@
 """The `xmodal` command.
 
     xmodal fit --dataset GunPoint --out runs/gunpoint     train, report, save
-    xmodal evaluate runs/gunpoint --dataset GunPoint      accuracy of a saved run
+    xmodal evaluate runs/gunpoint --dataset GunPoint      accuracy, ROC-AUC, MCC of a saved run
     xmodal predict runs/gunpoint --dataset GunPoint --csv preds.csv
     xmodal sources | datasets | predict-source --source NAME FILE.wav ...
 
@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sequence_args(fit)
     fit.set_defaults(run=_fit_task)
 
-    for name, helptext, function in (("evaluate", "accuracy of a saved run on a dataset split", cmd_evaluate),
+    for name, helptext, function in (("evaluate", "accuracy, ROC-AUC and MCC of a saved run on a dataset split", cmd_evaluate),
                                      ("predict", "write a saved run's predictions to CSV", cmd_predict)):
         sub = commands.add_parser(name, help=helptext)
         sub.add_argument("run_dir", help="folder written by `xmodal fit --out`")

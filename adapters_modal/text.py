@@ -9,7 +9,7 @@ state (the embedding output and each layer), concatenated. The last layer
 alone (the pooling all-MiniLM-L6-v2 was trained with for English sentences)
 is the worst single read-out for peptides and molecules: on ToxinPred,
 AMP Scanner v2 and BACE a probe of all layers beats a probe of the last
-one by 2-5 points (README, "R2DL results").
+one by about 2-5 points (README, "R2DL results").
 
 Masked-LM checkpoints load through `AutoModel`, which keeps the encoder and
 drops the LM head. Hub ids resolve through Hugging Face's cache and honour

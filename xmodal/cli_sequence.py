@@ -140,7 +140,9 @@ def saved_sequence_run_and_split(args):
         raise XmodalError("--weights is for series sources; a sequence run reloads its language model by name")
     saved = read_document(args.run_dir)["metadata"].get("data_split")
     if saved is None:
-        raise XmodalError(f"{args.run_dir} was saved without its split settings (an older xmodal); refit it to evaluate")
+        raise XmodalError(f"{args.run_dir} holds no split settings (saved from Python, or by an older xmodal); "
+                          "score it in Python with SequenceClassifier.from_pretrained, or refit it with "
+                          "`xmodal fit --task sequence`")
     classifier = SequenceClassifier.from_pretrained(args.run_dir)
     data = _split(load_sequence_dataset(args.dataset, saved["label_column"], saved["alphabet"]), Namespace(**saved))
     return classifier, data.name, data.test if args.split == "test" else data.train

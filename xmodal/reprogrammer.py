@@ -32,7 +32,8 @@ class Reprogrammer(nn.Module):
         width = getattr(source, "feature_dim", None)  # text sources state their pooled width
         if reads == "features" and width is not None and getattr(output_map, "num_source", width) != width:
             raise XmodalError(f"the output map reads {output_map.num_source} features but {source.name!r} pools "
-                              f"{width}; build it as LinearHead(source.feature_dim, ...)")
+                              f"{width}: build it as LinearHead(source.feature_dim, ...); a saved run with this "
+                              "mismatch comes from an older xmodal (last-layer features) and must be refitted")
         self.reads = reads
         self.bridge = bridge
         self.source = source

@@ -5,7 +5,8 @@
 X is a list (or 1-D array) of strings: peptides / proteins, DNA, or SMILES.
 The pipeline is tokeniser -> R2DL bridge (theta) -> frozen text source ->
 linear head on pooled features (omega). Only theta and omega are trained;
-omega starts as a logistic-regression probe of the initial features.
+omega starts as a logistic-regression probe of the initial features, and that
+start competes as epoch 0: training is kept only where it wins on validation.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         as the LM reads it, or "random" vectors (see xmodal.bridges.tokens_to_embeddings).
     sparsity : k, non-zeros per row of theta in sparse mode.
     head_init : "probe" (default) starts the linear head as a logistic-regression probe of the
-        initial pooled features (linear probing, then joint training); "random" as random weights.
+        initial pooled features (linear probing, then joint training, kept only where a trained
+        epoch beats the probe on validation); "random" as random weights.
     prompt_length : soft prompt tokens in prompt mode.
     truncation : records longer than the source fits: "error", "keep_start" or "keep_end";
         every cut is counted (`n_truncated_`) and warned about.
