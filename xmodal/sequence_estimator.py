@@ -11,6 +11,7 @@ start competes as epoch 0: training is kept only where it wins on validation.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -184,14 +185,14 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             head.fit_probe(features, targets, seed)
             return 1.0
         val_features = self._by_length(validation[0], self.reprogrammer_.source_logits)
-
-        def validation_loss(c: float) -> float:
+        fitted = {}  # C -> (validation log-loss, head state): the winner is restored, not refitted
+        for c in PROBE_C:
             head.fit_probe(features, targets, seed, c)
             with torch.no_grad():
-                return float(torch.nn.functional.cross_entropy(head(val_features), validation[1]))
-
-        best = min(PROBE_C, key=validation_loss)
-        head.fit_probe(features, targets, seed, best)
+                loss = float(torch.nn.functional.cross_entropy(head(val_features), validation[1]))
+            fitted[c] = (loss, copy.deepcopy(head.state_dict()))
+        best = min(PROBE_C, key=lambda c: fitted[c][0])
+        head.load_state_dict(fitted[best][1])
         return best
 
     @staticmethod

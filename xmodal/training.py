@@ -136,10 +136,23 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
     use_val = len(val_idx) > 0
     best_key, best_state, best_epoch, best = None, None, 0, (None, None)
     history = []
+
+    def record_epoch(record: dict) -> None:
+        """Log the epoch; keep its state when it is the best so far (validation, else training loss)."""
+        nonlocal best_key, best_state, best_epoch, best
+        if use_val:
+            record["val_loss"], record["val_accuracy"] = _evaluate(model, x_val, y_val, config.batch_size)
+            key = (record["val_accuracy"], -record["val_loss"])
+        else:
+            key = (-record["train_loss"],)
+        history.append(record)
+        if best_key is None or key > best_key:
+            best_key, best_epoch = key, record["epoch"]
+            best_state = copy.deepcopy(model.trainable_state())
+            best = (record.get("val_accuracy"), record.get("val_loss"))
+
     if config.select_start and use_val:
-        val_loss, val_accuracy = _evaluate(model, x_val, y_val, config.batch_size)
-        best_key, best_state, best = (val_accuracy, -val_loss), copy.deepcopy(model.trainable_state()), (val_accuracy, val_loss)
-        history.append({"epoch": 0, "val_loss": val_loss, "val_accuracy": val_accuracy})
+        record_epoch({"epoch": 0})
     bar = tqdm(range(1, config.epochs + 1), desc="fit", unit="epoch", disable=not config.progress, leave=False)
     for epoch in bar:
         # Iterative maps (ILM-VP, BLM) are re-estimated through the current theta.
@@ -158,16 +171,7 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
             model.constrain()
             total += loss.item() * len(batch)
         record = {"epoch": epoch, "train_loss": total / len(x_fit), **remap}
-        if use_val:
-            record["val_loss"], record["val_accuracy"] = _evaluate(model, x_val, y_val, config.batch_size)
-            key = (record["val_accuracy"], -record["val_loss"])
-        else:
-            key = (-record["train_loss"],)
-        history.append(record)
-        if best_key is None or key > best_key:
-            best_key, best_epoch = key, epoch
-            best_state = copy.deepcopy(model.trainable_state())
-            best = (record.get("val_accuracy"), record.get("val_loss"))
+        record_epoch(record)
         bar.set_postfix({k: round(v, 4) for k, v in record.items() if k not in ("epoch", *remap)})
         if epoch - best_epoch >= config.patience:
             break
