@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from xmodal.errors import XmodalError
-from xmodal.mapping import LabelMapping, LinearHead, build_output_map, frequency_assignment
+from xmodal.mapping import PROBE_C, LabelMapping, LinearHead, build_output_map, frequency_assignment
 
 
 def test_default_owns_floor_ks_over_kt_distinct_sources():
@@ -93,3 +93,24 @@ def test_probe_head_reproduces_scaled_logistic_regression(classes):
     assert np.allclose(head(inputs).softmax(dim=1).detach().numpy(), expected, atol=1e-4)
     with pytest.raises(XmodalError, match="all 3 classes"):
         LinearHead(5, 3).fit_probe(inputs[:4], torch.tensor([0, 1, 0, 1]))
+
+
+def test_probe_start_keeps_the_strength_with_the_lowest_validation_loss():
+    """start_as_probe tries every C in PROBE_C and leaves the head exactly as the fit with
+    the lowest validation log-loss left it (restored, not refitted); C = 1 without validation."""
+    generator = torch.Generator().manual_seed(1)
+    targets = torch.arange(80) % 2
+    inputs = torch.randn(80, 20, generator=generator) + 0.4 * targets[:, None]  # noisy: C matters
+    fit, val = (inputs[:50], targets[:50]), (inputs[50:], targets[50:])
+    validation_loss = lambda head: float(torch.nn.functional.cross_entropy(head(val[0]).detach(), val[1]))
+    losses = {}
+    for c in PROBE_C:
+        head = LinearHead(20, 2)
+        head.fit_probe(*fit, seed=0, c=c)
+        losses[c] = validation_loss(head)
+    best = min(losses, key=losses.get)
+    assert len(set(losses.values())) == len(PROBE_C)  # the strengths really differ here
+    head = LinearHead(20, 2)
+    assert head.start_as_probe(*fit, val, seed=0) == best
+    assert validation_loss(head) == pytest.approx(losses[best])
+    assert LinearHead(20, 2).start_as_probe(*fit, None, seed=0) == 1.0

@@ -14,7 +14,10 @@ BayesianMapping (BLM, Cai et al. NeurIPS 2024): a dense, probabilistic
 source-to-target matrix estimated from how often each source label is
 predicted for each target class; also recomputed every `remap_every` epochs.
 
-LinearHead: a trainable linear layer on the source logits.
+LinearHead: a trainable linear layer on the source logits, or (reads="features")
+on the source's pooled features. `start_as_probe` sets it to a logistic-regression
+probe with its L2 strength chosen on validation: R2DL's default head (linear
+probing, then joint training: LP-FT).
 
 All return log-scores; `cross_entropy` on them is the training loss, and a
 softmax over them gives target-class probabilities.
@@ -22,6 +25,7 @@ softmax over them gives target-class probabilities.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -32,6 +36,7 @@ from torch import nn
 from xmodal.errors import XmodalError
 
 MAP_KINDS = ("frequency", "random", "linear", "ilm", "blm", "blm+")
+PROBE_C = (0.01, 0.1, 1.0, 10.0)  # probe strengths tried on the validation split
 
 
 class OutputMap(nn.Module):
@@ -266,6 +271,24 @@ class LinearHead(OutputMap):
             weight, bias = np.stack([-weight[0], weight[0]]) / 2, np.array([-bias[0], bias[0]]) / 2
         self.linear.weight.copy_(torch.from_numpy(weight / std))
         self.linear.bias.copy_(torch.from_numpy(bias - (weight / std) @ mean))
+
+    def start_as_probe(self, features: torch.Tensor, targets: torch.Tensor,
+                       validation: tuple[torch.Tensor, torch.Tensor] | None, seed: int = 0) -> float:
+        """`fit_probe` with C chosen by validation log-loss among PROBE_C (C = 1 without a
+        validation split; `validation` = (features, targets)). The winning fit is restored,
+        not refitted. Returns the C used."""
+        if validation is None or not len(validation[1]):
+            self.fit_probe(features, targets, seed)
+            return 1.0
+        fitted = {}  # C -> (validation log-loss, head state)
+        for c in PROBE_C:
+            self.fit_probe(features, targets, seed, c)
+            with torch.no_grad():
+                loss = float(F.cross_entropy(self(validation[0]), validation[1]))
+            fitted[c] = (loss, copy.deepcopy(self.state_dict()))
+        best = min(PROBE_C, key=lambda c: fitted[c][0])
+        self.load_state_dict(fitted[best][1])
+        return best
 
     def settings(self) -> dict:
         return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target}

@@ -11,7 +11,6 @@ start competes as epoch 0: training is kept only where it wins on validation.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from pathlib import Path
 
@@ -38,8 +37,6 @@ from xmodal.tokenizers import (
     token_counts,
 )
 from xmodal.training import FitResult, TrainConfig, fit_reprogrammer, validation_split
-
-PROBE_C = (0.01, 0.1, 1.0, 10.0)  # probe strengths tried on the validation split (head_init="probe")
 
 
 def as_sequences(X, what: str = "X") -> list[str]:
@@ -177,23 +174,12 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _probe_head(self, head: LinearHead, ids: torch.Tensor, targets: torch.Tensor, validation, seed: int) -> float:
-        """Start the head as a logistic-regression probe of the initial features; its L2
-        strength 1/C is chosen by validation log-loss when there is a validation split
-        (C = 1 otherwise). Returns the C used."""
+        """Start the head as a logistic-regression probe of the initial features, its C chosen
+        on the validation split (LinearHead.start_as_probe). Returns the C used."""
         features = self._by_length(ids, self.reprogrammer_.source_logits)
-        if validation is None:
-            head.fit_probe(features, targets, seed)
-            return 1.0
-        val_features = self._by_length(validation[0], self.reprogrammer_.source_logits)
-        fitted = {}  # C -> (validation log-loss, head state): the winner is restored, not refitted
-        for c in PROBE_C:
-            head.fit_probe(features, targets, seed, c)
-            with torch.no_grad():
-                loss = float(torch.nn.functional.cross_entropy(head(val_features), validation[1]))
-            fitted[c] = (loss, copy.deepcopy(head.state_dict()))
-        best = min(PROBE_C, key=lambda c: fitted[c][0])
-        head.load_state_dict(fitted[best][1])
-        return best
+        if validation is not None:
+            validation = (self._by_length(validation[0], self.reprogrammer_.source_logits), validation[1])
+        return head.start_as_probe(features, targets, validation, seed)
 
     @staticmethod
     @torch.no_grad()
