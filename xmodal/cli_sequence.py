@@ -20,6 +20,8 @@ import numpy as np
 
 from xmodal.errors import XmodalError
 
+# SequenceClassifier's defaults, copied so that building the parser does not import torch;
+# tests/test_sequence_cli.py checks that they agree.
 DEFAULTS = {"source": "minilm-l6", "epochs": 12, "lr": 0.003, "patience": 3, "sparsity": 200}
 
 

@@ -272,19 +272,19 @@ class LinearHead(OutputMap):
         self.linear.weight.copy_(torch.from_numpy(weight / std))
         self.linear.bias.copy_(torch.from_numpy(bias - (weight / std) @ mean))
 
+    @torch.no_grad()
     def start_as_probe(self, features: torch.Tensor, targets: torch.Tensor,
                        validation: tuple[torch.Tensor, torch.Tensor] | None, seed: int = 0) -> float:
         """`fit_probe` with C chosen by validation log-loss among PROBE_C (C = 1 without a
         validation split; `validation` = (features, targets)). The winning fit is restored,
         not refitted. Returns the C used."""
-        if validation is None or not len(validation[1]):
+        if validation is None:
             self.fit_probe(features, targets, seed)
             return 1.0
         fitted = {}  # C -> (validation log-loss, head state)
         for c in PROBE_C:
             self.fit_probe(features, targets, seed, c)
-            with torch.no_grad():
-                loss = float(F.cross_entropy(self(validation[0]), validation[1]))
+            loss = float(F.cross_entropy(self(validation[0]), validation[1]))
             fitted[c] = (loss, copy.deepcopy(self.state_dict()))
         best = min(PROBE_C, key=lambda c: fitted[c][0])
         self.load_state_dict(fitted[best][1])
