@@ -5,11 +5,15 @@ where reprogramming enters: a bridge builds the embeddings (R2DL: sparse
 combinations of the rows of the input embedding matrix V_S) and the frozen
 encoder reads them. The source has no classes of its own; its `features`
 are what an output map reads: the attention-masked mean of every hidden
-state (the embedding output and each layer), concatenated. The last layer
-alone (the pooling all-MiniLM-L6-v2 was trained with for English sentences)
-is the worst single read-out for peptides and molecules: on ToxinPred,
-AMP Scanner v2 and BACE a probe of all layers beats a probe of the last
-one by about 2-5 points (README, "R2DL results").
+state (the embedding output and each layer), then the attention-masked
+maximum of every hidden state, all concatenated. Why every layer: the last
+layer alone (the pooling all-MiniLM-L6-v2 was trained with for English
+sentences) is the worst single read-out for peptides and molecules; on
+ToxinPred, AMP Scanner v2 and BACE a probe of all layers beats a probe of
+the last one by about 2-5 points. Why the maximum too: a mean dilutes a
+short motif (a cysteine pattern, a toxic group) over the whole sequence,
+a maximum keeps it; it is what a CNN's global max-pool reads (README,
+"R2DL results").
 
 Masked-LM checkpoints load through `AutoModel`, which keeps the encoder and
 drops the LM head. Hub ids resolve through Hugging Face's cache and honour
@@ -111,8 +115,8 @@ class TextSource(SourceModel):
 
     @property
     def feature_dim(self) -> int:
-        """Width of `features`: d per hidden state, embedding output included."""
-        return (int(self.encoder.config.num_hidden_layers) + 1) * self.input_spec.embedding_dim
+        """Width of `features`: a mean and a maximum of d numbers per hidden state, embedding output included."""
+        return 2 * (int(self.encoder.config.num_hidden_layers) + 1) * self.input_spec.embedding_dim
 
     def hidden_states(self, x: TextInput) -> tuple[torch.Tensor, ...]:
         """Every hidden state, (N, L, d) each: the embedding output, then each layer's."""
@@ -126,10 +130,15 @@ class TextSource(SourceModel):
                             output_hidden_states=True).hidden_states
 
     def features(self, x: TextInput) -> torch.Tensor:
-        """(N, feature_dim): each hidden state's mean over attended positions, concatenated."""
+        """(N, feature_dim): each hidden state's mean over attended positions, then each one's
+        maximum over attended positions, concatenated (means first, embedding output first)."""
+        states = self.hidden_states(x)
         mask = x.attention_mask.unsqueeze(-1).to(x.inputs_embeds.dtype)
         count = mask.sum(dim=1).clamp(min=1.0)
-        return torch.cat([(state * mask).sum(dim=1) / count for state in self.hidden_states(x)], dim=1)
+        means = [(state * mask).sum(dim=1) / count for state in states]
+        padding = mask == 0
+        maxima = [state.masked_fill(padding, torch.finfo(state.dtype).min).amax(dim=1) for state in states]
+        return torch.cat(means + maxima, dim=1)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         raise XmodalError(f"{self.name} is a language model without classes; read its features "

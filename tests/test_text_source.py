@@ -19,19 +19,26 @@ def test_minilm_loads_offline_frozen_with_its_identity(minilm):
     assert local_weights("minilm-l6").name == "model"
 
 
-def test_features_pool_every_layer_and_end_with_the_sentence_embedding(minilm):
-    """Features hold one mean-pooled block per hidden state (embeddings + 6 layers); the last
-    block, through inputs_embeds, reproduces all-MiniLM-L6-v2's own sentence embeddings."""
+def test_features_pool_every_layer_and_hold_the_sentence_embedding(minilm):
+    """Features hold one mean-pooled block per hidden state (embeddings + 6 layers), then one
+    max-pooled block per hidden state. The last mean block, through inputs_embeds, reproduces
+    all-MiniLM-L6-v2's own sentence embeddings; the last max block is the last layer's maximum."""
     from sentence_transformers import SentenceTransformer
 
     texts = ["antimicrobial peptides kill bacteria", "a short one"]
     reference = SentenceTransformer(str(local_weights("minilm-l6")), device="cpu").encode(texts, convert_to_tensor=True)
+    inputs = minilm.text_inputs(texts)
     with torch.no_grad():
-        features = minilm.features(minilm.text_inputs(texts))
-    assert minilm.feature_dim == 7 * 384 and features.shape == (2, 7 * 384)
-    ours = torch.nn.functional.normalize(features[:, -384:], dim=1)
+        features = minilm.features(inputs)
+        last_layer = minilm.hidden_states(inputs)[-1]
+    assert minilm.feature_dim == 2 * 7 * 384 and features.shape == (2, 2 * 7 * 384)
+    means, maxima = features[:, : 7 * 384], features[:, 7 * 384 :]
+    ours = torch.nn.functional.normalize(means[:, -384:], dim=1)
     assert torch.allclose(ours, reference, atol=1e-5)
-    assert not torch.allclose(features[:, :384], features[:, -384:], atol=1e-2)  # distinct layers, not copies
+    assert not torch.allclose(means[:, :384], means[:, -384:], atol=1e-2)  # distinct layers, not copies
+    short = int(inputs.attention_mask[1].sum())  # the padded record: its maximum ignores the padding
+    assert torch.allclose(maxima[1, -384:], last_layer[1, :short].amax(dim=0))
+    assert torch.allclose(maxima[0, -384:], last_layer[0].amax(dim=0))
 
 
 def test_gradient_reaches_the_embeddings_not_the_weights(minilm):

@@ -69,11 +69,24 @@ def test_fit_beats_the_majority_rate_on_real_data(source):
     assert accuracy > majority + 0.15, (accuracy, majority)
 
 
+def test_selection_on_loss_keeps_the_epoch_with_the_lowest_validation_loss(source, gunpoint):
+    """select_on="loss" (R2DL's criterion) ranks epochs by validation log-loss alone; the
+    kept state is that epoch's, so its validation loss is what the history recorded for it."""
+    x, y, _, _ = _encoded(gunpoint)
+    model = _model(source, 2)
+    result = fit_reprogrammer(model, x, y, TrainConfig(epochs=6, patience=6, progress=False, select_on="loss"))
+    losses = {record["epoch"]: record["val_loss"] for record in result.history}
+    assert result.best_epoch == min(losses, key=losses.get)
+    assert result.val_loss == losses[result.best_epoch] == min(losses.values())
+    assert len(set(losses.values())) > 1  # the epochs differed, so the choice was a real one
+
+
 def test_invalid_training_settings_are_refused():
     import pytest
 
     from xmodal.errors import DataError
 
-    for bad in ({"epochs": 0}, {"batch_size": 0}, {"patience": 0}, {"lr": -0.1}, {"val_fraction": 1.0}):
+    for bad in ({"epochs": 0}, {"batch_size": 0}, {"patience": 0}, {"lr": -0.1}, {"val_fraction": 1.0},
+                {"select_on": "auc"}):
         with pytest.raises(DataError):
             TrainConfig(**bad)

@@ -21,13 +21,19 @@ from xmodal.errors import DataError
 from xmodal.reprogrammer import Reprogrammer
 
 
+SELECTION_CRITERIA = ("accuracy", "loss")
+
+
 @dataclass
 class TrainConfig:
     """epochs: upper bound; patience: epochs without a better validation score
     before stopping; val_fraction: share of the training data held out for
     model selection (0 = select on the training loss); select_start: the untrained
     starting state competes as epoch 0 in validation selection (for starts that are a
-    fitted model already, such as a probe head: training must beat it to be kept)."""
+    fitted model already, such as a probe head: training must beat it to be kept);
+    select_on: what "best" means on validation, "accuracy" (ties go to the lower
+    loss) or "loss" (the log-loss alone: smoother on small or imbalanced validation
+    sets, where accuracy barely moves, and the criterion a probe start's C is chosen by)."""
 
     epochs: int = 100
     lr: float = 0.05
@@ -37,8 +43,11 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     select_start: bool = False
+    select_on: str = "accuracy"
 
     def __post_init__(self):
+        if self.select_on not in SELECTION_CRITERIA:
+            raise DataError(f"select_on must be one of {', '.join(SELECTION_CRITERIA)}, got {self.select_on!r}")
         for name in ("epochs", "batch_size", "patience"):
             if int(getattr(self, name)) < 1:
                 raise DataError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -142,7 +151,8 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
         nonlocal best_key, best_state, best_epoch, best
         if use_val:
             record["val_loss"], record["val_accuracy"] = _evaluate(model, x_val, y_val, config.batch_size)
-            key = (record["val_accuracy"], -record["val_loss"])
+            key = ((-record["val_loss"],) if config.select_on == "loss"
+                   else (record["val_accuracy"], -record["val_loss"]))
         else:
             key = (-record["train_loss"],)
         history.append(record)
