@@ -82,9 +82,9 @@ def run_method(method: str, alphabet: str, train: SequenceRecords, val: Sequence
     start = time.perf_counter()
     extra = {}
     if method.startswith("r2dl-"):
-        model = SequenceClassifier(alphabet=alphabet, mode=method.split("-")[1], sparsity=args.sparsity, epochs=args.epochs, lr=args.lr,
-                                   patience=args.patience, truncation="keep_start", unknown="unk", random_state=args.seed,
-                                   verbose=args.progress)
+        model = SequenceClassifier(alphabet=alphabet, mode=method.split("-")[1], sparsity=args.sparsity,
+                                   epochs=args.epochs, lr=args.lr, patience=args.patience, truncation="keep_start",
+                                   unknown="unk", random_state=args.seed, verbose=args.progress)
         model.fit(train.sequences, train.labels, (val.sequences, val.labels))
         fit_seconds = time.perf_counter() - start
         predict_start = time.perf_counter()

@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 from xmodal.errors import DataError
 from xmodal.reprogrammer import Reprogrammer
 
-
 SELECTION_CRITERIA = ("accuracy", "loss")
 
 
