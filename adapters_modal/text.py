@@ -6,14 +6,16 @@ combinations of the rows of the input embedding matrix V_S) and the frozen
 encoder reads them. The source has no classes of its own; its `features`
 are what an output map reads: the attention-masked mean of every hidden
 state (the embedding output and each layer), then the attention-masked
-maximum of every hidden state, all concatenated. Why every layer: the last
+maximum, then the minimum, of every hidden state, all concatenated. Why every layer: the last
 layer alone (the pooling all-MiniLM-L6-v2 was trained with for English
 sentences) is the worst single read-out for peptides and molecules; on
 ToxinPred, AMP Scanner v2 and BACE a probe of all layers beats a probe of
 the last one by about 2-5 points. Why the maximum too: a mean dilutes a
 short motif (a cysteine pattern, a toxic group) over the whole sequence,
-a maximum keeps it; it is what a CNN's global max-pool reads (README,
-"R2DL results").
+a maximum keeps it; it is what a CNN's global max-pool reads. Why the
+minimum as well: hidden states are signed (no ReLU before them), so a motif
+can show as a strongly negative unit as much as a positive one, and the
+maximum alone sees only one side (README, "R2DL results").
 
 Masked-LM checkpoints load through `AutoModel`, which keeps the encoder and
 drops the LM head. Hub ids resolve through Hugging Face's cache and honour
@@ -115,8 +117,9 @@ class TextSource(SourceModel):
 
     @property
     def feature_dim(self) -> int:
-        """Width of `features`: a mean and a maximum of d numbers per hidden state, embedding output included."""
-        return 2 * (int(self.encoder.config.num_hidden_layers) + 1) * self.input_spec.embedding_dim
+        """Width of `features`: a mean, a maximum and a minimum of d numbers per hidden state,
+        embedding output included."""
+        return 3 * (int(self.encoder.config.num_hidden_layers) + 1) * self.input_spec.embedding_dim
 
     def hidden_states(self, x: TextInput) -> tuple[torch.Tensor, ...]:
         """Every hidden state, (N, L, d) each: the embedding output, then each layer's."""
@@ -131,14 +134,17 @@ class TextSource(SourceModel):
 
     def features(self, x: TextInput) -> torch.Tensor:
         """(N, feature_dim): each hidden state's mean over attended positions, then each one's
-        maximum over attended positions, concatenated (means first, embedding output first)."""
+        maximum, then each one's minimum over attended positions, concatenated (means first,
+        embedding output first in each block)."""
         states = self.hidden_states(x)
         mask = x.attention_mask.unsqueeze(-1).to(x.inputs_embeds.dtype)
         count = mask.sum(dim=1).clamp(min=1.0)
         means = [(state * mask).sum(dim=1) / count for state in states]
         padding = mask == 0
-        maxima = [state.masked_fill(padding, torch.finfo(state.dtype).min).amax(dim=1) for state in states]
-        return torch.cat(means + maxima, dim=1)
+        lowest, highest = torch.finfo(states[0].dtype).min, torch.finfo(states[0].dtype).max
+        maxima = [state.masked_fill(padding, lowest).amax(dim=1) for state in states]
+        minima = [state.masked_fill(padding, highest).amin(dim=1) for state in states]
+        return torch.cat(means + maxima + minima, dim=1)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         raise XmodalError(f"{self.name} is a language model without classes; read its features "

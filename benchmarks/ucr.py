@@ -19,7 +19,9 @@ thread each, largest first. Every finished item is appended to
 benchmarks/results/<name>_runs.jsonl at once, so an interrupted run resumes where it
 stopped (items with the same settings are skipped). The tables
 (<name>.csv, <name>.md, <name>.json, <name>.png) are rebuilt from that file at the end,
-or alone with --report-only. Only the test split is scored; nothing is chosen on it.
+or alone with --report-only, from the runs made with the current settings only (runs of
+older settings stay in the file, counted and left out). Only the test split is scored;
+nothing is chosen on it.
 """
 
 from __future__ import annotations
@@ -165,6 +167,13 @@ def _key(record: dict) -> tuple:
     return record["dataset"], record["method"], record["seed"], json.dumps(record["settings"], sort_keys=True)
 
 
+def current_runs(runs: list[dict], mode: str) -> tuple[list[dict], int]:
+    """The runs made with this mode's current settings, and how many older ones were left out
+    (a method whose settings changed is reported from its new runs alone, never a mix)."""
+    current = [r for r in runs if r["settings"] == V2S_SETTINGS[mode].get(r["method"], {})]
+    return current, len(runs) - len(current)
+
+
 def work_items(datasets: dict[str, Path], methods: list[str], seeds: int, mode: str, done: set) -> list[dict]:
     items = []
     for name, path in datasets.items():
@@ -277,7 +286,10 @@ def scatter(stats: dict, path: Path) -> None:
 
 
 def report(runs_file: Path, name: str, quick: bool) -> None:
-    rows = aggregate(load_runs(runs_file))
+    runs, superseded = current_runs(load_runs(runs_file), "quick" if quick else "full")
+    if superseded:
+        print(f"{superseded} runs in {runs_file} were made with older settings: left out of the tables", flush=True)
+    rows = aggregate(runs)
     stats = summary(rows)
     seeds = max((r["n_seeds"] for r in rows), default=0)
     title = f"UCR benchmark ({'quick: ' if quick else ''}{len(stats['table'])} datasets, up to {seeds} seed(s))"

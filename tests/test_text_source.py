@@ -21,8 +21,9 @@ def test_minilm_loads_offline_frozen_with_its_identity(minilm):
 
 def test_features_pool_every_layer_and_hold_the_sentence_embedding(minilm):
     """Features hold one mean-pooled block per hidden state (embeddings + 6 layers), then one
-    max-pooled block per hidden state. The last mean block, through inputs_embeds, reproduces
-    all-MiniLM-L6-v2's own sentence embeddings; the last max block is the last layer's maximum."""
+    max-pooled and one min-pooled block per hidden state. The last mean block, through
+    inputs_embeds, reproduces all-MiniLM-L6-v2's own sentence embeddings; the last max (min)
+    block is the last layer's maximum (minimum) over the attended positions."""
     from sentence_transformers import SentenceTransformer
 
     texts = ["antimicrobial peptides kill bacteria", "a short one"]
@@ -31,14 +32,17 @@ def test_features_pool_every_layer_and_hold_the_sentence_embedding(minilm):
     with torch.no_grad():
         features = minilm.features(inputs)
         last_layer = minilm.hidden_states(inputs)[-1]
-    assert minilm.feature_dim == 2 * 7 * 384 and features.shape == (2, 2 * 7 * 384)
-    means, maxima = features[:, : 7 * 384], features[:, 7 * 384 :]
+    assert minilm.feature_dim == 3 * 7 * 384 and features.shape == (2, 3 * 7 * 384)
+    means, maxima, minima = features.split(7 * 384, dim=1)
     ours = torch.nn.functional.normalize(means[:, -384:], dim=1)
     assert torch.allclose(ours, reference, atol=1e-5)
     assert not torch.allclose(means[:, :384], means[:, -384:], atol=1e-2)  # distinct layers, not copies
-    short = int(inputs.attention_mask[1].sum())  # the padded record: its maximum ignores the padding
+    short = int(inputs.attention_mask[1].sum())  # the padded record: its extremes ignore the padding
     assert torch.allclose(maxima[1, -384:], last_layer[1, :short].amax(dim=0))
+    assert torch.allclose(minima[1, -384:], last_layer[1, :short].amin(dim=0))
+    assert not torch.allclose(minima[1, -384:], last_layer[1].amin(dim=0))  # padding would change it
     assert torch.allclose(maxima[0, -384:], last_layer[0].amax(dim=0))
+    assert torch.allclose(minima[0, -384:], last_layer[0].amin(dim=0))
 
 
 def test_gradient_reaches_the_embeddings_not_the_weights(minilm):

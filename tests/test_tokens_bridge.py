@@ -129,7 +129,7 @@ def test_bad_inputs_are_refused(minilm, source):
     with pytest.raises(XmodalError, match="tokens, width, positions"):
         Reprogrammer(TokensToEmbeddings(TokensToEmbeddingsConfig(tokens=["A"], max_positions=128)), minilm,
                      LinearHead(minilm.feature_dim, 2), reads="features")
-    with pytest.raises(XmodalError, match="reads 384 features but 'minilm-l6' pools 5376"):
+    with pytest.raises(XmodalError, match="reads 384 features but 'minilm-l6' pools 8064"):
         Reprogrammer(TokensToEmbeddings(TokensToEmbeddingsConfig(tokens=["A"])), minilm, LinearHead(384, 2), reads="features")
     assert TokensToEmbeddingsConfig.from_dict({"tokens": ["A"], "from_the_future": 1}).tokens == ["A"]
     assert token_counts(ids_of(["GLF", "G"])).tolist() == [3, 1]

@@ -53,3 +53,18 @@ def test_help_names_the_modes():
     assert done.returncode == 0
     for option in ("--quick", "--seeds", "--workers", "--report-only", "minirocket"):
         assert option in done.stdout
+
+
+def test_report_reads_only_the_runs_made_with_the_current_settings():
+    from ucr import V2S_SETTINGS, aggregate, current_runs
+
+    now = V2S_SETTINGS["full"]["v2s-attrnn"]
+    runs = [{"dataset": "D1", "method": "v2s-attrnn", "seed": 0, "settings": settings, "accuracy": accuracy,
+             "fit_seconds": 1.0, "n_train": 10, "n_test": 5, "n_classes": 2}
+            for settings, accuracy in [({**now, "epochs": now["epochs"] + 1}, 0.5), (now, 0.9)]]
+    runs.append({**runs[1], "method": "minirocket", "settings": {}, "accuracy": 0.95})
+    kept, superseded = current_runs(runs, "full")
+    assert superseded == 1
+    rows = {r["method"]: r for r in aggregate(kept)}
+    assert rows["v2s-attrnn"]["accuracy_mean"] == 0.9 and rows["v2s-attrnn"]["n_seeds"] == 1
+    assert rows["minirocket"]["accuracy_mean"] == 0.95
