@@ -174,10 +174,15 @@ def _key(record: dict) -> tuple:
     return record["dataset"], record["method"], record["seed"], json.dumps(record["settings"], sort_keys=True)
 
 
+def method_settings(mode: str, method: str) -> dict:
+    """A method's estimator settings in this mode ({} for the methods without any)."""
+    return V2S_SETTINGS[mode].get(method, {})
+
+
 def current_runs(runs: list[dict], mode: str) -> tuple[list[dict], int]:
     """The runs made with this mode's current settings, and how many older ones were left out
     (a method whose settings changed is reported from its new runs alone, never a mix)."""
-    current = [r for r in runs if r["settings"] == V2S_SETTINGS[mode].get(r["method"], {})]
+    current = [r for r in runs if r["settings"] == method_settings(mode, r["method"])]
     return current, len(runs) - len(current)
 
 
@@ -189,7 +194,7 @@ def work_items(datasets: dict[str, Path], methods: list[str], seeds: int, mode: 
         for method in methods:
             for seed in range(1 if method in DETERMINISTIC else seeds):
                 item = {"dataset": name, "path": str(path), "method": method, "seed": seed,
-                        "settings": V2S_SETTINGS[mode].get(method, {}), "cost": COST[method] * size}
+                        "settings": method_settings(mode, method), "cost": COST[method] * size}
                 if _key(item) not in done:
                     items.append(item)
     return sorted(items, key=lambda i: -i["cost"])  # largest first: the two workers finish together
@@ -292,14 +297,14 @@ def scatter(stats: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def report(runs_file: Path, name: str, quick: bool) -> None:
-    runs, superseded = current_runs(load_runs(runs_file), "quick" if quick else "full")
+def report(runs_file: Path, name: str, mode: str) -> None:
+    runs, superseded = current_runs(load_runs(runs_file), mode)
     if superseded:
         print(f"{superseded} runs in {runs_file} were made with older settings: left out of the tables", flush=True)
     rows = aggregate(runs)
     stats = summary(rows)
     seeds = max((r["n_seeds"] for r in rows), default=0)
-    title = f"UCR benchmark ({'quick: ' if quick else ''}{len(stats['table'])} datasets, up to {seeds} seed(s))"
+    title = f"UCR benchmark ({'quick: ' if mode == 'quick' else ''}{len(stats['table'])} datasets, up to {seeds} seed(s))"
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / f"{name}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["dataset"])
@@ -339,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{len(items)} work items to run ({len(datasets)} datasets x {methods}, {seeds} seed(s)); "
               f"results appended to {runs_file}", flush=True)
         run_all(items, runs_file, args.workers)
-    report(runs_file, name, args.quick)
+    report(runs_file, name, mode)
 
 
 if __name__ == "__main__":
