@@ -68,7 +68,7 @@ def cmd_fit(args) -> None:
     classifier = V2SClassifier(
         source=args.source, weights_path=args.weights, mapping=args.mapping,
         labels_per_class=args.labels_per_class, remap_every=args.remap_every, laplace=args.laplace,
-        standardize=not args.no_standardize,
+        encoding=args.series_encoding, standardize=not args.no_standardize,
         upsample_factor=args.upsample_factor,
         target_duration=args.target_duration,
         interpolation=args.interpolation, copies=args.copies,
@@ -294,8 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="black-box training: the source gives probabilities only (zeroth-order, BAR)")
     train.add_argument("--query-budget", type=int, default=20000, help="source queries allowed with --blackbox")
     bridge = fit.add_argument_group("bridge and output map")
-    bridge.add_argument("--mapping", choices=["frequency", "random", "ilm", "blm", "blm+", "linear"],
-                        default="frequency", help="output map (ilm: iterative re-mapping; blm/blm+: Bayesian-guided)")
+    bridge.add_argument("--mapping", choices=["frequency", "random", "ilm", "blm", "blm+", "linear", "layers"],
+                        default="frequency", help="output map (ilm: iterative re-mapping; blm/blm+: Bayesian-guided; "
+                                                  "layers: linear head on every layer's statistics, from a probe)")
+    bridge.add_argument("--series-encoding", choices=["waveform", "pitch", "pitch+slope"], default="waveform",
+                        help="the series as waveform samples (V2S), as the pitch of a tone, or as two tones "
+                             "(series and slope); the tones need --no-mask")
     bridge.add_argument("--remap-every", type=int, default=1, help="epochs between re-mappings for ilm/blm/blm+")
     bridge.add_argument("--laplace", type=float, default=1.0, help="Laplace smoothing lambda for blm/blm+")
     bridge.add_argument("--labels-per-class", type=int, help="source classes per target class (default K_S // K_T)")

@@ -88,6 +88,9 @@ class BCResNetSource(SpeechCommandSource):
         self.front_end = LogMel(self.input_spec.sample_rate)
         self.network = load_bc_resnet(weights_path)
 
+    def layer_features(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.network.layer_statistics(self.front_end(waveform))
+
 
 class AttRNNSource(SpeechCommandSource):
     """AttRNN trained on Google Speech Commands v2: 35 words plus "unknown" (36 classes)."""

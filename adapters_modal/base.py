@@ -78,6 +78,12 @@ class SourceModel(nn.Module):
     def head(self, features: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def layer_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled statistics of every layer (N, D), for output maps that read more than
+        the penultimate layer; sources that have them override this."""
+        raise XmodalError(f"source {self.name!r} exposes no per-layer statistics (bc-resnet-gsc35 does); "
+                          "use an output map on its logits, e.g. mapping 'linear'")
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 

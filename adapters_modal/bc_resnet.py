@@ -92,13 +92,31 @@ class BCResNet(nn.Module):
         self.head_conv = nn.Conv2d(64, num_classes, 1)
         self.blocks = ["t1", "n11", "t2", "n21", "t3", "n31", "n32", "n33", "t4", "n41", "n42", "n43"]
 
+    def feature_maps(self, log_mel: torch.Tensor) -> list[torch.Tensor]:
+        """Every stage's output map (N, C, bands, frames): the input conv, the 12 blocks
+        and the penultimate 1x1 conv (64 channels, last)."""
+        maps = [self.input_conv(log_mel)]
+        for name in self.blocks:
+            maps.append(getattr(self, name)(maps[-1]))
+        maps.append(self.onexone_conv(self.dw_conv(maps[-1])))
+        return maps
+
     def features(self, log_mel: torch.Tensor) -> torch.Tensor:
         """The penultimate representation: (N, 64), averaged over time."""
-        x = self.input_conv(log_mel)
-        for name in self.blocks:
-            x = getattr(self, name)(x)
-        x = self.onexone_conv(self.dw_conv(x))
-        return x.mean(dim=3, keepdim=True)[:, :, 0, 0]
+        return self.feature_maps(log_mel)[-1].mean(dim=3, keepdim=True)[:, :, 0, 0]
+
+    def layer_statistics(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(N, 1392): per channel of every stage, the mean, the maximum and the share of
+        positive values over bands and frames (464 channels x 3).
+
+        The penultimate 64 averages keep what separates 35 words; the earlier stages
+        still hold generic time-frequency detectors. The share of positive values is
+        MiniRocket's PPV: how often a filter fires, whatever the input's scale. It has no
+        gradient; mean and maximum carry the gradient to the input."""
+        stats = []
+        for fmap in self.feature_maps(log_mel):
+            stats += [fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3)), (fmap > 0).float().mean(dim=(2, 3))]
+        return torch.cat(stats, dim=1)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head_conv(features[:, :, None, None])[:, :, 0, 0]

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile
 import torch
 
@@ -79,3 +80,22 @@ def test_unknown_window_is_refused():
 
     with pytest.raises(DataError, match="loudest, start"):
         read_wav(SPEECH / "word_eight.wav", 16000, 16000, window="middle")
+
+
+def test_layer_features_pool_every_stage_and_end_with_the_penultimate_layer(source):
+    waveform = torch.randn(3, 16000, generator=torch.Generator().manual_seed(0)) * 0.1
+    with torch.no_grad():
+        stats = source.layer_features(waveform)
+        penultimate = source.features(waveform)
+    assert stats.shape == (3, 464 * 3)  # 464 channels over 14 stages, mean / max / share positive
+    last_mean, last_share = stats[:, -3 * 64 : -2 * 64], stats[:, -64:]
+    assert torch.allclose(last_mean, penultimate, atol=1e-5)
+    assert ((last_share >= 0) & (last_share <= 1)).all()
+
+
+def test_a_source_without_layer_statistics_says_which_one_has_them():
+    from adapters_modal import load_source
+    from xmodal.errors import XmodalError
+
+    with pytest.raises(XmodalError, match="bc-resnet-gsc35"):
+        load_source("attrnn-gsc35").layer_features(torch.zeros(1, 16000))

@@ -135,3 +135,53 @@ def test_invalid_settings_are_refused(settings):
 def test_config_tolerates_unknown_keys():
     config = SeriesToAudioConfig.from_dict({"copies": 2, "added_in_a_future_version": True})
     assert config.copies == 2
+
+
+def _dominant_hz(tone: torch.Tensor, sample_rate: int) -> float:
+    spectrum = torch.fft.rfft(tone * torch.hann_window(len(tone))).abs()
+    return float(spectrum.argmax()) * sample_rate / len(tone)
+
+
+def test_pitch_encoding_turns_the_series_value_into_the_tone_frequency():
+    from xmodal.bridges.series_to_audio import mel
+
+    bridge = SeriesToAudio(encoding="pitch", masked=False, tanh_bound=False, delta_init=0.0)
+    step = torch.cat([torch.zeros(1, 50), torch.ones(1, 50)], dim=1)  # standardised: -1 then +1
+    tone, mask = bridge.place(step)
+    assert tone.shape == (1, 16000) and mask.sum() == 0  # the tone fills the window
+    assert tone.abs().max() <= 0.5 + 1e-6
+    low, high = mel(80.0), mel(7000.0)
+    for level, part in ((1 / 3, tone[0, 1000:7000]), (2 / 3, tone[0, 9000:15000])):  # -1 and +1 sd of +-3
+        expected = 700 * (10 ** ((low + (high - low) * level) / 2595) - 1)
+        assert abs(_dominant_hz(part, 16000) - expected) < 16000 / len(part) * 2
+
+
+def test_pitch_encoding_refuses_settings_it_cannot_honour():
+    with pytest.raises(DataError, match="masked=False"):
+        SeriesToAudioConfig(encoding="pitch")
+    with pytest.raises(DataError, match="copies"):
+        SeriesToAudioConfig(encoding="pitch", masked=False, copies=3)
+    with pytest.raises(DataError, match="Nyquist"):
+        SeriesToAudioConfig(encoding="pitch", masked=False, pitch_high=9000.0)
+    with pytest.raises(DataError, match="encoding must be one of"):
+        SeriesToAudioConfig(encoding="sound")
+
+
+def test_pitch_and_slope_encoding_plays_the_slope_in_the_upper_band():
+    from xmodal.bridges.series_to_audio import SLOPE_BAND_GAP, mel
+
+    bridge = SeriesToAudio(encoding="pitch+slope", masked=False, tanh_bound=False, delta_init=0.0)
+    triangle = torch.cat([torch.linspace(0, 1, 51), torch.linspace(1, 0, 51)[1:]])[None]  # 50 steps up, 50 down
+    tone, _ = bridge.place(triangle)
+    assert tone.abs().max() <= 0.5 + 1e-6
+    low, high = mel(80.0), mel(7000.0)
+    split = 700 * (10 ** ((low + high) / 2 / 2595) - 1)
+    upper_low = mel(split * (1 + SLOPE_BAND_GAP))
+    for level, part in ((2 / 3, tone[0, 1000:7000]), (1 / 3, tone[0, 9000:15000])):  # slope +1 sd, then -1 sd
+        spectrum = torch.fft.rfft(part * torch.hann_window(len(part))).abs()
+        hz = torch.arange(len(spectrum)) * 16000 / len(part)
+        spectrum[hz < split] = 0  # the series' own tone lives below the split
+        expected = 700 * (10 ** ((upper_low + (high - upper_low) * level) / 2595) - 1)
+        assert abs(float(hz[spectrum.argmax()]) - expected) < 16000 / len(part) * 2
+    with pytest.raises(DataError, match="at least 2 samples"):
+        SeriesToAudio(encoding="pitch+slope", masked=False).place(torch.ones(2, 1))

@@ -64,6 +64,8 @@ def _xmodal(*args):
         (["evaluate", "/no/run", "--dataset", "GunPoint"], "not a saved reprogrammer"),
         (["predict-source", "/no/file.wav"], "does not exist"),
         (["fit", "--dataset", "GunPoint", "--epochs", "0"], "epochs must be at least 1"),
+        (["fit", "--dataset", "GunPoint", "--series-encoding", "pitch"], "--no-mask"),
+        (["fit", "--dataset", "GunPoint", "--source", "attrnn-gsc35", "--mapping", "layers"], "no per-layer statistics"),
         (["fit", "--dataset", "GunPoint", "--out", "/dev/null/run", "--epochs", "1"], "Not a directory"),
     ],
 )

@@ -64,3 +64,44 @@ def test_a_single_class_cannot_be_saved(gunpoint, tmp_path):
         classifier = V2SClassifier(epochs=1).fit(gunpoint.x_train[:, None, :], np.ones(50))
     with pytest.raises(PersistenceError, match="single class"):
         classifier.save_pretrained(tmp_path / "run")
+
+
+@pytest.fixture(scope="module")
+def pitch_layers(gunpoint):
+    classifier = V2SClassifier(encoding="pitch", masked=False, mapping="layers", lr=0.01, epochs=3, random_state=0)
+    return classifier.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+
+
+def test_pitch_encoding_with_a_probe_started_layer_head(pitch_layers, gunpoint, tmp_path):
+    x = gunpoint.x_test[:, None, :]
+    accuracy = np.mean(pitch_layers.predict(x) == gunpoint.y_test)
+    assert accuracy >= 0.85  # frequency mapping on the waveform, same budget: about 0.5-0.65
+    assert pitch_layers.reprogrammer_.reads == "layers"
+    assert pitch_layers.probe_c_ in (0.003, 0.01, 0.03, 0.1, 1.0, 10.0)
+    assert pitch_layers.fit_result_.history[0]["epoch"] == 0  # the probe start competed in selection
+    pitch_layers.save_pretrained(tmp_path / "run")
+    reloaded = V2SClassifier.from_pretrained(tmp_path / "run")
+    assert np.array_equal(reloaded.predict_proba(x), pitch_layers.predict_proba(x))
+    assert reloaded.reprogrammer_.reads == "layers" and reloaded.reprogrammer_.bridge.config.encoding == "pitch"
+
+
+def test_layer_head_is_refused_where_it_cannot_work(gunpoint):
+    from xmodal.errors import XmodalError
+
+    x, y = gunpoint.x_train[:, None, :], gunpoint.y_train
+    with pytest.raises(XmodalError, match="bc-resnet-gsc35"):
+        V2SClassifier(source="attrnn-gsc35", mapping="layers", epochs=1, random_state=0).fit(x, y)
+    with pytest.raises(XmodalError, match="black-box"):
+        V2SClassifier(mapping="layers", query_budget=100, epochs=1, random_state=0).fit(x, y)
+
+
+def test_layer_head_without_a_validation_part_keeps_the_probe(gunpoint):
+    """A class with a single series leaves no stratified validation part: nothing could show
+    that training delta helps, so the probe on every series is the model, untrained."""
+    first, second = np.flatnonzero(gunpoint.y_train == 1)[:20], np.flatnonzero(gunpoint.y_train == 2)[:1]
+    rows = np.concatenate([first, second])
+    classifier = V2SClassifier(encoding="pitch", masked=False, mapping="layers", epochs=5, random_state=0)
+    classifier.fit(gunpoint.x_train[rows, None, :], gunpoint.y_train[rows])
+    assert classifier.fit_result_.epochs_run == 0 and classifier.fit_result_.selection.startswith("none")
+    assert classifier.probe_c_ == 1.0 and classifier.fit_result_.n_fit == 21
+    assert set(classifier.predict(gunpoint.x_test[:, None, :])) <= {1, 2}

@@ -114,3 +114,17 @@ def test_probe_start_keeps_the_strength_with_the_lowest_validation_loss():
     assert head.start_as_probe(*fit, val, seed=0) == best
     assert validation_loss(head) == pytest.approx(losses[best])
     assert LinearHead(20, 2).start_as_probe(*fit, None, seed=0) == 1.0
+
+
+def test_probe_strength_by_cross_validation_follows_the_signal():
+    """probe_c_by_cv: on labels the features cannot predict, the strongest regularisation
+    (smallest C, probabilities near the class prior) has the lowest k-fold log-loss; on
+    separable features a weaker one wins; one example of a class leaves C = 1."""
+    generator = torch.Generator().manual_seed(2)
+    noise = torch.randn(60, 30, generator=generator)
+    targets = torch.arange(60) % 2
+    head = LinearHead(30, 2)
+    assert head.probe_c_by_cv(noise, targets[torch.randperm(60, generator=generator)]) == min(PROBE_C)
+    separable = noise + 3.0 * targets[:, None]
+    assert head.probe_c_by_cv(separable, targets) > min(PROBE_C)
+    assert head.probe_c_by_cv(noise[:11], torch.tensor([0] * 10 + [1])) == 1.0

@@ -9,6 +9,8 @@ to numpy3D before `_fit` / `_predict` see it.
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +19,11 @@ from sktime.classification.base import BaseClassifier
 
 from adapters_modal.base import load_source
 from xmodal.bridges.series_to_audio import SeriesToAudio, SeriesToAudioConfig
-from xmodal.errors import PersistenceError
-from xmodal.mapping import build_output_map
+from xmodal.errors import PersistenceError, XmodalError
+from xmodal.mapping import LinearHead, build_output_map
 from xmodal.persistence import load_reprogrammer, save_reprogrammer
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.training import FitResult, TrainConfig, fit_reprogrammer
+from xmodal.training import FitResult, TrainConfig, fit_reprogrammer, source_outputs, validation_split
 
 
 class V2SClassifier(BaseClassifier):
@@ -35,11 +37,17 @@ class V2SClassifier(BaseClassifier):
     mapping : "frequency" (greedy many-to-one from the frozen model's responses),
         "random" (seeded many-to-one), "ilm" (the frequency assignment redone during
         training, ILM-VP), "blm" / "blm+" (Bayesian-guided probabilistic matrix, top-1
-        counts / top-3 probability sums) or "linear" (trainable head on the source logits).
+        counts / top-3 probability sums), "linear" (trainable head on the source logits) or
+        "layers" (linear head on pooled statistics of every source layer, started as a
+        logistic-regression probe that training must beat on validation log-loss; when the
+        probe is kept it is refitted on all training series; bc-resnet-gsc35 only).
     labels_per_class : source classes per target class for the label mappings
         (default floor(K_S / K_T)).
     remap_every : epochs between re-estimations of the "ilm", "blm" and "blm+" maps.
     laplace : Laplace smoothing lambda of "blm" / "blm+".
+    encoding : "waveform" (V2S: the series as samples), "pitch" (the series as the pitch of a
+        tone over the whole window) or "pitch+slope" (plus a tone for its first difference);
+        the tones need masked=False. See SeriesToAudioConfig.
     standardize, upsample_factor, target_duration, interpolation, copies, offset,
     masked, tanh_bound, delta_dropout : bridge settings, see SeriesToAudioConfig.
     epochs, lr, batch_size, val_fraction, patience : training, see TrainConfig.
@@ -86,6 +94,7 @@ class V2SClassifier(BaseClassifier):
         labels_per_class=None,
         remap_every=1,
         laplace=1.0,
+        encoding="waveform",
         standardize=True,
         upsample_factor=1,
         target_duration=None,
@@ -112,6 +121,7 @@ class V2SClassifier(BaseClassifier):
         self.labels_per_class = labels_per_class
         self.remap_every = remap_every
         self.laplace = laplace
+        self.encoding = encoding
         self.standardize = standardize
         self.upsample_factor = upsample_factor
         self.target_duration = target_duration
@@ -146,11 +156,16 @@ class V2SClassifier(BaseClassifier):
             SeriesToAudioConfig(
                 num_samples=spec.num_samples,
                 sample_rate=spec.sample_rate,
-                **{name: p[name] for name in ("standardize", "upsample_factor", "target_duration", "interpolation",
+                **{name: p[name] for name in ("encoding", "standardize", "upsample_factor", "target_duration", "interpolation",
                                               "copies", "offset", "masked", "tanh_bound", "delta_dropout")},
             ),
             seed=seed,
         )
+        if p["mapping"] == "layers":
+            with torch.no_grad():
+                width = source_model.layer_features(torch.zeros(1, spec.num_samples)).shape[1]
+            head = LinearHead(width, len(self.classes_), seed=seed)
+            return Reprogrammer(bridge, source_model, head, list(self.classes_), reads="layers")
         output_map = build_output_map(
             p["mapping"], source_model.num_classes, len(self.classes_), p["labels_per_class"], seed=seed,
             remap_every=p["remap_every"], laplace=p["laplace"],
@@ -175,7 +190,12 @@ class V2SClassifier(BaseClassifier):
         settings = dict(epochs=p["epochs"], lr=p["lr"], batch_size=self.batch_size, val_fraction=self.val_fraction,
                         patience=self.patience, seed=seed, progress=self.verbose)
         x = torch.tensor(X, dtype=torch.float32)
-        if self.query_budget is None:
+        if p["mapping"] == "layers":
+            if self.query_budget is not None:
+                raise XmodalError("mapping 'layers' reads the source's inner layers, which black-box training "
+                                  "never sees: use a label mapping or mapping 'linear' with a query_budget")
+            self.fit_result_ = self._fit_from_probe(x, targets, TrainConfig(**settings), seed)
+        elif self.query_budget is None:
             self.fit_result_ = fit_reprogrammer(self.reprogrammer_, x, targets, TrainConfig(**settings))
         else:
             from xmodal.blackbox import BlackBoxConfig, fit_through_hidden_gradients
@@ -183,6 +203,30 @@ class V2SClassifier(BaseClassifier):
             config = BlackBoxConfig(**settings, query_budget=self.query_budget)
             self.fit_result_ = fit_through_hidden_gradients(self.reprogrammer_, x, targets, config)
         return self
+
+    def _fit_from_probe(self, x: torch.Tensor, targets: torch.Tensor, config: TrainConfig, seed: int) -> FitResult:
+        """mapping "layers": LP-FT, as R2DL. The head starts as a logistic-regression probe
+        of the untrained bridge's layer statistics, its C chosen by k-fold log-loss on the
+        fit part (LinearHead.probe_c_by_cv); delta and head then train, and an epoch is
+        kept only where it beats that start on validation log-loss. A kept start is refitted
+        on every training series with the same C: a UCR set of 30 series cannot spare its
+        validation fifth. Without a validation part (a class with one series) nothing could
+        show that training helps, so the probe on every series is the model."""
+        start = time.perf_counter()
+        model, head = self.reprogrammer_, self.reprogrammer_.output_map
+        fit_idx, val_idx = validation_split(targets.numpy(), config.val_fraction, seed)
+        fit_features = source_outputs(model, x[fit_idx])
+        self.probe_c_ = head.probe_c_by_cv(fit_features, targets[fit_idx], seed)
+        head.fit_probe(fit_features, targets[fit_idx], seed, self.probe_c_)
+        if len(val_idx) == 0:
+            return FitResult(best_epoch=0, epochs_run=0, val_accuracy=None, val_loss=None,
+                             selection="none: no validation part (a class has a single series), probe kept",
+                             n_fit=len(x), n_val=0, seconds=time.perf_counter() - start)
+        config = replace(config, val_fraction=0.0, select_start=True, select_on="loss")
+        result = fit_reprogrammer(model, x[fit_idx], targets[fit_idx], config, (x[val_idx], targets[val_idx]))
+        if result.best_epoch == 0:
+            head.fit_probe(source_outputs(model, x), targets, seed, self.probe_c_)
+        return result
 
     def _predict_proba(self, X) -> np.ndarray:
         return self.reprogrammer_.predict_proba(torch.tensor(X, dtype=torch.float32)).numpy().astype(np.float64)
@@ -227,4 +271,6 @@ class V2SClassifier(BaseClassifier):
             {"epochs": 2, "patience": 2, "random_state": 0},
             {"epochs": 2, "patience": 2, "random_state": 1, "mapping": "linear", "copies": 2, "masked": False},
             {"epochs": 2, "patience": 2, "random_state": 2, "mapping": "blm", "remap_every": 1},
+            {"epochs": 2, "patience": 2, "random_state": 3, "mapping": "layers", "encoding": "pitch+slope",
+             "masked": False},
         ]

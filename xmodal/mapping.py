@@ -293,6 +293,30 @@ class LinearHead(OutputMap):
         self.load_state_dict(fitted[best][1])
         return best
 
+    def probe_c_by_cv(self, features: torch.Tensor, targets: torch.Tensor, seed: int = 0, folds: int = 5) -> float:
+        """The PROBE_C with the lowest stratified k-fold log-loss of `fit_probe`'s logistic
+        regression on these features (k at most the smallest class's count; C = 1 when a
+        class has a single example). For small sets, where one validation split of a few
+        series cannot rank six values of C."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import log_loss
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+        y = targets.numpy()
+        k = min(folds, int(np.bincount(y)[np.unique(y)].min()))
+        if k < 2:
+            return 1.0
+        x = features.double().numpy()
+        x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-8)  # as fit_probe standardises
+        splits = StratifiedKFold(k, shuffle=True, random_state=seed)
+
+        def cv_loss(c: float) -> float:
+            model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+            return log_loss(y, cross_val_predict(model, x, y, cv=splits, method="predict_proba"), labels=np.unique(y))
+
+        losses = {c: cv_loss(c) for c in PROBE_C}
+        return min(PROBE_C, key=losses.get)
+
     def settings(self) -> dict:
         return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target}
 

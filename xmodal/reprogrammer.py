@@ -3,8 +3,9 @@
 The only object the trainers see. Everything trainable lives at the two
 ends; construction refuses a source model that is not frozen.
 
-`reads` says which source output the map sees: "logits" (classifier sources)
-or "features" (sources without classes of their own, e.g. language models).
+`reads` says which source output the map sees: "logits" (classifier sources),
+"features" (sources without classes of their own, e.g. language models) or
+"layers" (pooled statistics of every layer, `SourceModel.layer_features`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from adapters_modal.base import SourceModel
 from xmodal.errors import XmodalError
 from xmodal.mapping import OutputMap
 
-READS = ("logits", "features")
+READS = ("logits", "features", "layers")
 
 
 class Reprogrammer(nn.Module):
@@ -50,7 +51,8 @@ class Reprogrammer(nn.Module):
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
         """What the output map reads: the source's logits, or its features (see `reads`)."""
         inputs = self.bridge(x)
-        return self.source.features(inputs) if self.reads == "features" else self.source.logits(inputs)
+        read = {"logits": self.source.logits, "features": self.source.features, "layers": self.source.layer_features}
+        return read[self.reads](inputs)
 
     def constrain(self) -> None:
         """Re-impose the bridge's constraints after an optimiser step (R2DL: k-sparse theta)."""

@@ -96,7 +96,8 @@ def _evaluate(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, batch_size:
 
 
 @torch.no_grad()
-def _source_logits(model: Reprogrammer, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+def source_outputs(model: Reprogrammer, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """What the output map reads (Reprogrammer.source_logits), for a whole set, in batches."""
     model.eval()
     return torch.cat([model.source_logits(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
@@ -136,7 +137,7 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
         fit_idx, val_idx = np.arange(len(x)), np.arange(len(x_val))
     fit_lengths = None if lengths is None else torch.as_tensor(lengths)[fit_idx]
     if model.output_map.needs_source_outputs:
-        model.output_map.prepare(_source_logits(model, x_fit, config.batch_size), y_fit)
+        model.output_map.prepare(source_outputs(model, x_fit, config.batch_size), y_fit)
 
     parameters = model.trainable_parameters()
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
@@ -167,7 +168,7 @@ def fit_reprogrammer(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, conf
         # Iterative maps (ILM-VP, BLM) are re-estimated through the current theta.
         remap = {}
         if model.output_map.remap_due(epoch):
-            changed = model.output_map.prepare(_source_logits(model, x_fit, config.batch_size), y_fit)
+            changed = model.output_map.prepare(source_outputs(model, x_fit, config.batch_size), y_fit)
             remap = {"remapped": True, "map_changed": changed}
         model.train()
         order = torch.randperm(len(x_fit), generator=shuffle)

@@ -9,12 +9,25 @@ fills the space around the data. (The V2S reference code built M but never
 applied it; here it is applied, and `masked=False` gives the unmasked
 variant.) An optional tanh keeps x' in [-1, 1], the range of audio.
 
+encoding="pitch" replaces Pad(x) by a tone whose pitch follows the series:
+the standardised series, clipped to +-3 sd, is stretched over the whole
+window and sets the tone's instantaneous frequency on the mel scale between
+pitch_low and pitch_high. The source's log-mel front end then draws the
+series as a curve across its frequency bands, where a keyword model's
+filters see its shape; a waveform placement puts a 24-577-sample series
+into one or two spectrogram frames, where only its spectrum survives. The
+tone fills the window, so delta is unmasked (masked=False) there.
+encoding="pitch+slope" adds a second tone that plays the series' first
+difference: the series in the lower half of the range (on the mel scale), its
+slope in the upper half, one waveform, one pass through the source.
+
 The functions are pure (easy to test); `SeriesToAudio` is the thin trainable
 module around them, in torchaudio's functional/transforms style.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -26,12 +39,21 @@ from xmodal.settings_record import SettingsRecord
 
 INTERPOLATIONS = ("linear", "nearest")
 OFFSETS = ("start", "centre")
+ENCODINGS = ("waveform", "pitch", "pitch+slope")
+TONE_ENCODINGS = ("pitch", "pitch+slope")
+PITCH_CLIP = 3.0       # sd: beyond it an outlier would squeeze the rest of the series into few mel bands
+PITCH_AMPLITUDE = 0.5  # leaves room for delta inside tanh's near-linear range
+SLOPE_BAND_GAP = 0.1   # the two tones of "pitch+slope" stay 10 % of the split frequency apart
 
 
 @dataclass
 class SeriesToAudioConfig(SettingsRecord):
     """Settings of the bridge; every one is saved with a trained reprogrammer.
 
+    encoding: "waveform" (the series as samples, V2S), "pitch" (the series as the
+        pitch of a tone over the whole window) or "pitch+slope" (that tone plus one
+        playing the first difference); see the module docstring.
+    pitch_low / pitch_high: the tones' frequency range in Hz.
     upsample_factor / target_duration: stretch the series by an integer factor,
         or to a duration in seconds of source audio (at most one of the two).
     interpolation: how upsampling fills new samples ("linear" or "nearest").
@@ -49,6 +71,9 @@ class SeriesToAudioConfig(SettingsRecord):
     num_samples: int = 16000
     sample_rate: int = 16000
     standardize: bool = True
+    encoding: str = "waveform"
+    pitch_low: float = 80.0
+    pitch_high: float = 7000.0
     upsample_factor: int = 1
     target_duration: float | None = None
     interpolation: str = "linear"
@@ -82,6 +107,24 @@ class SeriesToAudioConfig(SettingsRecord):
             raise DataError(f"offset must be 'start', 'centre' or a sample index >= 0, got {self.offset!r}")
         if not 0 <= self.delta_dropout < 1:
             raise DataError(f"delta_dropout must be in [0, 1), got {self.delta_dropout}")
+        if self.encoding not in ENCODINGS:
+            raise DataError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+        if self.encoding in TONE_ENCODINGS:
+            self._check_pitch()
+
+    def _check_pitch(self) -> None:
+        placement = {"upsample_factor": (self.upsample_factor, 1), "target_duration": (self.target_duration, None),
+                     "copies": (self.copies, 1), "offset": (self.offset, "start")}
+        changed = [name for name, (value, default) in placement.items() if value != default]
+        if changed:
+            raise DataError(f"encoding={self.encoding!r} stretches the series over the whole window, so {', '.join(changed)} "
+                            "cannot apply; leave them at their defaults")
+        if self.masked:
+            raise DataError(f"encoding={self.encoding!r} fills the whole window, so the mask would zero delta everywhere; "
+                            "set masked=False (CLI: --no-mask)")
+        if not 0 < self.pitch_low < self.pitch_high <= self.sample_rate / 2:
+            raise DataError(f"need 0 < pitch_low < pitch_high <= {self.sample_rate / 2:g} Hz (Nyquist), "
+                            f"got {self.pitch_low} and {self.pitch_high}")
 
 
 def as_series_batch(x: torch.Tensor) -> torch.Tensor:
@@ -141,6 +184,37 @@ def copy_starts(length: int, config: SeriesToAudioConfig) -> list[int]:
     return [int(config.offset)]
 
 
+def mel(hz: float) -> float:
+    """HTK mel scale, the one torchaudio's MelSpectrogram uses by default."""
+    return 2595.0 * math.log10(1 + hz / 700.0)
+
+
+def tone(x: torch.Tensor, low_hz: float, high_hz: float, length: int, sample_rate: int,
+         interpolation: str = "linear") -> torch.Tensor:
+    """A unit-amplitude tone (N, length) whose pitch follows x (N, L): values clipped to
+    +-PITCH_CLIP and mapped linearly onto the mel scale between low_hz and high_hz, so
+    equal steps of the series move the tone by equal numbers of mel bands."""
+    level = (x.clamp(-PITCH_CLIP, PITCH_CLIP) + PITCH_CLIP) / (2 * PITCH_CLIP)
+    level = upsample(level, length, interpolation)
+    low, high = mel(low_hz), mel(high_hz)
+    hz = 700.0 * (10 ** ((low + (high - low) * level) / 2595.0) - 1)
+    phase = 2 * math.pi * torch.cumsum(hz.double(), dim=1) / sample_rate  # double: 16 000 terms
+    return torch.sin(phase).float()
+
+
+def pitch_tone(x: torch.Tensor, config: SeriesToAudioConfig) -> torch.Tensor:
+    """The series (N, L) as the window's tone(s) (N, num_samples), per `config.encoding`."""
+    window = config.num_samples, config.sample_rate, config.interpolation
+    if config.encoding == "pitch":
+        return PITCH_AMPLITUDE * tone(x, config.pitch_low, config.pitch_high, *window)
+    if x.shape[1] < 2:
+        raise DataError("encoding='pitch+slope' plays the first difference too, so series need at least 2 samples")
+    split = 700.0 * (10 ** ((mel(config.pitch_low) + mel(config.pitch_high)) / 2 / 2595.0) - 1)  # mel midpoint
+    series = tone(x, config.pitch_low, split * (1 - SLOPE_BAND_GAP), *window)
+    slope = tone(standardize(torch.diff(x, dim=1)), split * (1 + SLOPE_BAND_GAP), config.pitch_high, *window)
+    return PITCH_AMPLITUDE / 2 * (series + slope)  # the sum stays within PITCH_AMPLITUDE
+
+
 def pad_and_mask(x: torch.Tensor, starts: list[int], num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad(x): the copies placed into a zero window; M: 1 where no copy sits."""
     length = x.shape[1]
@@ -162,6 +236,8 @@ class SeriesToAudio(nn.Module):
         self.delta = nn.Parameter(torch.randn(self.config.num_samples, generator=generator) * self.config.delta_init)
 
     def upsampled_length(self, length: int) -> int:
+        if self.config.encoding in TONE_ENCODINGS:  # the tone always spans the window
+            return self.config.num_samples
         if self.config.target_duration is not None:
             return int(round(self.config.target_duration * self.config.sample_rate))
         return length * self.config.upsample_factor
@@ -197,6 +273,8 @@ class SeriesToAudio(nn.Module):
         self.check_length(x.shape[1])
         if self.config.standardize:
             x = standardize(x)
+        if self.config.encoding in TONE_ENCODINGS:
+            return pitch_tone(x, self.config), x.new_zeros(self.config.num_samples)
         x = upsample(x, self.upsampled_length(x.shape[1]), self.config.interpolation)
         return pad_and_mask(x, copy_starts(x.shape[1], self.config), self.config.num_samples)
 
