@@ -10,8 +10,8 @@ FOLDER: folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); def
   v2s-bcresnet-pitch
                  V2SClassifier on bc-resnet-gsc35 with the series and its slope as the
                  pitch of two tones (encoding "pitch+slope", delta unmasked) and a linear
-                 head on every layer's
-                 statistics started as a probe (mapping "layers"); fixed settings, no search
+                 head on every layer's statistics started as a probe (mapping "layers");
+                 fixed settings, no search
   v2s-attrnn     V2SClassifier on attrnn-gsc35 (slower, so fixed settings, no search: the
                  series stretched to 0.9 s, linear head, lr 0.01, batches of 8, at most 100
                  epochs, early stopping on a training-split validation part)

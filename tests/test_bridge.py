@@ -165,6 +165,11 @@ def test_pitch_encoding_refuses_settings_it_cannot_honour():
         SeriesToAudioConfig(encoding="pitch", masked=False, pitch_high=9000.0)
     with pytest.raises(DataError, match="encoding must be one of"):
         SeriesToAudioConfig(encoding="sound")
+    with pytest.raises(DataError, match="standardize=True"):
+        SeriesToAudioConfig(encoding="pitch", masked=False, standardize=False)
+    with pytest.raises(DataError, match="too narrow"):
+        SeriesToAudioConfig(encoding="pitch+slope", masked=False, pitch_low=1000.0, pitch_high=1100.0)
+    assert SeriesToAudioConfig(encoding="pitch", masked=False, offset=0).offset == 0  # where "start" puts it
 
 
 def test_pitch_and_slope_encoding_plays_the_slope_in_the_upper_band():

@@ -68,7 +68,7 @@ def test_a_single_class_cannot_be_saved(gunpoint, tmp_path):
 
 @pytest.fixture(scope="module")
 def pitch_layers(gunpoint):
-    classifier = V2SClassifier(encoding="pitch", masked=False, mapping="layers", lr=0.01, epochs=3, random_state=0)
+    classifier = V2SClassifier(encoding="pitch+slope", masked=False, mapping="layers", lr=0.01, epochs=3, random_state=0)
     return classifier.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
 
 
@@ -82,7 +82,7 @@ def test_pitch_encoding_with_a_probe_started_layer_head(pitch_layers, gunpoint, 
     pitch_layers.save_pretrained(tmp_path / "run")
     reloaded = V2SClassifier.from_pretrained(tmp_path / "run")
     assert np.array_equal(reloaded.predict_proba(x), pitch_layers.predict_proba(x))
-    assert reloaded.reprogrammer_.reads == "layers" and reloaded.reprogrammer_.bridge.config.encoding == "pitch"
+    assert reloaded.reprogrammer_.reads == "layers" and reloaded.reprogrammer_.bridge.config.encoding == "pitch+slope"
 
 
 def test_layer_head_is_refused_where_it_cannot_work(gunpoint):
@@ -93,6 +93,27 @@ def test_layer_head_is_refused_where_it_cannot_work(gunpoint):
         V2SClassifier(source="attrnn-gsc35", mapping="layers", epochs=1, random_state=0).fit(x, y)
     with pytest.raises(XmodalError, match="black-box"):
         V2SClassifier(mapping="layers", query_budget=100, epochs=1, random_state=0).fit(x, y)
+    with pytest.raises(XmodalError, match="search grids place the series as waveform samples"):
+        V2SClassifier(encoding="pitch", masked=False, mapping="layers", search="tiny", random_state=0).fit(x, y)
+
+
+def test_a_kept_probe_start_is_refitted_on_every_training_series(gunpoint):
+    """An lr that wrecks every trained epoch leaves the probe start as the selected model,
+    which is then the probe with the chosen C on all 50 series, not only the fit part."""
+    import torch
+
+    from xmodal.training import source_outputs
+
+    x, y = gunpoint.x_train[:, None, :], gunpoint.y_train
+    classifier = V2SClassifier(encoding="pitch+slope", masked=False, mapping="layers", lr=50.0, epochs=2,
+                               patience=2, random_state=0).fit(x, y)
+    result = classifier.fit_result_
+    assert result.best_epoch == 0 and result.n_fit == 50 and "refitted on all series" in result.selection
+    model = classifier.reprogrammer_
+    expected = type(model.output_map)(model.output_map.num_source, 2)
+    targets = torch.as_tensor(np.searchsorted(classifier.classes_, y))
+    expected.fit_probe(source_outputs(model, torch.tensor(x, dtype=torch.float32)), targets, 0, classifier.probe_c_)
+    assert torch.allclose(model.output_map.linear.weight, expected.linear.weight)
 
 
 def test_layer_head_without_a_validation_part_keeps_the_probe(gunpoint):

@@ -177,6 +177,7 @@ class V2SClassifier(BaseClassifier):
         if pretrained is not None:  # from_pretrained: install the saved state, train nothing
             self.reprogrammer_, self.fit_result_ = pretrained
             return self
+        self._check_combination()
         seed = self._seed()
         p = self.get_params(deep=False)
         if self.search is not None:
@@ -191,9 +192,6 @@ class V2SClassifier(BaseClassifier):
                         patience=self.patience, seed=seed, progress=self.verbose)
         x = torch.tensor(X, dtype=torch.float32)
         if p["mapping"] == "layers":
-            if self.query_budget is not None:
-                raise XmodalError("mapping 'layers' reads the source's inner layers, which black-box training "
-                                  "never sees: use a label mapping or mapping 'linear' with a query_budget")
             self.fit_result_ = self._fit_from_probe(x, targets, TrainConfig(**settings), seed)
         elif self.query_budget is None:
             self.fit_result_ = fit_reprogrammer(self.reprogrammer_, x, targets, TrainConfig(**settings))
@@ -203,6 +201,16 @@ class V2SClassifier(BaseClassifier):
             config = BlackBoxConfig(**settings, query_budget=self.query_budget)
             self.fit_result_ = fit_through_hidden_gradients(self.reprogrammer_, x, targets, config)
         return self
+
+    def _check_combination(self) -> None:
+        """Refuse, before any work, settings that cannot go together."""
+        if self.mapping == "layers" and self.query_budget is not None:
+            raise XmodalError("mapping 'layers' reads the source's inner layers, which black-box training "
+                              "never sees: use a label mapping or mapping 'linear' with a query_budget")
+        if self.search is not None and self.encoding != "waveform":
+            raise XmodalError(f"the search grids place the series as waveform samples (copies, stretch, mask), "
+                              f"which encoding={self.encoding!r} does not take: fit it with fixed settings, "
+                              "or search with encoding='waveform'")
 
     def _fit_from_probe(self, x: torch.Tensor, targets: torch.Tensor, config: TrainConfig, seed: int) -> FitResult:
         """mapping "layers": LP-FT, as R2DL. The head starts as a logistic-regression probe
@@ -222,11 +230,12 @@ class V2SClassifier(BaseClassifier):
             return FitResult(best_epoch=0, epochs_run=0, val_accuracy=None, val_loss=None,
                              selection="none: no validation part (a class has a single series), probe kept",
                              n_fit=len(x), n_val=0, seconds=time.perf_counter() - start)
-        config = replace(config, val_fraction=0.0, select_start=True, select_on="loss")
+        config = replace(config, select_start=True, select_on="loss")
         result = fit_reprogrammer(model, x[fit_idx], targets[fit_idx], config, (x[val_idx], targets[val_idx]))
-        if result.best_epoch == 0:
+        if result.best_epoch == 0:  # the validation scores in `result` are the split probe's
             head.fit_probe(source_outputs(model, x), targets, seed, self.probe_c_)
-        return result
+            result = replace(result, n_fit=len(x), selection="validation: probe start kept, refitted on all series")
+        return replace(result, seconds=time.perf_counter() - start)
 
     def _predict_proba(self, X) -> np.ndarray:
         return self.reprogrammer_.predict_proba(torch.tensor(X, dtype=torch.float32)).numpy().astype(np.float64)

@@ -234,6 +234,13 @@ class BayesianMapping(OutputMap):
                 "laplace": self.laplace, "top_k": self.top_k, "remap_every": self.remap_every}
 
 
+def _probe_model(c: float, seed: int):
+    """The logistic regression behind every probe start (L2 with strength 1/c)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=2000, random_state=seed)
+
+
 class LinearHead(OutputMap):
     """A trainable linear layer from source logits to target scores; any number of classes."""
 
@@ -262,13 +269,11 @@ class LinearHead(OutputMap):
         Linear probing before joint training (LP-FT, Kumar et al. 2022): the head then
         starts from the best linear read-out of the initial features instead of random
         weights, so the first steps' gradients reach theta with a useful signal."""
-        from sklearn.linear_model import LogisticRegression
-
         x, y = inputs.double().numpy(), targets.numpy()
         if len(np.unique(y)) != self.num_target:
             raise XmodalError(f"the probe needs examples of all {self.num_target} classes, got {len(np.unique(y))}")
         mean, std = x.mean(axis=0), x.std(axis=0) + 1e-8
-        probe = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit((x - mean) / std, y)
+        probe = _probe_model(c, seed).fit((x - mean) / std, y)
         weight, bias = probe.coef_, probe.intercept_
         if self.num_target == 2:  # one logit difference -> two symmetric logits
             weight, bias = np.stack([-weight[0], weight[0]]) / 2, np.array([-bias[0], bias[0]]) / 2
@@ -293,25 +298,26 @@ class LinearHead(OutputMap):
         self.load_state_dict(fitted[best][1])
         return best
 
-    def probe_c_by_cv(self, features: torch.Tensor, targets: torch.Tensor, seed: int = 0, folds: int = 5) -> float:
-        """The PROBE_C with the lowest stratified k-fold log-loss of `fit_probe`'s logistic
-        regression on these features (k at most the smallest class's count; C = 1 when a
-        class has a single example). For small sets, where one validation split of a few
-        series cannot rank six values of C."""
-        from sklearn.linear_model import LogisticRegression
+    @staticmethod
+    def probe_c_by_cv(features: torch.Tensor, targets: torch.Tensor, seed: int = 0, folds: int = 5) -> float:
+        """The PROBE_C with the lowest stratified k-fold log-loss of `fit_probe`'s model
+        (standardisation fitted per fold, then logistic regression) on these features; k at
+        most the smallest class's count, C = 1 when a class has a single example. For small
+        sets, where one validation split of a few series cannot rank six values of C."""
         from sklearn.metrics import log_loss
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
         y = targets.numpy()
         k = min(folds, int(np.bincount(y)[np.unique(y)].min()))
         if k < 2:
             return 1.0
         x = features.double().numpy()
-        x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-8)  # as fit_probe standardises
         splits = StratifiedKFold(k, shuffle=True, random_state=seed)
 
         def cv_loss(c: float) -> float:
-            model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+            model = make_pipeline(StandardScaler(), _probe_model(c, seed))
             return log_loss(y, cross_val_predict(model, x, y, cv=splits, method="predict_proba"), labels=np.unique(y))
 
         losses = {c: cv_loss(c) for c in PROBE_C}

@@ -35,7 +35,9 @@ from xmodal.mapping import output_map_from_settings
 from xmodal.reprogrammer import Reprogrammer
 
 FORMAT = "xmodal-reprogrammer"
-FORMAT_VERSION = 1
+# 2: a series bridge may play the series as tones (`encoding`); xmodal reading version 1
+# would drop that setting without a word and predict from a waveform bridge, so it must refuse.
+FORMAT_VERSION = 2
 CONFIG_FILE = "reprogrammer.json"
 WEIGHTS_FILE = "reprogrammer.safetensors"
 

@@ -49,7 +49,7 @@ class Reprogrammer(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("source.")}
 
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """What the output map reads: the source's logits, or its features (see `reads`)."""
+        """What the output map reads: the source's logits, features or layer statistics (see `reads`)."""
         inputs = self.bridge(x)
         read = {"logits": self.source.logits, "features": self.source.features, "layers": self.source.layer_features}
         return read[self.reads](inputs)

@@ -43,7 +43,7 @@ ENCODINGS = ("waveform", "pitch", "pitch+slope")
 TONE_ENCODINGS = ("pitch", "pitch+slope")
 PITCH_CLIP = 3.0       # sd: beyond it an outlier would squeeze the rest of the series into few mel bands
 PITCH_AMPLITUDE = 0.5  # leaves room for delta inside tanh's near-linear range
-SLOPE_BAND_GAP = 0.1   # the two tones of "pitch+slope" stay 10 % of the split frequency apart
+SLOPE_BAND_GAP = 0.1   # "pitch+slope": each tone stops 10 % short of the split, so the two never share a mel band
 
 
 @dataclass
@@ -114,7 +114,7 @@ class SeriesToAudioConfig(SettingsRecord):
 
     def _check_pitch(self) -> None:
         placement = {"upsample_factor": (self.upsample_factor, 1), "target_duration": (self.target_duration, None),
-                     "copies": (self.copies, 1), "offset": (self.offset, "start")}
+                     "copies": (self.copies, 1), "offset": (0 if self.offset == "start" else self.offset, 0)}
         changed = [name for name, (value, default) in placement.items() if value != default]
         if changed:
             raise DataError(f"encoding={self.encoding!r} stretches the series over the whole window, so {', '.join(changed)} "
@@ -122,9 +122,16 @@ class SeriesToAudioConfig(SettingsRecord):
         if self.masked:
             raise DataError(f"encoding={self.encoding!r} fills the whole window, so the mask would zero delta everywhere; "
                             "set masked=False (CLI: --no-mask)")
+        if not self.standardize:
+            raise DataError(f"encoding={self.encoding!r} maps +-{PITCH_CLIP:g} standard deviations onto the pitch range, "
+                            "so the series must be standardised; set standardize=True")
         if not 0 < self.pitch_low < self.pitch_high <= self.sample_rate / 2:
             raise DataError(f"need 0 < pitch_low < pitch_high <= {self.sample_rate / 2:g} Hz (Nyquist), "
                             f"got {self.pitch_low} and {self.pitch_high}")
+        series_band, slope_band = tone_bands(self)
+        if self.encoding == "pitch+slope" and not (series_band[0] < series_band[1] and slope_band[0] < slope_band[1]):
+            raise DataError(f"pitch_low {self.pitch_low} to pitch_high {self.pitch_high} Hz is too narrow to split "
+                            "into a series band and a slope band; widen it (default 80 to 7000 Hz)")
 
 
 def as_series_batch(x: torch.Tensor) -> torch.Tensor:
@@ -189,30 +196,42 @@ def mel(hz: float) -> float:
     return 2595.0 * math.log10(1 + hz / 700.0)
 
 
-def tone(x: torch.Tensor, low_hz: float, high_hz: float, length: int, sample_rate: int,
+def inverse_mel(mels):
+    """Hz of a mel value (float or tensor)."""
+    return 700.0 * (10 ** (mels / 2595.0) - 1)
+
+
+def tone_bands(config: SeriesToAudioConfig) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(low, high) Hz of the series tone and of the slope tone. "pitch" gives the series the
+    whole range; "pitch+slope" splits it at its mel midpoint, series below, slope above."""
+    if config.encoding != "pitch+slope":
+        return (config.pitch_low, config.pitch_high), (config.pitch_low, config.pitch_high)
+    split = inverse_mel((mel(config.pitch_low) + mel(config.pitch_high)) / 2)
+    return (config.pitch_low, split * (1 - SLOPE_BAND_GAP)), (split * (1 + SLOPE_BAND_GAP), config.pitch_high)
+
+
+def tone(x: torch.Tensor, band: tuple[float, float], length: int, sample_rate: int,
          interpolation: str = "linear") -> torch.Tensor:
     """A unit-amplitude tone (N, length) whose pitch follows x (N, L): values clipped to
-    +-PITCH_CLIP and mapped linearly onto the mel scale between low_hz and high_hz, so
-    equal steps of the series move the tone by equal numbers of mel bands."""
+    +-PITCH_CLIP and mapped linearly onto the mel scale across band (Hz), so equal steps
+    of the series move the tone by equal numbers of mel bands."""
     level = (x.clamp(-PITCH_CLIP, PITCH_CLIP) + PITCH_CLIP) / (2 * PITCH_CLIP)
     level = upsample(level, length, interpolation)
-    low, high = mel(low_hz), mel(high_hz)
-    hz = 700.0 * (10 ** ((low + (high - low) * level) / 2595.0) - 1)
-    phase = 2 * math.pi * torch.cumsum(hz.double(), dim=1) / sample_rate  # double: 16 000 terms
-    return torch.sin(phase).float()
+    low, high = mel(band[0]), mel(band[1])
+    phase = 2 * math.pi * torch.cumsum(inverse_mel(low + (high - low) * level).double(), dim=1) / sample_rate
+    return torch.sin(phase).float()  # the phase in double: a sum of 16 000 terms
 
 
 def pitch_tone(x: torch.Tensor, config: SeriesToAudioConfig) -> torch.Tensor:
-    """The series (N, L) as the window's tone(s) (N, num_samples), per `config.encoding`."""
+    """The standardised series (N, L) as the window's tone(s) (N, num_samples), per `config.encoding`."""
     window = config.num_samples, config.sample_rate, config.interpolation
+    series_band, slope_band = tone_bands(config)
     if config.encoding == "pitch":
-        return PITCH_AMPLITUDE * tone(x, config.pitch_low, config.pitch_high, *window)
+        return PITCH_AMPLITUDE * tone(x, series_band, *window)
     if x.shape[1] < 2:
         raise DataError("encoding='pitch+slope' plays the first difference too, so series need at least 2 samples")
-    split = 700.0 * (10 ** ((mel(config.pitch_low) + mel(config.pitch_high)) / 2 / 2595.0) - 1)  # mel midpoint
-    series = tone(x, config.pitch_low, split * (1 - SLOPE_BAND_GAP), *window)
-    slope = tone(standardize(torch.diff(x, dim=1)), split * (1 + SLOPE_BAND_GAP), config.pitch_high, *window)
-    return PITCH_AMPLITUDE / 2 * (series + slope)  # the sum stays within PITCH_AMPLITUDE
+    slope = standardize(torch.diff(x, dim=1))
+    return PITCH_AMPLITUDE / 2 * (tone(x, series_band, *window) + tone(slope, slope_band, *window))
 
 
 def pad_and_mask(x: torch.Tensor, starts: list[int], num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
