@@ -59,6 +59,8 @@ os.environ.setdefault("XMODAL_WEIGHTS_DIR", str(REPO.parent / "shared" / "models
 V2S_PAPER = {"Coffee": 100, "ECG200": 87.0, "Earthquakes": 78.42, "GunPoint": 96.67, "ItalyPowerDemand": 97.08,
              "Plane": 100, "Strawberry": 97.57, "Trace": 100, "Wine": 90.74}
 SOURCES = {"bcresnet": "bc-resnet-gsc35", "attrnn": "attrnn-gsc35"}
+# The pitch method's encoding and head, in both modes (only the training budget differs).
+_PITCH = {"source": "bc-resnet-gsc35", "encoding": "pitch+slope", "masked": False, "mapping": "layers"}
 # Settings per V2S method. Epoch caps keep the one-seed run of the 22 sets inside 90 min
 # on 2 cores; early stopping on a training-split validation part usually stops sooner.
 V2S_SETTINGS = {
@@ -73,15 +75,13 @@ V2S_SETTINGS = {
                        "epochs": 100, "patience": 25, "target_duration": 0.9},
         # The probe start is a fitted model already; training delta only has to beat it on
         # validation log-loss, so a short budget at a small lr suffices.
-        "v2s-bcresnet-pitch": {"source": "bc-resnet-gsc35", "encoding": "pitch+slope", "masked": False,
-                               "mapping": "layers", "lr": 0.01, "epochs": 30, "patience": 10},
+        "v2s-bcresnet-pitch": {**_PITCH, "lr": 0.01, "epochs": 30, "patience": 10},
     },
     "quick": {
         "v2s-bcresnet": {"source": "bc-resnet-gsc35", "patience": 3,
                          "search": [{"mapping": m, "epochs": 2} for m in ("blm", "frequency", "linear")]},
         "v2s-attrnn": {"source": "attrnn-gsc35", "mapping": "frequency", "epochs": 3, "patience": 3},
-        "v2s-bcresnet-pitch": {"source": "bc-resnet-gsc35", "encoding": "pitch+slope", "masked": False,
-                               "mapping": "layers", "epochs": 2, "patience": 2},
+        "v2s-bcresnet-pitch": {**_PITCH, "epochs": 2, "patience": 2},
     },
 }
 METHODS = ["v2s-bcresnet", "v2s-bcresnet-pitch", "v2s-attrnn", "minirocket", "probe-bcresnet", "probe-attrnn"]

@@ -223,9 +223,10 @@ class V2SClassifier(BaseClassifier):
         start = time.perf_counter()
         model, head = self.reprogrammer_, self.reprogrammer_.output_map
         fit_idx, val_idx = validation_split(targets.numpy(), config.val_fraction, seed)
-        fit_features = source_outputs(model, x[fit_idx])
-        self.probe_c_ = head.probe_c_by_cv(fit_features, targets[fit_idx], seed)
-        head.fit_probe(fit_features, targets[fit_idx], seed, self.probe_c_)
+        # One pass over every series: the start state is also what a kept start is refitted on.
+        features = source_outputs(model, x)
+        self.probe_c_ = head.probe_c_by_cv(features[fit_idx], targets[fit_idx], seed)
+        head.fit_probe(features[fit_idx], targets[fit_idx], seed, self.probe_c_)
         if len(val_idx) == 0:
             return FitResult(best_epoch=0, epochs_run=0, val_accuracy=None, val_loss=None,
                              selection="none: no validation part (a class has a single series), probe kept",
@@ -233,7 +234,7 @@ class V2SClassifier(BaseClassifier):
         config = replace(config, select_start=True, select_on="loss")
         result = fit_reprogrammer(model, x[fit_idx], targets[fit_idx], config, (x[val_idx], targets[val_idx]))
         if result.best_epoch == 0:  # the validation scores in `result` are the split probe's
-            head.fit_probe(source_outputs(model, x), targets, seed, self.probe_c_)
+            head.fit_probe(features, targets, seed, self.probe_c_)
             result = replace(result, n_fit=len(x), selection="validation: probe start kept, refitted on all series")
         return replace(result, seconds=time.perf_counter() - start)
 

@@ -17,7 +17,7 @@ from adapters_modal.base import SourceModel
 from xmodal.errors import XmodalError
 from xmodal.mapping import OutputMap
 
-READS = ("logits", "features", "layers")
+READS = {"logits": "logits", "features": "features", "layers": "layer_features"}  # reads -> source method
 
 
 class Reprogrammer(nn.Module):
@@ -27,7 +27,7 @@ class Reprogrammer(nn.Module):
         if any(p.requires_grad for p in source.parameters()):
             raise ValueError("the source model must be frozen (load it with adapters_modal.load_source)")
         if reads not in READS:
-            raise XmodalError(f"reads must be one of {READS}, got {reads!r}")
+            raise XmodalError(f"reads must be one of {tuple(READS)}, got {reads!r}")
         if hasattr(bridge, "bind_source"):  # bridges built on the source's input space (e.g. its embeddings)
             bridge.bind_source(source)
         width = getattr(source, "feature_dim", None)  # text sources state their pooled width
@@ -50,9 +50,7 @@ class Reprogrammer(nn.Module):
 
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
         """What the output map reads: the source's logits, features or layer statistics (see `reads`)."""
-        inputs = self.bridge(x)
-        read = {"logits": self.source.logits, "features": self.source.features, "layers": self.source.layer_features}
-        return read[self.reads](inputs)
+        return getattr(self.source, READS[self.reads])(self.bridge(x))
 
     def constrain(self) -> None:
         """Re-impose the bridge's constraints after an optimiser step (R2DL: k-sparse theta)."""

@@ -128,8 +128,7 @@ class SeriesToAudioConfig(SettingsRecord):
         if not 0 < self.pitch_low < self.pitch_high <= self.sample_rate / 2:
             raise DataError(f"need 0 < pitch_low < pitch_high <= {self.sample_rate / 2:g} Hz (Nyquist), "
                             f"got {self.pitch_low} and {self.pitch_high}")
-        series_band, slope_band = tone_bands(self)
-        if self.encoding == "pitch+slope" and not (series_band[0] < series_band[1] and slope_band[0] < slope_band[1]):
+        if not all(low < high for low, high in tone_bands(self)):
             raise DataError(f"pitch_low {self.pitch_low} to pitch_high {self.pitch_high} Hz is too narrow to split "
                             "into a series band and a slope band; widen it (default 80 to 7000 Hz)")
 
@@ -201,13 +200,13 @@ def inverse_mel(mels):
     return 700.0 * (10 ** (mels / 2595.0) - 1)
 
 
-def tone_bands(config: SeriesToAudioConfig) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(low, high) Hz of the series tone and of the slope tone. "pitch" gives the series the
-    whole range; "pitch+slope" splits it at its mel midpoint, series below, slope above."""
-    if config.encoding != "pitch+slope":
-        return (config.pitch_low, config.pitch_high), (config.pitch_low, config.pitch_high)
+def tone_bands(config: SeriesToAudioConfig) -> list[tuple[float, float]]:
+    """(low, high) Hz of each tone: "pitch" gives its one tone the whole range; "pitch+slope"
+    splits it at its mel midpoint, the series' tone below, the slope's above."""
+    if config.encoding == "pitch":
+        return [(config.pitch_low, config.pitch_high)]
     split = inverse_mel((mel(config.pitch_low) + mel(config.pitch_high)) / 2)
-    return (config.pitch_low, split * (1 - SLOPE_BAND_GAP)), (split * (1 + SLOPE_BAND_GAP), config.pitch_high)
+    return [(config.pitch_low, split * (1 - SLOPE_BAND_GAP)), (split * (1 + SLOPE_BAND_GAP), config.pitch_high)]
 
 
 def tone(x: torch.Tensor, band: tuple[float, float], length: int, sample_rate: int,
@@ -225,13 +224,13 @@ def tone(x: torch.Tensor, band: tuple[float, float], length: int, sample_rate: i
 def pitch_tone(x: torch.Tensor, config: SeriesToAudioConfig) -> torch.Tensor:
     """The standardised series (N, L) as the window's tone(s) (N, num_samples), per `config.encoding`."""
     window = config.num_samples, config.sample_rate, config.interpolation
-    series_band, slope_band = tone_bands(config)
-    if config.encoding == "pitch":
-        return PITCH_AMPLITUDE * tone(x, series_band, *window)
-    if x.shape[1] < 2:
-        raise DataError("encoding='pitch+slope' plays the first difference too, so series need at least 2 samples")
-    slope = standardize(torch.diff(x, dim=1))
-    return PITCH_AMPLITUDE / 2 * (tone(x, series_band, *window) + tone(slope, slope_band, *window))
+    signals = [x]
+    if config.encoding == "pitch+slope":
+        if x.shape[1] < 2:
+            raise DataError("encoding='pitch+slope' plays the first difference too, so series need at least 2 samples")
+        signals.append(standardize(torch.diff(x, dim=1)))
+    tones = [tone(signal, band, *window) for signal, band in zip(signals, tone_bands(config))]
+    return PITCH_AMPLITUDE / len(tones) * sum(tones)  # the sum stays within PITCH_AMPLITUDE
 
 
 def pad_and_mask(x: torch.Tensor, starts: list[int], num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
