@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from xmodal.cli_search import add_search_arguments, report_search
-from xmodal.cli_sequence import add_sequence_args
-from xmodal.cli_table import add_table_arguments
+from xmodal.cli.search_report import add_search_arguments, report_search
+from xmodal.cli.sequence_task import add_sequence_args
+from xmodal.cli.table_task import add_table_arguments
 from xmodal.errors import XmodalError
 
 DEFAULT_SOURCE = "bc-resnet-gsc35"
@@ -37,7 +37,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
 
 def _load(args, length: int | None = None):
     """The dataset; with `length` (a saved run's training length) --resample targets it."""
-    from xmodal.data import load_ucr
+    from xmodal.data.ucr import load_ucr
 
     return load_ucr(args.dataset, args.data_dir, unequal="resample" if args.resample else "error",
                     missing="interpolate" if args.impute else "error", length=length)
@@ -57,7 +57,7 @@ def cmd_fit(args) -> None:
     import numpy as np
 
     from adapters_modal import check_source_name
-    from xmodal.estimators import V2SClassifier
+    from xmodal.estimators.series import V2SClassifier
 
     _fill_defaults(args, SERIES_DEFAULTS)
     check_source_name(args.source)  # an unknown source fails before any data is read
@@ -107,7 +107,7 @@ def cmd_fit(args) -> None:
 
 
 def _saved_classifier(args):
-    from xmodal.estimators import V2SClassifier
+    from xmodal.estimators.series import V2SClassifier
 
     return V2SClassifier.from_pretrained(args.run_dir, weights_path=args.weights)
 
@@ -125,7 +125,7 @@ def _saved_predictions(args):
     """(dataset name, (id column, record ids), true labels, classes, probabilities) of a saved run on args.split."""
     import numpy as np
 
-    from xmodal.cli_sequence import is_sequence_run, saved_sequence_run_and_split
+    from xmodal.cli.sequence_task import is_sequence_run, saved_sequence_run_and_split
 
     if is_sequence_run(args.run_dir):
         classifier, name, records = saved_sequence_run_and_split(args)
@@ -137,7 +137,7 @@ def _saved_predictions(args):
 
 
 def cmd_evaluate(args) -> None:
-    from xmodal.scoring import classification_scores
+    from xmodal.metrics import classification_scores
 
     name, _, y, classes, probabilities = _saved_predictions(args)
     scores = classification_scores(y, probabilities, classes)
@@ -181,7 +181,7 @@ def cmd_sources(args) -> None:
 
 
 def cmd_datasets(args) -> None:
-    from xmodal.data import bundled_names, folder_names
+    from xmodal.data.ucr import bundled_names, folder_names
 
     print("bundled with sktime: " + ", ".join(bundled_names()))
     if args.data_dir:
@@ -209,7 +209,7 @@ def cmd_predict_source(args) -> None:
 
 
 def cmd_align(args) -> None:
-    from xmodal.align_command import run
+    from xmodal.cli.align import run
 
     run(args)
 
@@ -235,7 +235,7 @@ def cmd_synthesize_words(args) -> None:
 
 
 def cmd_fit_table(args) -> None:
-    from xmodal.cli_table import cmd_fit_table as fit_table
+    from xmodal.cli.table_task import cmd_fit_table as fit_table
 
     _fill_defaults(args, {key: SERIES_DEFAULTS[key] for key in ("epochs", "lr", "patience")})
     fit_table(args, _write_json)
@@ -249,8 +249,8 @@ def _fill_defaults(args, defaults: dict) -> None:
 
 
 def fit_sequence(args) -> None:
-    from xmodal.cli_sequence import DEFAULTS
-    from xmodal.cli_sequence import fit_sequence as fit
+    from xmodal.cli.sequence_task import DEFAULTS
+    from xmodal.cli.sequence_task import fit_sequence as fit
 
     _fill_defaults(args, DEFAULTS)
     fit(args)

@@ -36,8 +36,8 @@ ZO_LR = 0.01
 
 
 def series_runs(name: str, budgets: list[int]) -> dict:
-    from xmodal.data import load_ucr
-    from xmodal.estimators import V2SClassifier
+    from xmodal.data.ucr import load_ucr
+    from xmodal.estimators.series import V2SClassifier
 
     data = load_ucr(name, SHARED / "ucr")
     x_train, x_test = data.x_train[:, None, :], data.x_test[:, None, :]
@@ -62,9 +62,9 @@ def series_runs(name: str, budgets: list[int]) -> dict:
 def table_runs(budgets: list[int]) -> dict:
     from adapters_modal import load_source
     from xmodal.blackbox import BlackBoxConfig
-    from xmodal.table_data import load_table
-    from xmodal.table_task import TABLE_SOURCE, TableOptions, fit_table, split_table
-    from xmodal.training import TrainConfig
+    from xmodal.data.tables import load_table
+    from xmodal.estimators.table import TABLE_SOURCE, TableOptions, fit_table, split_table
+    from xmodal.training.loop import TrainConfig
 
     split = split_table(load_table(GERMAN), 0.2, seed=0)
     source = load_source(TABLE_SOURCE)

@@ -37,9 +37,9 @@ DATA = REPO.parent / "shared" / "data"
 
 from r2dl_baselines import cnn_from_scratch, composition_logistic, lm_text_logistic  # noqa: E402
 from xmodal.bridges.tokens_to_embeddings import DEFAULT_SPARSITY  # noqa: E402
-from xmodal.scoring import classification_scores  # noqa: E402
-from xmodal.sequence_data import SequenceRecords, load_sequence_dataset, scaffold_split  # noqa: E402
-from xmodal.sequence_estimator import SequenceClassifier  # noqa: E402
+from xmodal.metrics import classification_scores  # noqa: E402
+from xmodal.data.sequences import SequenceRecords, load_sequence_dataset, scaffold_split  # noqa: E402
+from xmodal.estimators.sequence import SequenceClassifier  # noqa: E402
 
 MOLECULES = {"bbbp": ("bbbp.csv", None), "bace": ("bace.csv", None),
              "clintox_ct_tox": ("clintox.csv", "CT_TOX"), "clintox_fda_approved": ("clintox.csv", "FDA_APPROVED")}

@@ -40,7 +40,7 @@ def baselines(split, seed: int) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-    from xmodal.table_task import classification_metrics
+    from xmodal.estimators.table import classification_metrics
 
     frame = split.train.features
     numeric = [c for c in frame.columns if frame[c].dtype == float]
@@ -63,8 +63,8 @@ def baselines(split, seed: int) -> dict:
 
 
 def reprogrammed(split, source, seed: int, epochs: int) -> dict:
-    from xmodal.table_task import TableOptions, fit_table
-    from xmodal.training import TrainConfig
+    from xmodal.estimators.table import TableOptions, fit_table
+    from xmodal.training.loop import TrainConfig
 
     results = {}
     for mapping, label in (("frequency", "frequency label map"), ("linear", "linear head")):
@@ -104,8 +104,8 @@ def main() -> None:
     import torch
 
     from adapters_modal import load_source
-    from xmodal.table_data import load_table
-    from xmodal.table_task import TABLE_SOURCE, positive_class, split_table
+    from xmodal.data.tables import load_table
+    from xmodal.estimators.table import TABLE_SOURCE, positive_class, split_table
 
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]

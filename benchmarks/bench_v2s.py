@@ -36,8 +36,8 @@ def fit_in_child(dataset: str, data_dir: str | None, seed: int) -> dict:
     """One default fit + test evaluation in a fresh process; returns its metrics and peak RSS."""
     code = (
         "import json, resource, sys, time\n"
-        "from xmodal.data import load_ucr\n"
-        "from xmodal.estimators import V2SClassifier\n"
+        "from xmodal.data.ucr import load_ucr\n"
+        "from xmodal.estimators.series import V2SClassifier\n"
         f"d = load_ucr({dataset!r}, {data_dir!r})\n"
         "t = time.perf_counter()\n"
         f"c = V2SClassifier(random_state={seed}).fit(d.x_train[:, None, :], d.y_train)\n"
@@ -70,7 +70,7 @@ def throughput(batch: int = 32, repeats: int = 20) -> dict:
     """Forward + backward to the trainable input side, bare source vs whole reprogrammer."""
     from adapters_modal import load_source
     from xmodal.bridges.series_to_audio import SeriesToAudio
-    from xmodal.mapping import build_output_map
+    from xmodal.maps import build_output_map
     from xmodal.reprogrammer import Reprogrammer
 
     source = load_source("bc-resnet-gsc35")

@@ -25,7 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from xmodal.tokenizers import AMINO_ACIDS, PAD_ID, Vocabulary, encode, make_tokenizer
+from xmodal.data.tokenizers import AMINO_ACIDS, PAD_ID, Vocabulary, encode, make_tokenizer
 
 DIPEPTIDES = ["".join(p) for p in itertools.product(AMINO_ACIDS, repeat=2)]
 

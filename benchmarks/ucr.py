@@ -6,7 +6,7 @@
 FOLDER: folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
 ../shared/data/ucr. Methods:
   v2s-bcresnet   V2SClassifier on bc-resnet-gsc35, hyper-parameters chosen by the
-                 "small" grid on the training split (xmodal.search), then refitted
+                 "small" grid on the training split (xmodal.training.search), then refitted
   v2s-bcresnet-pitch
                  V2SClassifier on bc-resnet-gsc35 with the series and its slope as the
                  pitch of two tones (encoding "pitch+slope", delta unmasked) and a linear
@@ -139,7 +139,7 @@ def _minirocket(seed: int, data) -> tuple[float, dict]:
 
 
 def _v2s(settings: dict, seed: int, data) -> tuple[float, dict]:
-    from xmodal.estimators import V2SClassifier
+    from xmodal.estimators.series import V2SClassifier
 
     classifier = V2SClassifier(random_state=seed, **settings).fit(data.x_train[:, None, :], data.y_train)
     accuracy = float(np.mean(classifier.predict(data.x_test[:, None, :]) == data.y_test))
@@ -156,7 +156,7 @@ def run_item(item: dict) -> dict:
     """One (dataset, method, seed) in a worker process: fit on train, score on test."""
     import torch
 
-    from xmodal.data import load_ucr
+    from xmodal.data.ucr import load_ucr
 
     torch.set_num_threads(1)
     data = load_ucr(item["path"])

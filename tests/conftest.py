@@ -41,7 +41,7 @@ def source():
 
 @pytest.fixture(scope="session")
 def gunpoint():
-    from xmodal.data import load_ucr
+    from xmodal.data.ucr import load_ucr
 
     return load_ucr("GunPoint", UCR)
 
@@ -77,6 +77,6 @@ def minilm():
 
 @pytest.fixture(scope="session")
 def amp():
-    from xmodal.sequence_data import load_sequence_dataset
+    from xmodal.data.sequences import load_sequence_dataset
 
     return load_sequence_dataset(AMP_SCANNER)

@@ -83,7 +83,7 @@ def test_synthesize_words_names_a_bad_voice(tmp_path, capsys):
 def test_a_sequence_run_aligns_its_peptides_with_english_sentences(tmp_path, capsys):
     """R2DL: the frozen MiniLM's features of reprogrammed peptides against its features of real English."""
     from tests.conftest import AMP_SCANNER
-    from xmodal.sequence_data import read_fasta
+    from xmodal.data.sequences import read_fasta
 
     folder = tmp_path / "amp"
     folder.mkdir()

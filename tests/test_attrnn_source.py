@@ -107,8 +107,8 @@ def test_hdf5_without_the_attrnn_layers_is_refused(tmp_path):
 
 
 def test_v2s_classifier_fits_with_36_source_classes():
-    from xmodal.data import load_ucr
-    from xmodal.estimators import V2SClassifier
+    from xmodal.data.ucr import load_ucr
+    from xmodal.estimators.series import V2SClassifier
 
     data = load_ucr("CBF", UCR)  # 3 classes: 36 // 3 = 12 source words each
     x, y = data.x_train[:15, None, :], data.y_train[:15]

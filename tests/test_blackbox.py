@@ -18,7 +18,7 @@ from xmodal.blackbox import (
 )
 from xmodal.bridges.series_to_audio import SeriesToAudio
 from xmodal.errors import DataError, XmodalError
-from xmodal.mapping import build_output_map
+from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
 
 # With q directions in d dimensions the sphere estimate's cosine with the true
@@ -71,7 +71,7 @@ def test_query_budget_counts_and_refuses_before_overspending():
 
 @pytest.fixture(scope="module")
 def italy():
-    from xmodal.data import load_ucr
+    from xmodal.data.ucr import load_ucr
 
     return load_ucr("ItalyPowerDemand", UCR)
 

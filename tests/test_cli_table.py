@@ -35,8 +35,8 @@ def test_table_fit_writes_binary_metrics(german_run):
 
 def test_saved_table_run_reproduces_its_test_accuracy(german_run):
     from xmodal.persistence import load_reprogrammer
-    from xmodal.table_data import load_table
-    from xmodal.table_task import split_table
+    from xmodal.data.tables import load_table
+    from xmodal.estimators.table import split_table
 
     model, document = load_reprogrammer(german_run)
     split = split_table(load_table(GERMAN), 0.25, seed=3)
@@ -59,7 +59,7 @@ def test_black_box_series_fit_records_queries(tmp_path):
                  "--query-budget", "1000", "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 28 <= metrics["queries_used"] <= 1000
-    from xmodal.estimators import V2SClassifier
+    from xmodal.estimators.series import V2SClassifier
 
     reloaded = V2SClassifier.from_pretrained(out)  # a black-box run reloads with the real source
     assert reloaded.reprogrammer_.source.name == "bc-resnet-gsc35"
@@ -89,7 +89,7 @@ def test_table_user_errors_are_one_line(args, message):
 
 
 def test_csv_with_gaps_needs_impute(tmp_path, capsys):
-    from xmodal.table_data import load_table
+    from xmodal.data.tables import load_table
 
     german = load_table(GERMAN)
     frame = german.features.head(120).copy()

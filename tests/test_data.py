@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from xmodal.data import load_ucr, sktime_data_dir
+from xmodal.data.ucr import load_ucr, sktime_data_dir
 from xmodal.errors import DataError
 from tests.conftest import UCR
 

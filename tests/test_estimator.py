@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from xmodal.estimators import V2SClassifier
+from xmodal.estimators.series import V2SClassifier
 
 
 def test_passes_sktimes_check_estimator():
@@ -102,7 +102,7 @@ def test_a_kept_probe_start_is_refitted_on_every_training_series(gunpoint):
     which is then the probe with the chosen C on all 50 series, not only the fit part."""
     import torch
 
-    from xmodal.training import source_outputs
+    from xmodal.training.loop import source_outputs
 
     x, y = gunpoint.x_train[:, None, :], gunpoint.y_train
     classifier = V2SClassifier(encoding="pitch+slope", masked=False, mapping="layers", lr=50.0, epochs=2,

@@ -207,8 +207,8 @@ def test_predict_source_command(folders, capsys, tmp_path):
 
 
 def test_v2s_trains_on_ucr_series_with_the_tiny_ast(folders, tmp_path):
-    from xmodal.data import load_ucr
-    from xmodal.estimators import V2SClassifier
+    from xmodal.data.ucr import load_ucr
+    from xmodal.estimators.series import V2SClassifier
 
     data = load_ucr("Coffee", UCR)
     picked = np.concatenate([np.flatnonzero(data.y_train == label)[:4] for label in data.classes])

@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from xmodal.errors import XmodalError
-from xmodal.mapping import PROBE_C, LabelMapping, LinearHead, build_output_map, frequency_assignment
+from xmodal.maps import PROBE_C, LabelMapping, LinearHead, build_output_map, frequency_assignment
 
 
 def test_default_owns_floor_ks_over_kt_distinct_sources():

@@ -11,10 +11,10 @@ from cli import main
 from tests.conftest import UCR
 from xmodal.bridges.series_to_audio import SeriesToAudio
 from xmodal.errors import XmodalError
-from xmodal.estimators import V2SClassifier
-from xmodal.mapping import BayesianMapping, bayesian_counts, bayesian_matrix, build_output_map
+from xmodal.estimators.series import V2SClassifier
+from xmodal.maps import BayesianMapping, bayesian_counts, bayesian_matrix, build_output_map
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.training import TrainConfig, fit_reprogrammer
+from xmodal.training.loop import TrainConfig, fit_reprogrammer
 
 
 def _gunpoint_subset(gunpoint, n=30):

@@ -10,10 +10,10 @@ import torch
 from adapters_modal.audio import BCResNetSource
 from xmodal.bridges.series_to_audio import SeriesToAudio
 from xmodal.errors import PersistenceError
-from xmodal.mapping import build_output_map
+from xmodal.maps import build_output_map
 from xmodal.persistence import CONFIG_FILE, WEIGHTS_FILE, load_reprogrammer, save_reprogrammer
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.training import TrainConfig, fit_reprogrammer
+from xmodal.training.loop import TrainConfig, fit_reprogrammer
 from tests.conftest import BC_RESNET_FILE
 
 

@@ -9,7 +9,7 @@ import torch
 from adapters_modal.audio import GSC35_WORDS
 from xmodal.bridges.series_to_audio import SeriesToAudio
 from xmodal.errors import DataError
-from xmodal.mapping import build_output_map
+from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.risk_bound import (
     l2_risk,
@@ -18,8 +18,8 @@ from xmodal.risk_bound import (
     source_risk,
     untrained,
 )
-from xmodal.source_samples import label_of, read_source_samples
-from xmodal.training import TrainConfig, fit_reprogrammer
+from xmodal.data.source_samples import label_of, read_source_samples
+from xmodal.training.loop import TrainConfig, fit_reprogrammer
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_unknown_representation_is_named(source, samples):
 
 def test_an_iterative_map_is_rebuilt_from_the_untrained_model(source, gunpoint):
     """ilm re-maps during training, so its trained assignment is not the initial one."""
-    from xmodal.mapping import frequency_assignment
+    from xmodal.maps import frequency_assignment
 
     x = torch.tensor(gunpoint.x_train, dtype=torch.float32)
     y = torch.tensor(gunpoint.y_train - 1)

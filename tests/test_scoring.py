@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from xmodal.scoring import classification_scores
+from xmodal.metrics import classification_scores
 
 
 def _probabilities(n: int, k: int, seed: int = 0) -> np.ndarray:

@@ -8,8 +8,8 @@ import pytest
 from cli import main
 from tests.conftest import UCR
 from xmodal.errors import DataError
-from xmodal.estimators import V2SClassifier
-from xmodal.search import GRIDS, resolve_grid, select_hyperparameters
+from xmodal.estimators.series import V2SClassifier
+from xmodal.training.search import GRIDS, resolve_grid, select_hyperparameters
 
 # Two one-epoch candidates: enough to exercise the selection, fast on real data.
 GRID = [{"mapping": "frequency", "epochs": 1}, {"mapping": "linear", "epochs": 1, "lr": 0.01}]
@@ -31,7 +31,7 @@ class RecordingV2S(V2SClassifier):
 
 @pytest.fixture(scope="module")
 def coffee():
-    from xmodal.data import load_ucr
+    from xmodal.data.ucr import load_ucr
 
     return load_ucr("Coffee", UCR)
 

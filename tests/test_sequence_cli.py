@@ -8,7 +8,7 @@ import pytest
 
 from cli import main
 from tests.conftest import AMP_SCANNER, MOLECULES
-from xmodal.sequence_data import read_fasta
+from xmodal.data.sequences import read_fasta
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,8 @@ def test_user_errors_are_one_line(tmp_path, capsys):
 
 def test_cli_defaults_are_the_estimators():
     """The CLI keeps its own defaults (so `--help` loads no torch); they must not drift."""
-    from xmodal.cli_sequence import DEFAULTS
-    from xmodal.sequence_estimator import SequenceClassifier
+    from xmodal.cli.sequence_task import DEFAULTS
+    from xmodal.estimators.sequence import SequenceClassifier
 
     params = SequenceClassifier().get_params()
     assert {key: params[key] for key in DEFAULTS} == DEFAULTS

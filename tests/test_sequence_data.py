@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import MOLECULES, PEPTIDES
 from xmodal.errors import DataError
-from xmodal.sequence_data import (load_sequence_csv, load_sequence_dataset, read_fasta, scaffold_groups,
+from xmodal.data.sequences import (load_sequence_csv, load_sequence_dataset, read_fasta, scaffold_groups,
                                   scaffold_split, with_test_split)
 
 

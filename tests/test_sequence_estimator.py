@@ -9,9 +9,9 @@ import safetensors.torch
 from sklearn.base import clone
 
 from xmodal.errors import DataError, PersistenceError
-from xmodal.mapping import PROBE_C
+from xmodal.maps import PROBE_C
 from xmodal.persistence import CONFIG_FILE, WEIGHTS_FILE
-from xmodal.sequence_estimator import SequenceClassifier
+from xmodal.estimators.sequence import SequenceClassifier
 
 
 def pick(records, n, seed=0):

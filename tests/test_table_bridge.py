@@ -11,7 +11,7 @@ from tests.conftest import SHARED
 from xmodal.bridges.table_encoding import TableEncoder
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig, layout_index
 from xmodal.errors import DataError
-from xmodal.table_data import load_table, read_csv_table
+from xmodal.data.tables import load_table, read_csv_table
 
 GERMAN = SHARED / "data" / "tabular" / "german_credit_uci"
 FRAUD = SHARED / "data" / "tabular" / "creditcard_fraud_ulb_sample" / "creditcard_sample.csv"
@@ -143,8 +143,8 @@ def test_config_round_trips_and_tolerates_unknown_keys(german):
 def test_saved_table_reprogrammer_predicts_identically(german, tmp_path):
     from adapters_modal import load_source
     from xmodal.persistence import load_reprogrammer, read_document, save_reprogrammer
-    from xmodal.table_task import TableOptions, build_table_reprogrammer, split_table
-    from xmodal.training import TrainConfig, fit_reprogrammer
+    from xmodal.estimators.table import TableOptions, build_table_reprogrammer, split_table
+    from xmodal.training.loop import TrainConfig, fit_reprogrammer
 
     split = split_table(german, 0.2, seed=0)
     source = load_source("bc-resnet-gsc35-image")

@@ -7,10 +7,10 @@ import torch
 from xmodal.bridges.tokens_to_embeddings import (TokensToEmbeddings, TokensToEmbeddingsConfig, code_sparsely,
                                                  keep_top_k, target_embeddings)
 from xmodal.errors import DataError, XmodalError
-from xmodal.mapping import LinearHead
+from xmodal.maps import LinearHead
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.tokenizers import AMINO_ACIDS, Vocabulary, encode, make_tokenizer, token_counts
-from xmodal.training import TrainConfig, fit_reprogrammer
+from xmodal.data.tokenizers import AMINO_ACIDS, Vocabulary, encode, make_tokenizer, token_counts
+from xmodal.training.loop import TrainConfig, fit_reprogrammer
 
 PROTEIN = make_tokenizer("protein")
 VOCABULARY = Vocabulary.build(PROTEIN)

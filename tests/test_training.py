@@ -4,10 +4,10 @@ import numpy as np
 import torch
 
 from xmodal.bridges.series_to_audio import SeriesToAudio
-from xmodal.data import load_ucr
-from xmodal.mapping import build_output_map
+from xmodal.data.ucr import load_ucr
+from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.training import TrainConfig, fit_reprogrammer, validation_split
+from xmodal.training.loop import TrainConfig, fit_reprogrammer, validation_split
 from tests.conftest import UCR
 
 

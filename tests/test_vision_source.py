@@ -64,8 +64,8 @@ def test_hugging_face_source_reprograms_a_table(tiny_vit, tmp_path):
     import pandas as pd
 
     from xmodal.persistence import load_reprogrammer, save_reprogrammer
-    from xmodal.table_data import TableDataset
-    from xmodal.table_task import TableOptions, build_table_reprogrammer
+    from xmodal.data.tables import TableDataset
+    from xmodal.estimators.table import TableOptions, build_table_reprogrammer
 
     frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "kind": ["a", "b", "a", "c"]})
     image_source = load_hf_image_source(tiny_vit)

@@ -6,13 +6,13 @@ The public entry points are imported lazily so that `import adapters_modal`
 (which needs only `xmodal.errors`) stays light and free of import cycles.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
-    "V2SClassifier": "xmodal.estimators",
-    "SequenceClassifier": "xmodal.sequence_estimator",
+    "V2SClassifier": "xmodal.estimators.series",
+    "SequenceClassifier": "xmodal.estimators.sequence",
     "TokensToEmbeddings": "xmodal.bridges.tokens_to_embeddings",
-    "load_sequence_dataset": "xmodal.sequence_data",
+    "load_sequence_dataset": "xmodal.data.sequences",
     "Reprogrammer": "xmodal.reprogrammer",
     "SeriesToAudio": "xmodal.bridges.series_to_audio",
     "TableToImage": "xmodal.bridges.table_to_image",
@@ -20,14 +20,14 @@ _LAZY = {
     "fit_blackbox": "xmodal.blackbox",
     "hide_gradients": "xmodal.blackbox",
     "BlackBoxSource": "xmodal.blackbox",
-    "load_table": "xmodal.table_data",
-    "LabelMapping": "xmodal.mapping",
-    "LinearHead": "xmodal.mapping",
-    "TrainConfig": "xmodal.training",
-    "fit_reprogrammer": "xmodal.training",
+    "load_table": "xmodal.data.tables",
+    "LabelMapping": "xmodal.maps",
+    "LinearHead": "xmodal.maps",
+    "TrainConfig": "xmodal.training.loop",
+    "fit_reprogrammer": "xmodal.training.loop",
     "save_reprogrammer": "xmodal.persistence",
     "load_reprogrammer": "xmodal.persistence",
-    "load_ucr": "xmodal.data",
+    "load_ucr": "xmodal.data.ucr",
     "XmodalError": "xmodal.errors",
     "wasserstein1": "xmodal.alignment",
     "measure_alignment": "xmodal.risk_bound",

@@ -34,9 +34,9 @@ from tqdm.auto import tqdm
 
 from adapters_modal.base import InputSpec, SourceModel
 from xmodal.errors import DataError, XmodalError
-from xmodal.mapping import LabelMapping
+from xmodal.maps import LabelMapping
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.training import FitResult, TrainConfig, _evaluate, validation_split
+from xmodal.training.loop import FitResult, TrainConfig, _evaluate, validation_split
 
 DISTRIBUTIONS = ("sphere", "gaussian")
 

@@ -31,7 +31,7 @@ from xmodal.bridges.tokens_to_embeddings import (
     TokensToEmbeddingsConfig,
 )
 from xmodal.errors import PersistenceError
-from xmodal.mapping import output_map_from_settings
+from xmodal.maps import output_map_from_settings
 from xmodal.reprogrammer import Reprogrammer
 
 FORMAT = "xmodal-reprogrammer"

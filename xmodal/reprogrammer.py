@@ -15,7 +15,7 @@ from torch import nn
 
 from adapters_modal.base import SourceModel
 from xmodal.errors import XmodalError
-from xmodal.mapping import OutputMap
+from xmodal.maps import OutputMap
 
 READS = {"logits": "logits", "features": "features", "layers": "layer_features"}  # reads -> source method
 

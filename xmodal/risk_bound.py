@@ -28,7 +28,7 @@ import torch
 from adapters_modal.base import SourceModel
 from xmodal.alignment import Distance, wasserstein1
 from xmodal.errors import DataError
-from xmodal.mapping import output_map_from_settings
+from xmodal.maps import output_map_from_settings
 from xmodal.reprogrammer import Reprogrammer
 
 REPRESENTATIONS = ("logits", "features")

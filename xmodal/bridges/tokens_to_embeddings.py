@@ -33,7 +33,7 @@ What Theta codes at init (`init`):
           at the scale the LM expects (the earlier default here).
 
 Sequences longer than the model's positions are never cut here: the encoder
-(`xmodal.tokenizers.encode`) applies the chosen truncation policy and counts
+(`xmodal.data.tokenizers.encode`) applies the chosen truncation policy and counts
 the records cut; this bridge refuses ids longer than `max_tokens`.
 """
 
@@ -48,7 +48,7 @@ from torch import nn
 
 from xmodal.errors import DataError, XmodalError
 from xmodal.settings_record import SettingsRecord
-from xmodal.tokenizers import token_counts
+from xmodal.data.tokenizers import token_counts
 
 MODES = ("sparse", "dense", "prompt")
 INITS = ("spelled", "random")
@@ -252,7 +252,7 @@ class TokensToEmbeddings(nn.Module):
     def _checked(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.dtype != torch.long or ids.ndim != 2:
             raise DataError(f"the token bridge takes a (N, L) tensor of token ids (torch.long), got "
-                            f"{tuple(ids.shape)} {ids.dtype}; encode sequences with xmodal.tokenizers.encode")
+                            f"{tuple(ids.shape)} {ids.dtype}; encode sequences with xmodal.data.tokenizers.encode")
         if len(ids) == 0:
             raise DataError("empty batch")
         if int(ids.min()) < 0 or int(ids.max()) >= self.config.num_target_tokens:

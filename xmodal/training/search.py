@@ -25,7 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
 from xmodal.errors import DataError
-from xmodal.training import validation_split
+from xmodal.training.loop import validation_split
 
 # The grid: one base setting (V2S's frequency mapping, one copy, no stretch, mask on,
 # lr 0.05, 20 epochs) and one change at a time (mapping kind, copies m, upsampling,

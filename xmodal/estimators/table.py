@@ -20,11 +20,11 @@ from xmodal.blackbox import BlackBoxConfig, fit_through_hidden_gradients
 from xmodal.bridges.table_encoding import TableEncoder
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
 from xmodal.errors import DataError
-from xmodal.mapping import build_output_map
+from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.scoring import classification_scores
-from xmodal.table_data import TableDataset
-from xmodal.training import TrainConfig, fit_reprogrammer
+from xmodal.metrics import classification_scores
+from xmodal.data.tables import TableDataset
+from xmodal.training.loop import TrainConfig, fit_reprogrammer
 
 TABLE_SOURCE = "bc-resnet-gsc35-image"
 

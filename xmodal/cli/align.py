@@ -57,7 +57,7 @@ def _class_indices(labels, classes: list, name: str) -> np.ndarray:
 
 def _series_target(args, document):
     """(reprogrammer, dataset name, series, class indices, training data) of a series run."""
-    from xmodal.data import load_ucr
+    from xmodal.data.ucr import load_ucr
     from xmodal.persistence import load_reprogrammer
 
     model, _ = load_reprogrammer(args.run_dir, weights_path=args.weights)
@@ -74,8 +74,8 @@ def _series_target(args, document):
 
 def _sequence_target(args, document):
     """(reprogrammer, dataset name, token ids, class indices, None) of a sequence run (linear head only)."""
-    from xmodal.sequence_data import load_sequence_dataset
-    from xmodal.sequence_estimator import SequenceClassifier
+    from xmodal.data.sequences import load_sequence_dataset
+    from xmodal.estimators.sequence import SequenceClassifier
 
     if not args.dataset:
         raise DataError("a sequence run needs --dataset PATH: the CSV or FASTA folder it was fitted on")
@@ -113,9 +113,9 @@ def _source_points(samples, source, representation: str) -> np.ndarray:
 
 
 def run(args) -> None:
-    from xmodal.alignment_plot import plot_alignment
+    from xmodal.plots import plot_alignment
     from xmodal.risk_bound import measure_alignment, source_risk
-    from xmodal.source_samples import read_source_samples
+    from xmodal.data.source_samples import read_source_samples
 
     model, name, x, labels, fit_data, document = _target(args)
     if model.source.input_spec.modality == "text" and args.representation == "logits":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xmodal.data import parse_labels
+from xmodal.data.ucr import parse_labels
 from xmodal.errors import DataError
 
 SPLIT_NAMES = {"tr": "train", "train": "train", "eval": "validation", "val": "validation",

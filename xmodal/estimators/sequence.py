@@ -27,17 +27,17 @@ from xmodal.bridges.tokens_to_embeddings import (
     TokensToEmbeddingsConfig,
 )
 from xmodal.errors import DataError
-from xmodal.mapping import LinearHead
+from xmodal.maps import LinearHead
 from xmodal.persistence import load_reprogrammer, read_document, save_reprogrammer
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.tokenizers import (
+from xmodal.data.tokenizers import (
     EncodedBatch,
     Vocabulary,
     encode,
     make_tokenizer,
     token_counts,
 )
-from xmodal.training import FitResult, TrainConfig, fit_reprogrammer, validation_split
+from xmodal.training.loop import FitResult, TrainConfig, fit_reprogrammer, validation_split
 
 
 def as_sequences(X, what: str = "X") -> list[str]:
@@ -59,7 +59,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     source : a registered text source (default "minilm-l6"), a model folder or a hub id.
-    alphabet : "protein", "dna" or "smiles" (see xmodal.tokenizers for the policies).
+    alphabet : "protein", "dna" or "smiles" (see xmodal.data.tokenizers for the policies).
     mode : "sparse" (R2DL, k-sparse theta), "dense" (ReprogBERT) or "prompt" (WARP soft prompt).
     init : what theta codes at the start (sparse/dense): "spelled", each token's own spelling
         as the LM reads it, or "random" vectors (see xmodal.bridges.tokens_to_embeddings).

@@ -52,7 +52,7 @@ SPLIT_SETTINGS = ("label_column", "split", "test_size", "val_fraction", "seed")
 
 
 def _split(data, args):
-    from xmodal.sequence_data import scaffold_split, with_test_split
+    from xmodal.data.sequences import scaffold_split, with_test_split
 
     if data.test is not None or args.split == "stratified":
         return with_test_split(data, args.test_size, args.seed)
@@ -70,9 +70,9 @@ def _split(data, args):
 def fit_sequence(args) -> None:
     """Expects DEFAULTS filled in (cli does it)."""
     from cli import _write_json
-    from xmodal.scoring import classification_scores
-    from xmodal.sequence_data import load_sequence_dataset
-    from xmodal.sequence_estimator import SequenceClassifier
+    from xmodal.metrics import classification_scores
+    from xmodal.data.sequences import load_sequence_dataset
+    from xmodal.estimators.sequence import SequenceClassifier
 
     if args.weights:
         raise XmodalError("--weights is for series sources; for a language model give its folder or hub id as --source")
@@ -135,8 +135,8 @@ def saved_sequence_run_and_split(args):
     from argparse import Namespace
 
     from xmodal.persistence import read_document
-    from xmodal.sequence_data import load_sequence_dataset
-    from xmodal.sequence_estimator import SequenceClassifier
+    from xmodal.data.sequences import load_sequence_dataset
+    from xmodal.estimators.sequence import SequenceClassifier
 
     if args.weights:
         raise XmodalError("--weights is for series sources; a sequence run reloads its language model by name")

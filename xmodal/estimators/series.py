@@ -20,10 +20,10 @@ from sktime.classification.base import BaseClassifier
 from adapters_modal.base import load_source
 from xmodal.bridges.series_to_audio import SeriesToAudio, SeriesToAudioConfig
 from xmodal.errors import PersistenceError, XmodalError
-from xmodal.mapping import LinearHead, build_output_map
+from xmodal.maps import LinearHead, build_output_map
 from xmodal.persistence import load_reprogrammer, save_reprogrammer
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.training import FitResult, TrainConfig, fit_reprogrammer, source_outputs, validation_split
+from xmodal.training.loop import FitResult, TrainConfig, fit_reprogrammer, source_outputs, validation_split
 
 
 class V2SClassifier(BaseClassifier):
@@ -57,7 +57,7 @@ class V2SClassifier(BaseClassifier):
     search : None (use the settings above), a grid name ("small", "tiny") or a list of
         candidate dicts: choose mapping, copies, upsampling, mask, lr and epochs on a
         held-out part of the training data, then refit the winner on all of it; the
-        grid, the scores and the choice end up in `search_result_` (see xmodal.search).
+        grid, the scores and the choice end up in `search_result_` (see xmodal.training.search).
     search_folds : 1 scores candidates on one stratified held-out quarter of the
         training data; k > 1 uses stratified k-fold instead.
     random_state : seed for the split, the map and the training; None draws one.
@@ -66,7 +66,7 @@ class V2SClassifier(BaseClassifier):
     Examples
     --------
     >>> from sktime.datasets import load_italy_power_demand
-    >>> from xmodal.estimators import V2SClassifier
+    >>> from xmodal.estimators.series import V2SClassifier
     >>> X, y = load_italy_power_demand(split="train", return_X_y=True)
     >>> classifier = V2SClassifier(epochs=3, random_state=0).fit(X, y)
     >>> classifier.predict_proba(X[:4]).shape
@@ -181,7 +181,7 @@ class V2SClassifier(BaseClassifier):
         seed = self._seed()
         p = self.get_params(deep=False)
         if self.search is not None:
-            from xmodal.search import resolve_grid, select_hyperparameters
+            from xmodal.training.search import resolve_grid, select_hyperparameters
 
             self.search_result_ = select_hyperparameters(self, X, y, resolve_grid(self.search), seed,
                                                          folds=self.search_folds, progress=self.verbose)

@@ -1,6 +1,6 @@
 """`xmodal fit --search [GRID]`: choose the V2S hyper-parameters on the training split.
 
-    xmodal fit --dataset GunPoint --search            # the "small" grid of xmodal.search
+    xmodal fit --dataset GunPoint --search            # the "small" grid of xmodal.training.search
     xmodal fit --dataset GunPoint --search tiny --search-folds 3
 
 Prints every candidate's held-out score and the choice; metrics.json gets a
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmodal.search import GRIDS
+from xmodal.training.search import GRIDS
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:

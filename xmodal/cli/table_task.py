@@ -28,7 +28,7 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
 def train_config(args):
     """TrainConfig from the CLI, or a BlackBoxConfig with --blackbox."""
     from xmodal.blackbox import BlackBoxConfig
-    from xmodal.training import TrainConfig
+    from xmodal.training.loop import TrainConfig
 
     settings = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val_fraction=args.val_fraction,
                     patience=args.patience, seed=args.seed, progress=not args.quiet)
@@ -40,8 +40,8 @@ def train_config(args):
 def cmd_fit_table(args, write_json) -> None:
     from adapters_modal import load_source
     from xmodal.persistence import save_reprogrammer
-    from xmodal.table_data import load_table
-    from xmodal.table_task import TABLE_SOURCE, TableOptions, fit_table, split_table
+    from xmodal.data.tables import load_table
+    from xmodal.estimators.table import TABLE_SOURCE, TableOptions, fit_table, split_table
 
     source = load_source(args.source or TABLE_SOURCE, args.weights)
     options = TableOptions(

@@ -1,0 +1,1 @@
+"""Target-domain data: UCR series, sequences, tables, their tokenisers, source samples."""

@@ -1,0 +1,39 @@
+"""Output maps (omega): from the frozen source's outputs to target-class scores.
+
+- label_mapping: many-to-one maps (random, frequency, ILM-VP)
+- bayesian: BLM / BLM+ probabilistic matrices
+- linear_head: a trainable linear head, optionally started as a probe
+"""
+
+from __future__ import annotations
+
+from xmodal.errors import XmodalError
+from xmodal.maps.base import OutputMap
+from xmodal.maps.bayesian import BLM_PLUS_TOP_K, BayesianMapping
+from xmodal.maps.label_mapping import LabelMapping
+from xmodal.maps.linear_head import LinearHead
+
+MAP_KINDS = ("frequency", "random", "linear", "ilm", "blm", "blm+")
+__all__ = ["MAP_KINDS", "BayesianMapping", "LabelMapping", "LinearHead", "OutputMap", "build_output_map",
+           "output_map_from_settings"]
+
+
+def build_output_map(kind: str, num_source: int, num_target: int, per_class: int | None = None,
+                     seed: int = 0, remap_every: int = 1, laplace: float = 1.0,
+                     top_k: int | None = None) -> OutputMap:
+    """`remap_every` applies to "ilm", "blm" and "blm+"; `laplace` to "blm" and "blm+";
+    `top_k` to "blm+" (default 3)."""
+    if kind == "linear":
+        return LinearHead(num_source, num_target, seed=seed)
+    if kind in ("frequency", "random", "ilm"):
+        return LabelMapping(num_source, num_target, per_class, assignment=kind, seed=seed, remap_every=remap_every)
+    if kind in ("blm", "blm+"):
+        top_k = 1 if kind == "blm" else (top_k or BLM_PLUS_TOP_K)
+        return BayesianMapping(num_source, num_target, laplace=laplace, top_k=top_k, remap_every=remap_every)
+    raise XmodalError(f"unknown output map {kind!r}; choose one of {', '.join(MAP_KINDS)}")
+
+
+def output_map_from_settings(settings: dict, seed: int = 0) -> OutputMap:
+    return build_output_map(settings["kind"], settings["num_source"], settings["num_target"],
+                            settings.get("per_class"), seed=seed, remap_every=settings.get("remap_every", 1),
+                            laplace=settings.get("laplace", 1.0), top_k=settings.get("top_k"))

@@ -1,0 +1,53 @@
+"""LinearHead: a trainable linear layer on the source logits, features or layer statistics.
+
+`fit_probe` sets it to a logistic-regression probe (linear probing before joint training,
+LP-FT); the probe's C is chosen in xmodal.training.probe."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from xmodal.errors import XmodalError
+
+from xmodal.maps.base import OutputMap
+
+
+class LinearHead(OutputMap):
+    """A trainable linear layer from source logits to target scores; any number of classes."""
+
+    kind = "linear"
+
+    def __init__(self, num_source: int, num_target: int, seed: int = 0):
+        super().__init__()
+        if num_target < 2:
+            raise XmodalError(f"need at least 2 target classes, got {num_target}")
+        self.num_source, self.num_target = num_source, num_target
+        self.linear = nn.Linear(num_source, num_target)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            bound = 1 / math.sqrt(num_source)
+            self.linear.weight.uniform_(-bound, bound, generator=generator)
+            self.linear.bias.zero_()
+
+    def forward(self, source_logits: torch.Tensor) -> torch.Tensor:
+        return self.linear(source_logits)
+
+    @torch.no_grad()
+    def load_probe(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> None:
+        """Set the layer to a logistic-regression probe fitted on standardised inputs
+        ((x - mean) / scale), the scaler folded into the weights (see xmodal.training.probe)."""
+        if self.num_target == 2 and len(coef) == 1:  # one logit difference -> two symmetric logits
+            coef, intercept = np.stack([-coef[0], coef[0]]) / 2, np.array([-intercept[0], intercept[0]]) / 2
+        if coef.shape != (self.num_target, self.num_source):
+            raise XmodalError(f"a probe of shape {coef.shape} does not fit a {self.num_source} -> {self.num_target} head")
+        weight = coef / scale
+        self.linear.weight.copy_(torch.from_numpy(weight))
+        self.linear.bias.copy_(torch.from_numpy(intercept - weight @ mean))
+
+    def settings(self) -> dict:
+        return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target}
+

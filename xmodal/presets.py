@@ -1,0 +1,106 @@
+"""Named presets per task: the one place where setting values are written.
+
+    resolve_settings("series", "best", {"epochs": 5})   # the best recipe, 5 epochs
+
+Each preset is a complete settings record (checked against xmodal.settings), with a
+one-line description and the benchmark figure that justifies it. The estimators, the
+CLI (`xmodal presets` lists them), the search and `benchmarks/` all start from here.
+Torch-free.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from xmodal.errors import DataError
+from xmodal.settings import check_settings, check_task
+
+DEFAULT_PRESET = "best"
+
+
+@dataclass(frozen=True)
+class Preset:
+    task: str
+    name: str
+    description: str
+    figure: str  # the measured result that justifies the preset, and where it comes from
+    settings: dict
+
+
+_TRAINING = {"epochs": 30, "lr": 0.01, "batch_size": 32, "val_fraction": 0.2, "patience": 10}
+
+# Voice2Series (Yang, Tsai & Chen, ICML 2021): the series as waveform samples at the start
+# of a 1-s window, delta trained around it (masked), a frequency label map.
+_V2S = {
+    "source": "bc-resnet-gsc35", "encoding": "waveform", "mapping": "frequency", "labels_per_class": None,
+    "remap_every": 1, "laplace": 1.0, "standardize": True, "upsample_factor": 1, "target_duration": None,
+    "interpolation": "linear", "copies": 1, "offset": "start", "masked": True, "tanh_bound": True,
+    "delta_dropout": 0.0, "epochs": 100, "lr": 0.05, "batch_size": 32, "val_fraction": 0.2, "patience": 25,
+    "query_budget": None,
+}
+
+_PRESETS = [
+    Preset(
+        "series", "best",
+        "the series as the pitch of two tones (series and slope) read by BC-ResNet; a head on every layer's "
+        "statistics, started as a probe that training must beat on validation",
+        "86.55 % mean test accuracy over 22 UCR sets, 3 seeds (MiniRocket 92.52 % in the same run): "
+        "benchmarks/results/ucr.md, `python benchmarks/ucr.py --seeds 3`",
+        {**_V2S, "encoding": "pitch+slope", "masked": False, "mapping": "layers", **_TRAINING},
+    ),
+    Preset(
+        "series", "v2s",
+        "Voice2Series as published: the series as waveform samples, a masked trained delta, a frequency label map",
+        "GunPoint 0.647, Coffee 0.929, ECG200 0.770, Wine 0.500 test accuracy (seed 0): "
+        "benchmarks/results/v2s.md, `python benchmarks/bench_series.py --preset v2s`",
+        _V2S,
+    ),
+    Preset(
+        "sequence", "best",
+        "R2DL: tokens as 200-sparse combinations of MiniLM's token embeddings, started at each token's "
+        "spelling; a probe-started head on the pooled features",
+        "AMP accuracy 0.90, BBBP ROC-AUC 0.97 (scaffold split) and more: benchmarks/results/r2dl.md, "
+        "`python benchmarks/bench_r2dl.py`",
+        {"source": "minilm-l6", "alphabet": None, "mode": "sparse", "init": "spelled", "sparsity": 200,
+         "head_init": "probe", "prompt_length": 8, "truncation": "error", "unknown": "error",
+         "validate_smiles": False, "epochs": 12, "lr": 0.003, "batch_size": 32, "val_fraction": 0.1,
+         "patience": 3},
+    ),
+    Preset(
+        "table", "best",
+        "each feature drawn as the largest square that fits (ordinal categories); a probe of every BC-ResNet "
+        "layer's mean over each feature's square; no training (it never beat the probe on validation)",
+        "German credit ROC-AUC beside logistic regression and gradient boosting, 3 seeds: "
+        "benchmarks/results/table.md, `python benchmarks/bench_table.py`",
+        {"source": "bc-resnet-gsc35-image", "encoding": "ordinal", "missing": "error", "cell_size": None, "gap": 2,
+         "placement": "centre", "mapping": "cells", "labels_per_class": None, "head_init": "probe", "epochs": 0,
+         "lr": 0.01, "batch_size": 32, "val_fraction": 0.2, "patience": 5, "query_budget": None},
+    ),
+]
+PRESETS: dict[tuple[str, str], Preset] = {(p.task, p.name): p for p in _PRESETS}
+for _preset in _PRESETS:  # a preset that does not check is a bug: fail at import, not in a user's fit
+    check_settings(_preset.task, _preset.settings)
+
+
+def preset_names(task: str) -> list[str]:
+    check_task(task)
+    return [name for (t, name) in PRESETS if t == task]
+
+
+def get_preset(task: str, name: str) -> Preset:
+    """The preset, or a DataError listing the task's presets (and the closest name)."""
+    names = preset_names(task)
+    if (task, name) not in PRESETS:
+        close = difflib.get_close_matches(str(name), names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise DataError(f"unknown {task} preset {name!r}{hint} (presets: {', '.join(names)})")
+    return PRESETS[task, name]
+
+
+def resolve_settings(task: str, preset: str | None, overrides: dict) -> dict:
+    """The preset's settings with every non-None override applied, checked.
+    (None means "the preset's value": a setting whose value may be None is set to
+    None by a preset, never by an override.)"""
+    base = get_preset(task, preset or DEFAULT_PRESET).settings
+    return check_settings(task, {**base, **{k: v for k, v in overrides.items() if v is not None}})

@@ -1,0 +1,172 @@
+"""The settings of each task, defined once: name, type, allowed values, help.
+
+Torch-free, so the CLI builds its parsers (and `xmodal presets` its listing) without
+loading a model. The values themselves live in xmodal.presets; an estimator or a CLI
+call gives only the settings it changes, and `resolve_settings` checks the result.
+
+    SETTINGS["series"]["epochs"].check(-1)   # DataError: 'epochs' must be at least 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xmodal.errors import DataError
+
+TASKS = ("series", "sequence", "table")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. kind: int, float, str or bool; choices: the allowed values of a str
+    setting; nullable: None is a value ("automatic", "off"); minimum: the smallest number
+    allowed; help: one line for the docstring, the CLI help and `xmodal presets`."""
+
+    name: str
+    kind: type
+    help: str
+    choices: tuple | None = None
+    nullable: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value):
+        """The value, converted to `kind` (an int for a float setting, "3" for an int from
+        JSON is refused), or a DataError naming the setting and what it takes."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise DataError(f"{self.name!r} needs a value ({self.describe()}); None is not one")
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise DataError(f"{self.name!r} must be true or false, got {value!r}")
+            return value
+        if self.kind in (int, float):
+            integral = isinstance(value, int) or (self.kind is float and isinstance(value, float))
+            if isinstance(value, bool) or not integral or value != value:
+                raise DataError(f"{self.name!r} must be {'a whole number' if self.kind is int else 'a number'}, "
+                                f"got {value!r}")
+            value = self.kind(value)
+            if self.minimum is not None and value < self.minimum:
+                raise DataError(f"{self.name!r} must be at least {self.minimum:g}, got {value:g}")
+            if self.maximum is not None and value >= self.maximum:
+                raise DataError(f"{self.name!r} must be below {self.maximum:g}, got {value:g}")
+            return value
+        if not isinstance(value, str):
+            raise DataError(f"{self.name!r} must be a string, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise DataError(f"{self.name!r} must be one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+    def describe(self) -> str:
+        if self.choices:
+            allowed = " | ".join(self.choices)
+        else:
+            allowed = {int: "integer", float: "number", bool: "true | false", str: "text"}[self.kind]
+        return allowed + (" | none" if self.nullable else "")
+
+
+def _settings(*items: Setting) -> dict[str, Setting]:
+    return {item.name: item for item in items}
+
+
+# Training: the same for every task (white-box; black-box adds query_budget).
+_TRAINING = (
+    Setting("epochs", int, "training epochs at most (0: the probe start is the model, no training)", minimum=0),
+    Setting("lr", float, "Adam learning rate of theta and omega", minimum=1e-12),
+    Setting("batch_size", int, "mini-batch size", minimum=1),
+    Setting("val_fraction", float, "share of the training data held out to select the epoch (0: none)",
+            minimum=0, maximum=1),
+    Setting("patience", int, "epochs without a better validation score before stopping", minimum=1),
+)
+_HEAD_INIT = Setting("head_init", str, "linear head at the start: a logistic-regression probe of the frozen "
+                     "features (training must beat it on validation) or random weights", choices=("probe", "random"))
+_BLACKBOX = Setting("query_budget", int, "train black-box (zeroth-order, the source seen as probabilities only) "
+                    "within this many source queries; none: white-box", nullable=True, minimum=1)
+SERIES_MAPPINGS = ("frequency", "random", "ilm", "blm", "blm+", "linear", "layers")
+
+SETTINGS: dict[str, dict[str, Setting]] = {
+    "series": _settings(
+        Setting("source", str, "frozen source model (see `xmodal sources`; hf:PATH_OR_ID for a Hugging Face "
+                "audio classifier)"),
+        Setting("encoding", str, "the series as waveform samples (V2S), as the pitch of a tone, or as two tones "
+                "(series and slope); tones need masked false", choices=("waveform", "pitch", "pitch+slope")),
+        Setting("mapping", str, "output map: label mappings (frequency, random, ilm, blm, blm+), a linear head on "
+                "the logits, or layers: a probe-started head on every source layer's statistics",
+                choices=SERIES_MAPPINGS),
+        Setting("labels_per_class", int, "source classes per target class of a label mapping (none: K_S // K_T)",
+                nullable=True, minimum=1),
+        Setting("remap_every", int, "epochs between re-mappings of ilm, blm and blm+", minimum=1),
+        Setting("laplace", float, "Laplace smoothing lambda of blm and blm+", minimum=1e-12),
+        Setting("standardize", bool, "z-normalise each series first"),
+        Setting("upsample_factor", int, "stretch the series by this integer factor (waveform)", minimum=1),
+        Setting("target_duration", float, "stretch the series to this many seconds of audio (waveform; none: "
+                "no stretch)", nullable=True, minimum=1e-6),
+        Setting("interpolation", str, "how stretching fills new samples", choices=("linear", "nearest")),
+        Setting("copies", int, "copies of the series at equal intervals (waveform)", minimum=1),
+        Setting("offset", str, "where a single copy starts: start, centre or a sample index (waveform)"),
+        Setting("masked", bool, "delta only around the series (V2S's mask); false lets it cover the series"),
+        Setting("tanh_bound", bool, "squash the input into [-1, 1]"),
+        Setting("delta_dropout", float, "dropout probability on delta in training", minimum=0, maximum=1),
+        *_TRAINING,
+        _BLACKBOX,
+    ),
+    "sequence": _settings(
+        Setting("source", str, "frozen language model: a registered name, a model folder or hf:ID"),
+        Setting("alphabet", str, "token alphabet (none: smiles for a smiles column, else protein)",
+                choices=("protein", "dna", "smiles"), nullable=True),
+        Setting("mode", str, "R2DL sparse theta, dense theta (ReprogBERT) or a soft prompt (WARP)",
+                choices=("sparse", "dense", "prompt")),
+        Setting("init", str, "what theta codes at the start: each token's spelling as the LM reads it, or "
+                "random vectors (original R2DL)", choices=("spelled", "random")),
+        Setting("sparsity", int, "non-zeros per row of theta in sparse mode, k", minimum=1),
+        _HEAD_INIT,
+        Setting("prompt_length", int, "soft prompt tokens in prompt mode", minimum=1),
+        Setting("truncation", str, "records longer than the source fits: refuse, or keep the start / end",
+                choices=("error", "keep_start", "keep_end")),
+        Setting("unknown", str, "unknown tokens: refuse, or map to <unk>", choices=("error", "unk")),
+        Setting("validate_smiles", bool, "check SMILES with RDKit while tokenising"),
+        *_TRAINING,
+    ),
+    "table": _settings(
+        Setting("source", str, "frozen image-style source (see `xmodal sources`)"),
+        Setting("encoding", str, "categorical columns: one cell per category, or one cell per column",
+                choices=("onehot", "ordinal")),
+        Setting("missing", str, "missing values: refuse, or impute (numeric at the training mean, categorical "
+                "as no category)", choices=("error", "impute")),
+        Setting("cell_size", int, "side in pixels of each feature's square (none: the largest that fits)",
+                nullable=True, minimum=1),
+        Setting("gap", int, "pixels between feature squares", minimum=0),
+        Setting("placement", str, "where the grid of squares sits on the image", choices=("centre", "top-left")),
+        Setting("mapping", str, "output map: label mappings, a linear head on the logits, or cells: a "
+                "probe-started head on every layer's mean over each feature's square",
+                choices=("frequency", "random", "linear", "cells")),
+        Setting("labels_per_class", int, "source classes per target class of a label mapping (none: K_S // K_T)",
+                nullable=True, minimum=1),
+        _HEAD_INIT,
+        *_TRAINING,
+        _BLACKBOX,
+    ),
+}
+
+
+def check_task(task: str) -> dict[str, Setting]:
+    if task not in SETTINGS:
+        raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return SETTINGS[task]
+
+
+def check_settings(task: str, values: dict) -> dict:
+    """Every setting of `task` checked (unknown names refused), in definition order."""
+    definitions = check_task(task)
+    unknown = sorted(set(values) - set(definitions))
+    if unknown:
+        raise DataError(f"unknown {task} settings {unknown}; the {task} task takes {', '.join(definitions)}")
+    missing = [name for name in definitions if name not in values]
+    if missing:
+        raise DataError(f"{task} settings lack {missing}")
+    return {name: definitions[name].check(values[name]) for name in definitions}

@@ -1,0 +1,1 @@
+"""Training theta and omega: configuration, validation carving, gradients, the loop, the probe start, the search."""
