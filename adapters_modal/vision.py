@@ -50,6 +50,10 @@ class BCResNetImageSource(SourceModel):
     def features(self, log_mel: torch.Tensor) -> torch.Tensor:
         return self.network.features(log_mel)
 
+    def feature_maps(self, log_mel: torch.Tensor) -> list[torch.Tensor]:
+        """Every stage's output map (N, C, bands, frames), input conv first (BCResNet.feature_maps)."""
+        return self.network.feature_maps(log_mel)
+
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.network.head(features)
 

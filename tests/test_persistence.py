@@ -8,10 +8,11 @@ import safetensors.torch
 import torch
 
 from adapters_modal.audio import BCResNetSource
-from xmodal.bridges.series_to_audio import SeriesToAudio
+from xmodal.bridges.tones import SeriesToTones
+from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import PersistenceError
 from xmodal.maps import build_output_map
-from xmodal.persistence import CONFIG_FILE, WEIGHTS_FILE, load_reprogrammer, save_reprogrammer
+from xmodal.persistence import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, load_reprogrammer, save_reprogrammer
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.training.loop import TrainConfig, fit_reprogrammer
 from tests.conftest import BC_RESNET_FILE
@@ -21,7 +22,7 @@ from tests.conftest import BC_RESNET_FILE
 def trained(source, gunpoint, tmp_path_factory):
     x = torch.tensor(gunpoint.x_train, dtype=torch.float32)
     y = torch.tensor(gunpoint.y_train - 1)
-    model = Reprogrammer(SeriesToAudio(target_duration=0.5), source,
+    model = Reprogrammer(SeriesToWaveform(target_duration=0.5), source,
                          build_output_map("linear", 35, 2), classes=gunpoint.classes)
     fit_reprogrammer(model, x[:16], y[:16], TrainConfig(epochs=2, progress=False, val_fraction=0))
     folder = save_reprogrammer(model, tmp_path_factory.mktemp("run") / "saved", {"note": "test"})
@@ -127,3 +128,71 @@ def test_malformed_document_is_named(trained, tmp_path):
     (copy / CONFIG_FILE).write_text(json.dumps(document))
     with pytest.raises(PersistenceError, match="malformed"):
         load_reprogrammer(copy)
+
+
+def _rewrite(folder, tmp_path, change):
+    copy = _copy(folder, tmp_path)
+    document = json.loads((copy / CONFIG_FILE).read_text())
+    change(document)
+    (copy / CONFIG_FILE).write_text(json.dumps(document, indent=2))
+    return copy
+
+
+def test_a_newer_format_is_refused_naming_both_versions(trained, tmp_path):
+    copy = _rewrite(trained[1], tmp_path, lambda d: d.update(format_version=FORMAT_VERSION + 1, xmodal_version="9.0"))
+    with pytest.raises(PersistenceError, match=rf"format version {FORMAT_VERSION + 1} \(written by xmodal 9.0\).*"
+                                              rf"reads up to {FORMAT_VERSION}; upgrade xmodal"):
+        load_reprogrammer(copy)
+
+
+# What xmodal 0.2 (format 2) wrote for a series bridge: kind "series_to_audio", one config
+# holding the placement and the tone settings, the unused ones at their neutral values.
+_FORMAT_2_DEFAULTS = {"encoding": "waveform", "pitch_low": 80.0, "pitch_high": 7000.0, "upsample_factor": 1,
+                      "target_duration": None, "copies": 1, "offset": "start", "masked": True}
+
+
+def _as_format_2(document, **changes):
+    config = {**_FORMAT_2_DEFAULTS, **document["bridge"]["config"], **changes}
+    document.update(format_version=2, xmodal_version="0.2.0", bridge={"kind": "series_to_audio", "config": config})
+
+
+def test_saves_name_the_bridge_kind_and_the_current_format(trained):
+    document = json.loads((trained[1] / CONFIG_FILE).read_text())
+    assert document["format_version"] == FORMAT_VERSION == 3
+    assert document["bridge"]["kind"] == "series_to_waveform" and "encoding" not in document["bridge"]["config"]
+
+
+def test_a_format_2_waveform_save_still_loads(trained, tmp_path):
+    model, folder, x_test = trained
+    copy = _rewrite(folder, tmp_path, _as_format_2)
+    loaded, document = load_reprogrammer(copy)
+    assert type(loaded.bridge) is SeriesToWaveform and loaded.bridge.config == model.bridge.config
+    assert document["bridge"]["kind"] == "series_to_waveform" and document["format_version"] == 2
+    assert torch.equal(loaded.predict_proba(x_test), model.predict_proba(x_test))
+
+
+def test_a_format_2_tone_save_still_loads(source, gunpoint, tmp_path):
+    x = torch.tensor(gunpoint.x_test[:8], dtype=torch.float32)
+    bridge = SeriesToTones(encoding="pitch+slope", seed=5)
+    with torch.no_grad():
+        bridge.delta.normal_(0, 0.05, generator=torch.Generator().manual_seed(5))  # as if trained
+    model = Reprogrammer(bridge, source, build_output_map("random", 35, 2, seed=1), classes=gunpoint.classes)
+    expected = model.predict_proba(x)  # fixes the series length, as a fit does
+    folder = save_reprogrammer(model, tmp_path / "tones")
+    assert json.loads((folder / CONFIG_FILE).read_text())["bridge"]["kind"] == "series_to_tones"
+    copy = _rewrite(folder, tmp_path, lambda d: _as_format_2(d, masked=False))
+    assert json.loads((copy / CONFIG_FILE).read_text())["bridge"]["config"]["encoding"] == "pitch+slope"
+    loaded, _ = load_reprogrammer(copy, source=source)
+    assert type(loaded.bridge) is SeriesToTones and loaded.bridge.config == model.bridge.config
+    assert torch.equal(loaded.predict_proba(x), expected)
+
+
+def test_a_format_1_series_save_loads_as_the_waveform_bridge(trained, tmp_path):
+    def as_format_1(document):
+        _as_format_2(document)
+        document["format_version"] = 1
+        for name in ("encoding", "pitch_low", "pitch_high"):  # format 1 had no tones
+            del document["bridge"]["config"][name]
+
+    loaded, _ = load_reprogrammer(_rewrite(trained[1], tmp_path, as_format_1))
+    assert type(loaded.bridge) is SeriesToWaveform and loaded.bridge.config == trained[0].bridge.config

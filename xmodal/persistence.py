@@ -24,12 +24,13 @@ import torch
 from adapters_modal.base import SourceModel, load_source
 from adapters_modal.weights import sha256_of
 from xmodal import __version__
-from xmodal.bridges.series_to_audio import SeriesToAudio, SeriesToAudioConfig
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
 from xmodal.bridges.tokens_to_embeddings import (
     TokensToEmbeddings,
     TokensToEmbeddingsConfig,
 )
+from xmodal.bridges.tones import SeriesToTones, SeriesToTonesConfig
+from xmodal.bridges.waveform import SeriesToWaveform, SeriesToWaveformConfig
 from xmodal.errors import PersistenceError
 from xmodal.maps import output_map_from_settings
 from xmodal.reprogrammer import Reprogrammer
@@ -37,13 +38,18 @@ from xmodal.reprogrammer import Reprogrammer
 FORMAT = "xmodal-reprogrammer"
 # 2: a series bridge may play the series as tones (`encoding`); xmodal reading version 1
 # would drop that setting without a word and predict from a waveform bridge, so it must refuse.
-FORMAT_VERSION = 2
+# 3: the series bridge kind "series_to_audio" became "series_to_waveform" and "series_to_tones"
+# (the tones' config has no placement settings, the waveform's no encoding); xmodal reading
+# version 2 knows neither kind, and refuses on the version before it reads any of the save.
+# Version 1 and 2 saves still load: see _upgrade.
+FORMAT_VERSION = 3
 CONFIG_FILE = "reprogrammer.json"
 WEIGHTS_FILE = "reprogrammer.safetensors"
 
 # bridge kind -> (module class, config class); one entry per bridge module.
 BRIDGES = {
-    "series_to_audio": (SeriesToAudio, SeriesToAudioConfig),
+    "series_to_waveform": (SeriesToWaveform, SeriesToWaveformConfig),
+    "series_to_tones": (SeriesToTones, SeriesToTonesConfig),
     "table_to_image": (TableToImage, TableToImageConfig),
     "tokens_to_embeddings": (TokensToEmbeddings, TokensToEmbeddingsConfig),
 }
@@ -122,7 +128,8 @@ def _document_text(model: Reprogrammer, weights_sha256: str, metadata: dict | No
 
 
 def read_document(folder: str | Path) -> dict:
-    """The checked JSON of a save (without loading any model)."""
+    """The checked JSON of a save, an older save's bridge kind renamed to today's (without
+    loading any model)."""
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         raise PersistenceError(f"{path} not found: {folder} is not a saved reprogrammer (run `xmodal fit --out` first)")
@@ -134,8 +141,9 @@ def read_document(folder: str | Path) -> dict:
         raise PersistenceError(f"{path} is not an xmodal reprogrammer file")
     if isinstance(document.get("format_version"), int) and document["format_version"] > FORMAT_VERSION:
         raise PersistenceError(
-            f"{path} has format version {document['format_version']}, this xmodal ({__version__}) reads "
-            f"up to {FORMAT_VERSION}; upgrade xmodal"
+            f"{path} has format version {document['format_version']} (written by xmodal "
+            f"{document.get('xmodal_version', '?')}), this xmodal ({__version__}) reads up to {FORMAT_VERSION}; "
+            "upgrade xmodal"
         )
     expected = {"source": dict, "bridge": dict, "output_map": dict, "classes": list, "weights_sha256": str}
     for key, kind in expected.items():
@@ -143,6 +151,18 @@ def read_document(folder: str | Path) -> dict:
             raise PersistenceError(f"{path}: key {key!r} is missing or malformed; the save is damaged, re-run the fit")
     if not isinstance(document.get("format_version"), int):
         raise PersistenceError(f"{path}: format_version is missing or not an integer; the save is damaged")
+    return _upgrade(document)
+
+
+def _upgrade(document: dict) -> dict:
+    """An older save in today's terms (the version number stays as written): a version 1 or 2
+    "series_to_audio" bridge is the waveform or the tone bridge, by its config's encoding
+    (version 1 had only the waveform). The old config's settings that the new bridge lacks
+    are at their neutral values there (format 2 refused anything else), and from_dict drops them."""
+    bridge = document["bridge"]
+    if bridge.get("kind") == "series_to_audio" and isinstance(bridge.get("config"), dict):
+        tones = bridge["config"].get("encoding", "waveform") != "waveform"
+        document["bridge"] = {**bridge, "kind": "series_to_tones" if tones else "series_to_waveform"}
     return document
 
 

@@ -4,8 +4,10 @@ The only object the trainers see. Everything trainable lives at the two
 ends; construction refuses a source model that is not frozen.
 
 `reads` says which source output the map sees: "logits" (classifier sources),
-"features" (sources without classes of their own, e.g. language models) or
-"layers" (pooled statistics of every layer, `SourceModel.layer_features`).
+"features" (sources without classes of their own, e.g. language models),
+"layers" (pooled statistics of every layer, `SourceModel.layer_features`) or
+"cells" (every layer's mean over each drawn feature's cell: the source's
+`feature_maps` read through the bridge's `cell_masks`, bridges/cell_readout.py).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import torch
 from torch import nn
 
 from adapters_modal.base import SourceModel
+from xmodal.bridges.cell_readout import cell_means
 from xmodal.errors import XmodalError
 from xmodal.maps import OutputMap
 
-READS = {"logits": "logits", "features": "features", "layers": "layer_features"}  # reads -> source method
+READS = {"logits": "logits", "features": "features", "layers": "layer_features",
+         "cells": "feature_maps"}  # reads -> source method
 
 
 class Reprogrammer(nn.Module):
@@ -28,6 +32,9 @@ class Reprogrammer(nn.Module):
             raise ValueError("the source model must be frozen (load it with adapters_modal.load_source)")
         if reads not in READS:
             raise XmodalError(f"reads must be one of {tuple(READS)}, got {reads!r}")
+        if reads == "cells" and not (hasattr(source, "feature_maps") and hasattr(bridge, "cell_masks")):
+            raise XmodalError("reads='cells' needs a bridge that draws cells (the table bridge) and a source "
+                              f"with feature maps (bc-resnet-gsc35-image); {source.name!r} or the bridge has none")
         if hasattr(bridge, "bind_source"):  # bridges built on the source's input space (e.g. its embeddings)
             bridge.bind_source(source)
         width = getattr(source, "feature_dim", None)  # text sources state their pooled width
@@ -49,8 +56,9 @@ class Reprogrammer(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("source.")}
 
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """What the output map reads: the source's logits, features or layer statistics (see `reads`)."""
-        return getattr(self.source, READS[self.reads])(self.bridge(x))
+        """What the output map reads: the source's logits, features, layer statistics or cell means (see `reads`)."""
+        read = getattr(self.source, READS[self.reads])(self.bridge(x))
+        return cell_means(read, self.bridge.cell_masks()) if self.reads == "cells" else read
 
     def constrain(self) -> None:
         """Re-impose the bridge's constraints after an optimiser step (R2DL: k-sparse theta)."""

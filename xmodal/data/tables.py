@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from xmodal.errors import DataError
 
@@ -40,6 +41,9 @@ class TableDataset:
     def classes(self) -> list:
         return sorted(set(self.labels.tolist()), key=str)
 
+    def rows(self, indices: np.ndarray) -> "TableDataset":
+        return TableDataset(self.name, self.features.iloc[indices].reset_index(drop=True), self.labels[indices])
+
 
 def read_german_credit(path: str | Path) -> TableDataset:
     """german.data (or its folder): 1000 rows, labels 'good' / 'bad'."""
@@ -62,7 +66,7 @@ def read_german_credit(path: str | Path) -> TableDataset:
     return TableDataset("german_credit", frame, labels.to_numpy(dtype=object))
 
 
-def _tidy_columns(frame: pd.DataFrame) -> pd.DataFrame:
+def tidy_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Numeric-looking columns as float, the rest as strings (NaN stays NaN)."""
     frame = frame.copy()
     for column in frame.columns:
@@ -93,7 +97,7 @@ def read_csv_table(path: str | Path, label_column: str, drop_columns: list[str] 
         raise DataError(f"{path}: {int(labels.isna().sum())} rows have no label in {label_column!r}; drop them first")
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides the label {label_column!r}")
-    return TableDataset(path.stem, _tidy_columns(frame), labels.to_numpy())
+    return TableDataset(path.stem, tidy_columns(frame), labels.to_numpy())
 
 
 def load_table(path: str | Path, label_column: str | None = None) -> TableDataset:
@@ -106,3 +110,17 @@ def load_table(path: str | Path, label_column: str | None = None) -> TableDatase
     if label_column is None:
         raise DataError(f"{path}: name the label column with --label-column")
     return read_csv_table(path, label_column)
+
+
+def split_table(data: TableDataset, test_size: float, seed: int) -> tuple[TableDataset, TableDataset]:
+    """(train, test): stratified and seeded."""
+    if not 0 < test_size < 1:
+        raise DataError(f"the test size must be in (0, 1), got {test_size}")
+    counts = {c: int((data.labels == c).sum()) for c in data.classes}
+    if len(counts) < 2:
+        raise DataError(f"{data.name}: the labels hold a single class; a classifier needs at least 2")
+    if min(counts.values()) < 2:
+        raise DataError(f"{data.name}: class counts {counts}; every class needs at least 2 rows for a stratified split")
+    train, test = train_test_split(np.arange(len(data.labels)), test_size=test_size,
+                                   stratify=data.labels.astype(str), random_state=seed)
+    return data.rows(np.sort(train)), data.rows(np.sort(test))

@@ -1,132 +1,100 @@
-"""Reprogramming an image-style source for a table: split, encode, fit, score.
+"""Tables -> a frozen image-style model, as a scikit-learn classifier.
 
-Used by `xmodal fit --task table` and benchmarks/bench_table.py. The test
-split is stratified and seeded; the encoder statistics, the label mapping and
-model selection all come from the training part only.
+    TableClassifier().fit(frame, y).predict_proba(frame)     # the "best" preset
+
+X is a pandas DataFrame (numeric and categorical columns) or a 2-D numeric array. The
+encoder statistics, the layout, the label map or probe and the epoch selection all come
+from the training data.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-
 import numpy as np
+import pandas as pd
 import torch
-from sklearn.metrics import average_precision_score
-from sklearn.model_selection import train_test_split
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
 
-from adapters_modal.base import SourceModel
-from xmodal.blackbox import BlackBoxConfig, fit_through_hidden_gradients
+from adapters_modal.base import load_source
 from xmodal.bridges.table_encoding import TableEncoder
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
+from xmodal.data.tables import tidy_columns
 from xmodal.errors import DataError
-from xmodal.maps import build_output_map
+from xmodal.estimators.base import ReprogrammingEstimator, with_settings
+from xmodal.maps import LinearHead, build_output_map
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.metrics import classification_scores
-from xmodal.data.tables import TableDataset
-from xmodal.training.loop import TrainConfig, fit_reprogrammer
-
-TABLE_SOURCE = "bc-resnet-gsc35-image"
 
 
-@dataclass
-class TableSplit:
-    train: TableDataset
-    test: TableDataset
-    classes: list
-
-    def targets(self, part: TableDataset) -> np.ndarray:
-        """Class indices; a label unseen in training is an error."""
-        index = {c: i for i, c in enumerate(self.classes)}
-        unknown = sorted({str(v) for v in part.labels if v not in index})
-        if unknown:
-            raise DataError(f"labels {unknown[:5]} were not seen in training (classes: {self.classes})")
-        return np.array([index[v] for v in part.labels], dtype=np.int64)
-
-
-def split_table(data: TableDataset, test_size: float, seed: int) -> TableSplit:
-    """Stratified, seeded train/test split; class labels sorted."""
-    if not 0 < test_size < 1:
-        raise DataError(f"--test-size must be in (0, 1), got {test_size}")
-    classes = data.classes
-    if len(classes) < 2:
-        raise DataError(f"{data.name}: the labels hold a single class; a classifier needs at least 2")
-    counts = {c: int((data.labels == c).sum()) for c in classes}
-    if min(counts.values()) < 2:
-        raise DataError(f"{data.name}: class counts {counts}; every class needs at least 2 rows for a stratified split")
-    rows = np.arange(len(data.labels))
-    train, test = train_test_split(rows, test_size=test_size, stratify=data.labels.astype(str), random_state=seed)
-    return TableSplit(_rows(data, train), _rows(data, test), classes)
-
-
-def _rows(data: TableDataset, indices: np.ndarray) -> TableDataset:
-    indices = np.sort(indices)
-    return TableDataset(data.name, data.features.iloc[indices].reset_index(drop=True), data.labels[indices])
-
-
-def positive_class(split: TableSplit):
-    """For two classes: the rarer one in training (fraud, bad credit), ties -> the second."""
-    counts = [int((split.train.labels == c).sum()) for c in split.classes]
-    return split.classes[0] if counts[0] < counts[1] else split.classes[1]
-
-
-def classification_metrics(probabilities: np.ndarray, targets: np.ndarray, split: TableSplit) -> dict:
-    """test_accuracy for any task; test_roc_auc and test_pr_auc (average precision) when binary."""
-    scores = classification_scores(targets, probabilities, np.arange(len(split.classes)))
-    metrics = {"test_accuracy": scores["accuracy"]}
-    if len(split.classes) == 2:
-        # ROC-AUC does not depend on which class is positive; PR-AUC does: the rarer class is.
-        positive = positive_class(split)
-        column = split.classes.index(positive)
-        metrics.update(positive_class=positive, test_roc_auc=scores["roc_auc"],
-                       test_pr_auc=float(average_precision_score(targets == column, probabilities[:, column])))
-    return metrics
-
-
-@dataclass
-class TableOptions:
-    mapping: str = "frequency"
-    labels_per_class: int | None = None
-    encoding: str = "onehot"
-    missing: str = "error"
-    layout: dict = field(default_factory=dict)  # TableToImageConfig layout fields
-    train: TrainConfig = field(default_factory=TrainConfig)  # a BlackBoxConfig trains black-box
-
-
-def build_table_reprogrammer(source: SourceModel, train: TableDataset, classes: list,
-                             options: TableOptions) -> Reprogrammer:
-    encoder = TableEncoder.fit(train.features, encoding=options.encoding, missing=options.missing)
-    config = TableToImageConfig.for_source(source.input_spec, encoder, **options.layout)
-    bridge = TableToImage(config, seed=options.train.seed)
-    output_map = build_output_map(options.mapping, source.num_classes, len(classes), options.labels_per_class,
-                                  seed=options.train.seed)
-    return Reprogrammer(bridge, source, output_map, classes)
-
-
-def fit_table(source: SourceModel, split: TableSplit, options: TableOptions) -> tuple[Reprogrammer, dict]:
-    """(trained reprogrammer, metrics on the test split)."""
-    model = build_table_reprogrammer(source, split.train, split.classes, options)
-    x_train, x_test = model.bridge.encode(split.train.features), model.bridge.encode(split.test.features)
-    y_train = torch.as_tensor(split.targets(split.train), dtype=torch.long)
-    start = time.perf_counter()
-    if isinstance(options.train, BlackBoxConfig):
-        result = fit_through_hidden_gradients(model, x_train, y_train, options.train)
+def as_frame(X, columns: list[str] | None = None) -> pd.DataFrame:
+    """A DataFrame of feature columns: X itself (tidied), or a 2-D array named x0, x1, ...
+    (or `columns`, the fitted names)."""
+    if isinstance(X, pd.DataFrame):
+        frame = X
     else:
-        result = fit_reprogrammer(model, x_train, y_train, options.train)
-    fit_seconds = time.perf_counter() - start
-    probabilities = model.predict_proba(x_test).numpy()
-    test_targets = split.targets(split.test)
-    metrics = {
-        "dataset": split.train.name, "source": source.name, "n_train": len(split.train.labels),
-        "n_test": len(split.test.labels), "n_classes": len(split.classes), "classes": split.classes,
-        "n_columns": len(model.bridge.encoder.columns), "n_features_drawn": model.bridge.encoder.num_features,
-        **classification_metrics(probabilities, test_targets, split),
-        "majority_rate": float(np.bincount(test_targets).max() / len(test_targets)),
-        "val_accuracy": result.val_accuracy, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "selection": result.selection, "fit_seconds": round(fit_seconds, 2), "seed": options.train.seed,
-        "training": "black-box" if isinstance(options.train, BlackBoxConfig) else "white-box",
-    }
-    if isinstance(options.train, BlackBoxConfig):
-        metrics.update(queries_used=result.queries_used, query_budget=result.query_budget,
-                       queries_per_second=round(result.queries_per_second, 1), stopped_by=result.stopped_by)
-    return model, metrics
+        array = np.asarray(X)
+        if array.ndim != 2:
+            raise DataError(f"a table must be 2-D (rows x columns), got an array of shape {array.shape}")
+        frame = pd.DataFrame(array, columns=columns or [f"x{i}" for i in range(array.shape[1])])
+    if len(frame) == 0 or frame.shape[1] == 0:
+        raise DataError(f"the table is empty ({frame.shape[0]} rows, {frame.shape[1]} columns)")
+    return tidy_columns(frame)
+
+
+@with_settings("table", random_state=None, verbose=False)
+class TableClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator):
+    """Classify table rows with a frozen image-style model: each feature drawn as a square
+    of an image, the source read per cell (mapping "cells") or through its logits.
+
+    Besides the settings: random_state (None draws a seed, kept as `seed_`), verbose
+    (progress bars).
+    """
+
+    def _build(self, frame: pd.DataFrame) -> Reprogrammer:
+        s = self.settings_
+        source = load_source(s["source"])
+        encoder = TableEncoder.fit(frame, encoding=s["encoding"], missing=s["missing"])
+        config = TableToImageConfig.for_source(source.input_spec, encoder, cell_height=s["cell_size"],
+                                               cell_width=s["cell_size"], gap=s["gap"], placement=s["placement"])
+        bridge = TableToImage(config, seed=self.seed_)
+        if s["mapping"] in ("cells", "linear"):
+            reads = "cells" if s["mapping"] == "cells" else "logits"
+            model = Reprogrammer(bridge, source, LinearHead(1, len(self.classes_)), list(self.classes_), reads=reads)
+            with torch.no_grad():  # the head's width: what the source gives for one row
+                width = model.source_logits(bridge.encode(frame.iloc[:1])).shape[1]
+            model.output_map = LinearHead(width, len(self.classes_), seed=self.seed_)
+            return model
+        output_map = build_output_map(s["mapping"], source.num_classes, len(self.classes_), s["labels_per_class"],
+                                      seed=self.seed_)
+        return Reprogrammer(bridge, source, output_map, list(self.classes_))
+
+    def fit(self, X, y):
+        frame = as_frame(X)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(frame):
+            raise DataError(f"{len(frame)} rows but labels of shape {y.shape}; give one label per row")
+        self._begin_fit(y)
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        self.n_features_in_ = frame.shape[1]
+        self.reprogrammer_ = self._build(frame)
+        probe = isinstance(self.reprogrammer_.output_map, LinearHead) and self.settings_["head_init"] == "probe"
+        self._train(self.reprogrammer_, self.reprogrammer_.bridge.encode(frame), self._targets(y),
+                    head_init=self.settings_["head_init"], select_on="loss" if probe else "accuracy")
+        return self
+
+    def _encode(self, X) -> torch.Tensor:
+        check_is_fitted(self, "reprogrammer_")
+        frame = as_frame(X, columns=None if isinstance(X, pd.DataFrame) else list(self.feature_names_in_))
+        if frame.shape[1] != self.n_features_in_:
+            raise DataError(f"X has {frame.shape[1]} columns, but this classifier was fitted on {self.n_features_in_}")
+        return self.reprogrammer_.bridge.encode(frame)
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self.reprogrammer_.predict_proba(self._encode(X)).numpy().astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def _restore(self, document: dict) -> None:
+        columns = self.reprogrammer_.bridge.encoder.columns
+        self.feature_names_in_ = np.asarray(columns, dtype=object)
+        self.n_features_in_ = len(columns)

@@ -1,0 +1,237 @@
+"""What the series bridges share: pure functions on batches of series, the trainable
+perturbation delta, and `series_bridge`, which builds the bridge a setting record asks for.
+
+A series bridge turns a univariate series into a source-model waveform
+
+    x' = tanh(S(x) + delta)
+
+where S(x) is the part that does not depend on theta (the series placed as waveform
+samples, xmodal.bridges.waveform, or played as tones, xmodal.bridges.tones) and delta
+is a trainable perturbation, one value per source-input sample. An optional tanh keeps
+x' in [-1, 1], the range of audio.
+
+The functions are pure (easy to test); `SeriesBridge` is the thin trainable module
+around them, in torchaudio's functional/transforms style.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xmodal.errors import DataError
+from xmodal.settings_record import SettingsRecord
+
+INTERPOLATIONS = ("linear", "nearest")
+WAVEFORM = "waveform"
+TONE_ENCODINGS = ("pitch", "pitch+slope")
+ENCODINGS = (WAVEFORM, *TONE_ENCODINGS)
+
+
+def as_series_batch(x: torch.Tensor) -> torch.Tensor:
+    """(N, L) or (N, 1, L) finite, non-empty series -> (N, L) float tensor."""
+    if x.ndim == 3:
+        if x.shape[1] != 1:
+            raise DataError(
+                f"this bridge takes univariate series, got {x.shape[1]} channels (shape {tuple(x.shape)}); "
+                "select one channel, or reprogram each channel separately"
+            )
+        x = x[:, 0, :]
+    if x.ndim != 2:
+        raise DataError(f"expected a batch of series of shape (N, L) or (N, 1, L), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataError(f"empty input: got shape {tuple(x.shape)}; give at least one series of length >= 1")
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).any(dim=1).sum())
+        raise DataError(
+            f"{bad} series contain NaN or infinite values; impute or drop them first "
+            "(load_ucr(..., missing='interpolate') fills interior gaps)"
+        )
+    return x.float()
+
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """Per-series zero mean and unit variance; a constant series becomes zeros."""
+    centred = x - x.mean(dim=1, keepdim=True)
+    return centred / centred.std(dim=1, keepdim=True, unbiased=False).clamp_min(1e-8)
+
+
+def upsample(x: torch.Tensor, length: int, mode: str = "linear") -> torch.Tensor:
+    """x (N, L) stretched to (N, length) by `mode` interpolation ("linear" keeps both ends)."""
+    if length == x.shape[1]:
+        return x
+    kwargs = {"align_corners": True} if mode == "linear" else {}
+    return F.interpolate(x[:, None, :], size=length, mode=mode, **kwargs)[:, 0, :]
+
+
+def mel(hz: float) -> float:
+    """HTK mel scale, the one torchaudio's MelSpectrogram uses by default."""
+    return 2595.0 * math.log10(1 + hz / 700.0)
+
+
+def inverse_mel(mels):
+    """Hz of a mel value (float or tensor)."""
+    return 700.0 * (10 ** (mels / 2595.0) - 1)
+
+
+@dataclass
+class SeriesBridgeConfig(SettingsRecord):
+    """Settings every series bridge has; each is saved with a trained reprogrammer.
+
+    num_samples / sample_rate: the source's input window.
+    standardize: z-normalise each series first.
+    interpolation: how stretching fills new samples ("linear" or "nearest").
+    tanh_bound: squash x' into [-1, 1].
+    delta_dropout: dropout probability on delta during training (0 = off).
+    delta_init: std of the Gaussian that initialises delta. Not 0: the source's
+        power spectrogram has zero gradient at silence, so a delta that starts
+        at exactly 0 where the window is empty would never move there.
+    series_length: the raw series length seen at fit time (set by the bridge).
+    """
+
+    num_samples: int = 16000
+    sample_rate: int = 16000
+    standardize: bool = True
+    interpolation: str = "linear"
+    tanh_bound: bool = True
+    delta_dropout: float = 0.0
+    delta_init: float = 1e-3
+    series_length: int | None = None
+
+    def __post_init__(self):
+        if self.interpolation not in INTERPOLATIONS:
+            raise DataError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if not 0 <= self.delta_dropout < 1:
+            raise DataError(f"delta_dropout must be in [0, 1), got {self.delta_dropout}")
+
+
+class SeriesBridge(nn.Module):
+    """Base of the series bridges. theta = delta, one value per source-input sample.
+
+    A subclass sets `config_class` and defines `place` (S(x)); it may refine
+    `perturbation` (the delta term) and `_check_fits` (a length check on first use)."""
+
+    config_class = SeriesBridgeConfig
+
+    def __init__(self, config: SeriesBridgeConfig | None = None, seed: int = 0, **settings):
+        super().__init__()
+        if config is not None and settings:
+            raise TypeError(f"give {type(self).__name__} a config or settings, not both")
+        self.config = config if config is not None else self.config_class(**settings)
+        generator = torch.Generator().manual_seed(seed)
+        self.delta = nn.Parameter(torch.randn(self.config.num_samples, generator=generator) * self.config.delta_init)
+
+    def check_length(self, length: int) -> None:
+        """Fix the series length on first use; later inputs must match it."""
+        expected = self.config.series_length
+        if expected is None:
+            self._check_fits(length)
+            self.config.series_length = length
+        elif length != expected:
+            raise DataError(
+                f"series of length {length} given to a bridge fitted on length {expected}; "
+                "resample the series to the training length"
+            )
+
+    def _check_fits(self, length: int) -> None:
+        """Raise a DataError if series of `length` samples cannot go into the window."""
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """A checked (N, L) batch, standardised if the config says so."""
+        x = as_series_batch(x)
+        self.check_length(x.shape[1])
+        return standardize(x) if self.config.standardize else x
+
+    def place(self, x: torch.Tensor) -> torch.Tensor:
+        """S(x) (N, num_samples): the part of x' that does not depend on delta."""
+        raise NotImplementedError
+
+    def perturbation(self) -> torch.Tensor:
+        """The delta term (num_samples,), dropped out in training."""
+        return F.dropout(self.delta, self.config.delta_dropout, self.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        waveform = self.place(x) + self.perturbation()
+        return torch.tanh(waveform) if self.config.tanh_bound else waveform
+
+
+def parse_offset(offset):
+    """An offset from a setting record or the CLI: "start", "centre", or a sample index
+    (an int, or a string of digits)."""
+    if isinstance(offset, str) and offset.isdigit():
+        return int(offset)
+    return offset
+
+
+def _only_in(config_class) -> dict:
+    """The settings of a bridge's config that the base does not have, with their defaults."""
+    shared = {f.name for f in fields(SeriesBridgeConfig)} | {"encoding"}
+    return {f.name: f.default for f in fields(config_class) if f.name not in shared}
+
+
+def _differs(name: str, value, neutral) -> bool:
+    return value not in ("start", 0) if name == "offset" else value != neutral
+
+
+def series_bridge(num_samples: int, sample_rate: int, settings: dict, seed: int = 0) -> SeriesBridge:
+    """The series bridge that `settings["encoding"]` asks for, for a source window of
+    `num_samples` samples at `sample_rate` Hz, delta drawn from `seed`.
+
+    settings: a series setting record (xmodal.settings.SETTINGS["series"]; the keys that
+    are not bridge settings, such as mapping or epochs, are ignored) or any subset of the
+    bridge configs' fields; encoding defaults to "waveform", offset may be a string of
+    digits. A setting that only the other bridge takes is refused unless it is at the
+    value where it changes nothing (copies 1, masked false for the tones, ...).
+    """
+    from xmodal.bridges.tones import SeriesToTones
+    from xmodal.bridges.waveform import SeriesToWaveform
+    from xmodal.settings import SETTINGS
+
+    encoding = settings.get("encoding", WAVEFORM)
+    if encoding not in ENCODINGS:
+        raise DataError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    bridge_cls = SeriesToWaveform if encoding == WAVEFORM else SeriesToTones
+    fixed = {"num_samples", "sample_rate"}  # the source's window: arguments, not settings
+    known = {f.name for cls in (SeriesToWaveform, SeriesToTones) for f in fields(cls.config_class)} - fixed
+    unknown = sorted(set(settings) - known - set(SETTINGS["series"]))
+    if unknown:
+        raise DataError(f"unknown series bridge settings {unknown}; a series bridge takes {sorted(known)}")
+    if "offset" in settings:
+        settings = {**settings, "offset": parse_offset(settings["offset"])}
+    if encoding == WAVEFORM:
+        _refuse_tone_settings(settings, _only_in(SeriesToTones.config_class))
+    else:
+        # The tone fills the window: a mask would leave delta nowhere, so unmasked is neutral there.
+        _refuse_placement_settings(encoding, settings, {**_only_in(SeriesToWaveform.config_class), "masked": False})
+    own = {f.name for f in fields(bridge_cls.config_class)} - fixed
+    config = bridge_cls.config_class(num_samples=num_samples, sample_rate=sample_rate,
+                                     **{name: value for name, value in settings.items() if name in own})
+    return bridge_cls(config, seed=seed)
+
+
+def _refuse_placement_settings(encoding: str, settings: dict, neutral: dict) -> None:
+    changed = [name for name, value in neutral.items() if name in settings and _differs(name, settings[name], value)]
+    placement = [name for name in changed if name != "masked"]
+    problems = []
+    if placement:
+        problems.append(f"encoding={encoding!r} stretches the series over the whole window, so the waveform placement "
+                        f"settings {', '.join(f'{name}={settings[name]!r}' for name in placement)} cannot apply; "
+                        f"leave them at {', '.join(f'{name}={neutral[name]!r}' for name in placement)}")
+    if "masked" in changed:
+        problems.append(f"encoding={encoding!r} fills the whole window, so the mask would zero delta everywhere; "
+                        "set masked=False (CLI: --no-masked)")
+    if problems:
+        raise DataError("; ".join(problems))
+
+
+def _refuse_tone_settings(settings: dict, neutral: dict) -> None:
+    changed = [name for name, value in neutral.items() if name in settings and _differs(name, settings[name], value)]
+    if changed:
+        raise DataError(f"encoding='waveform' plays the series as samples, so the tone settings "
+                        f"{', '.join(f'{name}={settings[name]!r}' for name in changed)} cannot apply; leave them at "
+                        f"{', '.join(f'{name}={neutral[name]!r}' for name in changed)}, or choose encoding "
+                        "'pitch' or 'pitch+slope'")

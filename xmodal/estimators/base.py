@@ -1,0 +1,177 @@
+"""What every estimator shares: presets and settings, the seed, training, probe scores,
+saving and loading.
+
+An estimator's parameters are `preset` (first), every setting of its task (None: the
+preset's value) and a few of its own (random_state, verbose, ...). `with_settings`
+writes that `__init__` from xmodal.settings, so a setting is named once, and the
+class docstring lists them. Fitted attributes: `settings_` (the effective settings),
+`seed_` (drawn once when random_state is None), `fit_result_` (epochs, validation,
+history), `reprogrammer_`, `classes_`.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xmodal.errors import DataError, PersistenceError
+from xmodal.presets import DEFAULT_PRESET, preset_names, resolve_settings
+from xmodal.settings import SETTINGS
+from xmodal.training.config import FitResult, TrainConfig
+from xmodal.training.gradients import Backprop, ZerothOrder
+from xmodal.training.loop import train
+
+
+def settings_doc(task: str) -> str:
+    lines = [f"    preset : {' | '.join(preset_names(task))} (default {DEFAULT_PRESET!r}); see `xmodal presets`",
+             "        and xmodal.presets. Every setting below left at None takes the preset's value."]
+    for setting in SETTINGS[task].values():
+        lines.append(f"    {setting.name} : {setting.describe()}")
+        lines.append(f"        {setting.help}")
+    return "\n".join(lines)
+
+
+def with_settings(task: str, **own):
+    """Class decorator: an `__init__(self, preset="best", *, <task settings>=None, **own)`
+    with a real signature (scikit-learn's get_params and clone read it), and the settings
+    appended to the class docstring."""
+
+    def decorate(cls):
+        names = ["preset", *SETTINGS[task], *own]
+        defaults = {"preset": DEFAULT_PRESET, **dict.fromkeys(SETTINGS[task]), **own}
+        signature = inspect.Signature(
+            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+             inspect.Parameter("preset", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=DEFAULT_PRESET)]
+            + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name]) for name in names[1:]])
+
+        def __init__(self, *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            for name in names:
+                setattr(self, name, bound.arguments[name])
+            super(cls, self).__init__()
+
+        __init__.__signature__ = signature
+        cls.__init__ = __init__
+        cls.task = task
+        cls.__doc__ = (cls.__doc__ or "") + "\n    Parameters\n    ----------\n" + settings_doc(task) + "\n"
+        return cls
+
+    return decorate
+
+
+class ReprogrammingEstimator:
+    """Mixin for the task estimators (V2SClassifier, SequenceClassifier, TableClassifier)."""
+
+    task: str
+
+    # -- settings and seed -------------------------------------------------------------
+    def resolved_settings(self) -> dict:
+        """The preset's settings with this estimator's explicit ones applied, checked."""
+        return resolve_settings(self.task, self.preset, {name: getattr(self, name) for name in SETTINGS[self.task]})
+
+    def _begin_fit(self, y) -> None:
+        """settings_, seed_ and classes_; refuses a single class."""
+        self.settings_ = self.resolved_settings()
+        self.seed_ = (int(np.random.default_rng().integers(2**31 - 1)) if self.random_state is None
+                      else int(self.random_state))
+        classes = np.unique(np.asarray(y))
+        if len(classes) < 2:
+            raise DataError(f"the training labels hold a single class ({classes.tolist()}); a classifier needs at least 2")
+        self.classes_ = classes
+
+    def _targets(self, y) -> torch.Tensor:
+        y = np.asarray(y)
+        unknown = sorted(set(y.tolist()) - set(self.classes_.tolist()), key=str)
+        if unknown:
+            raise DataError(f"labels {unknown[:5]} are not among the training classes {self.classes_.tolist()}")
+        return torch.as_tensor(np.searchsorted(self.classes_, y), dtype=torch.long)
+
+    # -- training ----------------------------------------------------------------------
+    def _train(self, model, x: torch.Tensor, targets: torch.Tensor, head_init: str, select_on: str,
+               validation=None, lengths=None) -> FitResult:
+        """The one training call of every task: white-box, or zeroth-order within query_budget."""
+        s = self.settings_
+        config = TrainConfig(epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"], val_fraction=s["val_fraction"],
+                             patience=s["patience"], seed=self.seed_, progress=bool(self.verbose),
+                             head_init=head_init, select_on=select_on)
+        budget = s.get("query_budget")
+        gradients = Backprop() if budget is None else ZerothOrder(budget, seed=self.seed_)
+        self.fit_result_ = train(model, x, targets, config, validation, lengths, gradients)
+        self.start_state_ = self.fit_result_.start_state
+        return self.fit_result_
+
+    # -- saving and loading ------------------------------------------------------------
+    def _save_state(self) -> dict:
+        """Task-specific JSON-native state to save beside the settings (none by default)."""
+        return {}
+
+    def save_pretrained(self, folder: str | Path, metadata: dict | None = None) -> Path:
+        """JSON + safetensors (kilobytes: theta and omega, never the source); reload with
+        `from_pretrained`. The effective settings, the seed and the fit history are kept."""
+        from xmodal.persistence import save_reprogrammer
+
+        if not hasattr(self, "reprogrammer_"):
+            raise PersistenceError(f"this {type(self).__name__} is not fitted; call fit before save_pretrained")
+        info = {"estimator": type(self).__name__, "task": self.task, "preset": self.preset or DEFAULT_PRESET,
+                "settings": self.settings_, "seed": self.seed_,
+                "fit": None if self.fit_result_ is None else self.fit_result_.to_dict(), **self._save_state()}
+        return save_reprogrammer(self.reprogrammer_, folder, {**info, **(metadata or {})})
+
+    @classmethod
+    def _saved_settings(cls, metadata: dict) -> dict:
+        """Settings of a saved run; runs of xmodal 0.1 kept their constructor parameters as "params"."""
+        saved = metadata.get("settings") or metadata.get("params", {})
+        return {k: v for k, v in saved.items() if k in SETTINGS[cls.task]}
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, weights_path=None):
+        """The saved estimator, ready to predict (and to train further: theta stays trainable)."""
+        from xmodal.persistence import load_reprogrammer, read_document
+
+        document = read_document(folder)
+        metadata = document.get("metadata", {})
+        task = metadata.get("task", "series" if "series" in document["bridge"].get("kind", "") else None)
+        if metadata.get("estimator", cls.__name__) != cls.__name__ or (task and task != cls.task):
+            raise PersistenceError(f"{folder} holds a {metadata.get('estimator', task)} run, not a {cls.__name__}; "
+                                   f"load it with {metadata.get('estimator', 'its own estimator')}.from_pretrained")
+        reprogrammer, document = load_reprogrammer(folder, source=cls._saved_source(document),
+                                                   weights_path=weights_path)
+        preset = metadata.get("preset", DEFAULT_PRESET)
+        estimator = cls(preset if preset in preset_names(cls.task) else DEFAULT_PRESET, **cls._saved_settings(metadata))
+        estimator.random_state = metadata.get("seed", estimator.random_state)
+        estimator.settings_ = estimator.resolved_settings()
+        estimator.seed_ = metadata.get("seed")
+        estimator.fit_result_ = FitResult.from_dict(metadata["fit"]) if metadata.get("fit") else None
+        estimator.reprogrammer_ = reprogrammer
+        estimator.classes_ = np.array(document["classes"])
+        estimator._restore(document)
+        return estimator
+
+    @classmethod
+    def _saved_source(cls, document: dict):
+        """The source of a saved run; None lets persistence load it by its registered name."""
+        return None
+
+    def _restore(self, document: dict) -> None:
+        """Task-specific fitted state from a saved document."""
+
+    # -- the probe beside the model ----------------------------------------------------
+    def probe_predict_proba(self, X) -> np.ndarray | None:
+        """Probabilities of the start state (untrained theta; the probe head, or the
+        prepared label map): what the frozen source gives without reprogramming. None
+        after loading from disk (only the trained state is saved) or for a random head."""
+        start = getattr(self, "start_state_", None)
+        if start is None:
+            return None
+        model = self.reprogrammer_
+        trained = copy.deepcopy(model.trainable_state())
+        model.load_state_dict(start, strict=False)
+        try:
+            return self.predict_proba(X)
+        finally:
+            model.load_state_dict(trained, strict=False)

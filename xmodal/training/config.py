@@ -1,0 +1,82 @@
+"""What one training run is told (TrainConfig) and what it reports (FitResult)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from xmodal.errors import DataError
+
+SELECTION_CRITERIA = ("accuracy", "loss")
+
+
+@dataclass
+class TrainConfig:
+    """epochs: upper bound (0: no training, the start state is the model); patience: epochs
+    without a better validation score before stopping; val_fraction: share of the training
+    data held out to select the epoch (0: select on the training loss); head_init "probe":
+    the linear head starts as a logistic-regression probe of the frozen features, and that
+    start competes as epoch 0, so training is kept only where it beats it; select_on: what
+    "best" means on validation, "accuracy" (ties go to the lower loss) or "loss" (log-loss
+    alone: smoother on small validation sets, and the criterion a probe's C is chosen by)."""
+
+    epochs: int = 100
+    lr: float = 0.05
+    batch_size: int = 32
+    val_fraction: float = 0.2
+    patience: int = 25
+    seed: int = 0
+    progress: bool = True
+    head_init: str = "random"
+    select_on: str = "accuracy"
+
+    def __post_init__(self):
+        if self.select_on not in SELECTION_CRITERIA:
+            raise DataError(f"select_on must be one of {', '.join(SELECTION_CRITERIA)}, got {self.select_on!r}")
+        if self.head_init not in ("probe", "random"):
+            raise DataError(f"head_init must be 'probe' or 'random', got {self.head_init!r}")
+        for name, least in (("epochs", 0), ("batch_size", 1), ("patience", 1)):
+            if int(getattr(self, name)) < least:
+                raise DataError(f"'{name}' must be at least {least}, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise DataError(f"'lr' must be positive, got {self.lr}")
+        if not 0 <= self.val_fraction < 1:
+            raise DataError(f"'val_fraction' must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class FitResult:
+    """best_epoch 0 is the start state (the probe, when the head starts as one).
+    probe_val_accuracy: the probe start's validation accuracy (None without a probe or a
+    validation part); queries: source queries spent (black-box training only)."""
+
+    best_epoch: int
+    epochs_run: int
+    val_accuracy: float | None
+    val_loss: float | None
+    selection: str
+    n_fit: int
+    n_val: int
+    seconds: float
+    probe_c: float | None = None
+    probe_val_accuracy: float | None = None
+    stopped_by: str = "epochs"  # "epochs", "patience", "budget" or "no training"
+    queries: int | None = None
+    history: list[dict] = field(default_factory=list)
+    # theta and omega at the start (untrained theta; the probe head, or the prepared label
+    # map): the model "without reprogramming". Not saved; None for a random head.
+    start_state: dict | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def reprogramming_kept(self) -> bool:
+        """Whether a trained epoch beat the start state on validation."""
+        return self.best_epoch > 0
+
+    def to_dict(self, history: bool = True) -> dict:
+        record = {k: v for k, v in asdict(self).items() if k != "start_state"}
+        if not history:
+            record.pop("history")
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "FitResult":
+        return cls(**{k: v for k, v in record.items() if k in cls.__dataclass_fields__})

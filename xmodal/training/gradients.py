@@ -1,0 +1,116 @@
+"""Where a training step's gradient comes from: the only difference between white-box and
+black-box training (xmodal.training.loop runs both).
+
+- `Backprop`: autograd through the frozen source.
+- `ZerothOrder` (BAR; Tsai, Chen & Ho, ICML 2020): the source is seen only as class
+  probabilities through `xmodal.blackbox.hide_gradients`, with a query budget; theta and
+  omega, flattened into one vector of d numbers, get the random gradient-free estimate
+
+      g = (b / (q * beta)) * sum_j [L(theta + beta * U_j) - L(theta)] * U_j
+
+  with U_j uniform on the unit sphere (b = d) or standard Gaussian (b = 1). One step on
+  a batch of B samples costs B * (q + 1) queries.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from xmodal.blackbox import BlackBoxSource, QueryBudget, hide_gradients
+from xmodal.errors import DataError, XmodalError
+from xmodal.maps import LabelMapping
+from xmodal.reprogrammer import Reprogrammer
+
+DISTRIBUTIONS = ("sphere", "gaussian")
+
+
+class Backprop:
+    """Autograd: Adam on every trainable parameter (theta and omega)."""
+
+    queries = None
+
+    @contextmanager
+    def attached(self, model: Reprogrammer, lr: float):
+        self.model = model
+        self.optimizer = torch.optim.Adam(model.trainable_parameters(), lr=lr)
+        yield self
+
+    def can_afford(self, batch_size: int, scoring: int) -> bool:
+        return True
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        loss = F.cross_entropy(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+
+class ZerothOrder:
+    """Gradient estimates from loss differences; every sample sent to the source counts
+    against `budget` (output-map preparation and validation scoring included)."""
+
+    def __init__(self, budget: int, directions: int = 10, smoothing: float = 0.01, distribution: str = "sphere",
+                 scale: float | None = None, seed: int = 0):
+        if budget < 1 or directions < 1 or not smoothing > 0:
+            raise DataError("the query budget and directions must be at least 1 and the smoothing positive")
+        if distribution not in DISTRIBUTIONS:
+            raise DataError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+        self.limit, self.directions, self.smoothing = budget, directions, smoothing
+        self.distribution, self.scale = distribution, scale
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def queries(self) -> int:
+        return self.budget.used
+
+    @contextmanager
+    def attached(self, model: Reprogrammer, lr: float):
+        """The source hidden behind probabilities for the whole fit, the real one put back
+        afterwards (label mappings read probabilities only, so predictions are the same
+        either way, and a saved run reloads with the real source)."""
+        if not isinstance(model.output_map, LabelMapping) or model.output_map.remap_every > 0:
+            raise XmodalError("black-box training takes a fixed label mapping (frequency or random): a head reads "
+                              "logits or features an API does not return, and re-mapping (ilm) would spend the "
+                              "query budget on re-mapping")
+        white_box = model.source
+        # A BlackBoxSource (a prediction API) is used as it is; a SourceModel is hidden.
+        model.source = hidden = white_box if isinstance(white_box, BlackBoxSource) else hide_gradients(white_box)
+        hidden.budget = self.budget = QueryBudget(self.limit)
+        self.model, self.parameters = model, model.trainable_parameters()
+        self.theta = torch.nn.Parameter(parameters_to_vector(self.parameters).detach().clone())
+        self.optimizer = torch.optim.Adam([self.theta], lr=lr)
+        try:
+            yield self
+        finally:
+            model.source = white_box
+
+    def can_afford(self, batch_size: int, scoring: int) -> bool:
+        """Room for one step on `batch_size` samples plus `scoring` samples of validation."""
+        return self.budget.can_afford(batch_size * (self.directions + 1) + scoring)
+
+    @torch.no_grad()
+    def _loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
+        vector_to_parameters(theta, self.parameters)
+        return F.cross_entropy(self.model(x), y).item()
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        self.model.eval()  # dropout off: loss differences must come from theta alone
+        theta = self.theta.detach()
+        d = theta.numel()
+        scale = (d if self.distribution == "sphere" else 1.0) if self.scale is None else self.scale
+        base = self._loss(theta, x, y)
+        estimate = torch.zeros_like(theta)
+        for _ in range(self.directions):
+            u = torch.randn(d, generator=self.generator, dtype=theta.dtype)
+            if self.distribution == "sphere":
+                u = u / u.norm()
+            estimate += (self._loss(theta + self.smoothing * u, x, y) - base) * u
+        self.theta.grad = estimate * (scale / (self.directions * self.smoothing))
+        self.optimizer.step()
+        vector_to_parameters(self.theta.detach(), self.parameters)
+        return base
