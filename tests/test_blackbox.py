@@ -16,7 +16,7 @@ from xmodal.blackbox import (
     hide_gradients,
     zeroth_order_gradient,
 )
-from xmodal.bridges.series_to_audio import SeriesToAudio
+from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import DataError, XmodalError
 from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
@@ -78,7 +78,7 @@ def italy():
 
 def _series_model(source, data, mapping="frequency"):
     classes = data.classes
-    bridge = SeriesToAudio(num_samples=16000, sample_rate=16000)
+    bridge = SeriesToWaveform(num_samples=16000, sample_rate=16000)
     return Reprogrammer(bridge, source, build_output_map(mapping, source.num_classes, len(classes)), classes)
 
 

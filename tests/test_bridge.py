@@ -4,7 +4,7 @@ the tones, and `series_bridge`, which picks one from a setting record."""
 import pytest
 import torch
 
-from xmodal.bridges.series import SeriesBridge, mel, series_bridge, standardize
+from xmodal.bridges.series import BRIDGE_SETTINGS, SeriesBridge, mel, series_bridge, standardize
 from xmodal.bridges.tones import SLOPE_BAND_GAP, SeriesToTones, SeriesToTonesConfig
 from xmodal.bridges.waveform import SeriesToWaveform, SeriesToWaveformConfig
 from xmodal.errors import DataError
@@ -198,12 +198,23 @@ def test_series_bridge_builds_the_bridge_a_preset_asks_for(preset, kind):
     from xmodal.presets import resolve_settings
 
     settings = resolve_settings("series", preset, {})
-    bridge = series_bridge(16000, 16000, settings, seed=3)
+    bridge = series_bridge(16000, 16000, {name: settings[name] for name in BRIDGE_SETTINGS}, seed=3)
     assert type(bridge) is kind and isinstance(bridge, SeriesBridge)
     assert bridge.config.encoding == settings["encoding"]
     direct = kind(kind.config_class(num_samples=16000, sample_rate=16000,
                                     **{k: v for k, v in settings.items() if k in bridge.config.to_dict()}), seed=3)
     assert bridge.config == direct.config and torch.equal(bridge(series(2, 60)), direct(series(2, 60)))
+
+
+def test_bridge_settings_are_the_series_settings_a_bridge_takes():
+    from dataclasses import fields
+
+    from xmodal.settings import SETTINGS
+
+    taken = {f.name for config in (SeriesToWaveformConfig, SeriesToTonesConfig) for f in fields(config)}
+    assert set(BRIDGE_SETTINGS) == (taken | {"encoding"}) & set(SETTINGS["series"])
+    with pytest.raises(DataError, match="unknown series bridge settings \\['epochs'\\]"):
+        series_bridge(16000, 16000, {"encoding": "waveform", "epochs": 3})
 
 
 def test_series_bridge_reads_the_offset_from_a_string():

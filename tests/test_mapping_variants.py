@@ -9,7 +9,7 @@ import torch
 
 from cli import main
 from tests.conftest import UCR
-from xmodal.bridges.series_to_audio import SeriesToAudio
+from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import XmodalError
 from xmodal.estimators.series import V2SClassifier
 from xmodal.maps import BayesianMapping, bayesian_counts, bayesian_matrix, build_output_map
@@ -24,7 +24,7 @@ def _gunpoint_subset(gunpoint, n=30):
 
 def test_ilm_reassigns_the_labels_during_training(source, gunpoint):
     x, y = _gunpoint_subset(gunpoint)
-    model = Reprogrammer(SeriesToAudio(seed=0), source, build_output_map("ilm", 35, 2, remap_every=2))
+    model = Reprogrammer(SeriesToWaveform(seed=0), source, build_output_map("ilm", 35, 2, remap_every=2))
     result = fit_reprogrammer(model, x, y, TrainConfig(epochs=5, lr=0.1, val_fraction=0, progress=False))
     remaps = [record["epoch"] for record in result.history if record.get("remapped")]
     assert remaps == [3, 5]  # every 2 epochs, through the theta trained so far
@@ -35,7 +35,7 @@ def test_ilm_reassigns_the_labels_during_training(source, gunpoint):
 
 def test_frequency_map_is_never_redone(source, gunpoint):
     x, y = _gunpoint_subset(gunpoint, 16)
-    model = Reprogrammer(SeriesToAudio(seed=0), source, build_output_map("frequency", 35, 2))
+    model = Reprogrammer(SeriesToWaveform(seed=0), source, build_output_map("frequency", 35, 2))
     result = fit_reprogrammer(model, x, y, TrainConfig(epochs=3, val_fraction=0, progress=False))
     assert not any("remapped" in record for record in result.history)
 
@@ -44,7 +44,7 @@ def test_frequency_map_is_never_redone(source, gunpoint):
 def test_blm_matrix_is_smoothed_and_normalised_as_documented(source, gunpoint, kind, top_k):
     x, y = _gunpoint_subset(gunpoint)
     with torch.no_grad():
-        logits = source.logits(SeriesToAudio(seed=0)(x))
+        logits = source.logits(SeriesToWaveform(seed=0)(x))
     counts = bayesian_counts(logits, y, 2, top_k)
     expected_mass = len(y) if top_k == 1 else logits.softmax(1).topk(top_k, dim=1).values.sum().item()
     assert counts.shape == (35, 2) and counts.sum().item() == pytest.approx(expected_mass, rel=1e-5)
@@ -70,7 +70,7 @@ def test_bayesian_matrix_by_hand():
 def test_blm_scores_are_source_probabilities_times_omega(source, gunpoint):
     x, y = _gunpoint_subset(gunpoint)
     with torch.no_grad():
-        logits = source.logits(SeriesToAudio(seed=0)(x))
+        logits = source.logits(SeriesToWaveform(seed=0)(x))
     mapping = BayesianMapping(35, 2, laplace=0.5)
     mapping.prepare(logits, y)
     assert torch.allclose(mapping(logits).exp(), logits.softmax(1) @ mapping.omega, rtol=1e-5)

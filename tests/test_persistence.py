@@ -14,7 +14,8 @@ from xmodal.errors import PersistenceError
 from xmodal.maps import build_output_map
 from xmodal.persistence import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, load_reprogrammer, save_reprogrammer
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.training.loop import TrainConfig, fit_reprogrammer
+from xmodal.training.config import TrainConfig
+from xmodal.training.loop import train
 from tests.conftest import BC_RESNET_FILE
 
 
@@ -24,7 +25,7 @@ def trained(source, gunpoint, tmp_path_factory):
     y = torch.tensor(gunpoint.y_train - 1)
     model = Reprogrammer(SeriesToWaveform(target_duration=0.5), source,
                          build_output_map("linear", 35, 2), classes=gunpoint.classes)
-    fit_reprogrammer(model, x[:16], y[:16], TrainConfig(epochs=2, progress=False, val_fraction=0))
+    train(model, x[:16], y[:16], TrainConfig(epochs=2, progress=False, val_fraction=0))
     folder = save_reprogrammer(model, tmp_path_factory.mktemp("run") / "saved", {"note": "test"})
     return model, folder, torch.tensor(gunpoint.x_test, dtype=torch.float32)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from adapters_modal.audio import GSC35_WORDS
-from xmodal.bridges.series_to_audio import SeriesToAudio
+from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import DataError
 from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
@@ -31,7 +31,7 @@ def samples(source, speech_samples):
 def trained(source, gunpoint):
     x = torch.tensor(gunpoint.x_train, dtype=torch.float32)
     y = torch.tensor(gunpoint.y_train - 1)
-    model = Reprogrammer(SeriesToAudio(), source, build_output_map("frequency", 35, 2), classes=gunpoint.classes)
+    model = Reprogrammer(SeriesToWaveform(), source, build_output_map("frequency", 35, 2), classes=gunpoint.classes)
     fit_reprogrammer(model, x, y, TrainConfig(epochs=8, progress=False, seed=0))
     return model, torch.tensor(gunpoint.x_test, dtype=torch.float32), gunpoint.y_test - 1
 
@@ -68,7 +68,7 @@ def test_untrained_has_zero_theta_and_keeps_the_initial_label_assignment(trained
 
 
 def test_untrained_redraws_a_linear_head_from_its_seed(source):
-    model = Reprogrammer(SeriesToAudio(), source, build_output_map("linear", 35, 3, seed=4))
+    model = Reprogrammer(SeriesToWaveform(), source, build_output_map("linear", 35, 3, seed=4))
     with torch.no_grad():
         model.output_map.linear.weight.add_(1.0)
     assert torch.equal(untrained(model, seed=4).output_map.linear.weight,
@@ -126,7 +126,7 @@ def test_an_iterative_map_is_rebuilt_from_the_untrained_model(source, gunpoint):
 
     x = torch.tensor(gunpoint.x_train, dtype=torch.float32)
     y = torch.tensor(gunpoint.y_train - 1)
-    model = Reprogrammer(SeriesToAudio(), source, build_output_map("ilm", 35, 2), classes=gunpoint.classes)
+    model = Reprogrammer(SeriesToWaveform(), source, build_output_map("ilm", 35, 2), classes=gunpoint.classes)
     fit_reprogrammer(model, x, y, TrainConfig(epochs=3, progress=False, seed=0))
     with pytest.raises(DataError, match="needs the training data"):
         untrained(model)

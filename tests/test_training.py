@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from xmodal.bridges.series_to_audio import SeriesToAudio
+from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.data.ucr import load_ucr
 from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
@@ -20,7 +20,7 @@ def _encoded(data):
 
 
 def _model(source, num_target, seed=0, **bridge):
-    return Reprogrammer(SeriesToAudio(seed=seed, **bridge), source,
+    return Reprogrammer(SeriesToWaveform(seed=seed, **bridge), source,
                         build_output_map("frequency", source.num_classes, num_target, seed=seed))
 
 

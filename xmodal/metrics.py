@@ -11,7 +11,12 @@ import resource
 import sys
 
 import numpy as np
-from sklearn.metrics import average_precision_score, balanced_accuracy_score, matthews_corrcoef, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    matthews_corrcoef,
+    roc_auc_score,
+)
 
 SCHEMA = ("task", "dataset", "source", "preset", "settings", "seed", "n_train", "n_val", "n_test", "val_accuracy",
           "test_accuracy", "test_balanced_accuracy", "test_roc_auc", "test_mcc", "probe_val_accuracy",

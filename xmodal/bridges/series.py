@@ -30,6 +30,9 @@ INTERPOLATIONS = ("linear", "nearest")
 WAVEFORM = "waveform"
 TONE_ENCODINGS = ("pitch", "pitch+slope")
 ENCODINGS = (WAVEFORM, *TONE_ENCODINGS)
+# The series task's settings (xmodal.settings.SETTINGS["series"]) that `series_bridge` takes.
+BRIDGE_SETTINGS = ("encoding", "standardize", "upsample_factor", "target_duration", "interpolation", "copies",
+                   "offset", "masked", "tanh_bound", "delta_dropout")
 
 
 def as_series_batch(x: torch.Tensor) -> torch.Tensor:
@@ -181,15 +184,14 @@ def series_bridge(num_samples: int, sample_rate: int, settings: dict, seed: int 
     """The series bridge that `settings["encoding"]` asks for, for a source window of
     `num_samples` samples at `sample_rate` Hz, delta drawn from `seed`.
 
-    settings: a series setting record (xmodal.settings.SETTINGS["series"]; the keys that
-    are not bridge settings, such as mapping or epochs, are ignored) or any subset of the
-    bridge configs' fields; encoding defaults to "waveform", offset may be a string of
-    digits. A setting that only the other bridge takes is refused unless it is at the
-    value where it changes nothing (copies 1, masked false for the tones, ...).
+    settings: bridge settings, such as the BRIDGE_SETTINGS of a series setting record, or
+    any of the two configs' fields (pitch_low, delta_init, ...); encoding defaults to
+    "waveform", offset may be a string of digits. A setting that only the other bridge
+    takes is refused unless it is at the value where it changes nothing (copies 1,
+    masked false for the tones, ...); so is a name that no series bridge takes.
     """
     from xmodal.bridges.tones import SeriesToTones
     from xmodal.bridges.waveform import SeriesToWaveform
-    from xmodal.settings import SETTINGS
 
     encoding = settings.get("encoding", WAVEFORM)
     if encoding not in ENCODINGS:
@@ -197,7 +199,7 @@ def series_bridge(num_samples: int, sample_rate: int, settings: dict, seed: int 
     bridge_cls = SeriesToWaveform if encoding == WAVEFORM else SeriesToTones
     fixed = {"num_samples", "sample_rate"}  # the source's window: arguments, not settings
     known = {f.name for cls in (SeriesToWaveform, SeriesToTones) for f in fields(cls.config_class)} - fixed
-    unknown = sorted(set(settings) - known - set(SETTINGS["series"]))
+    unknown = sorted(set(settings) - known)
     if unknown:
         raise DataError(f"unknown series bridge settings {unknown}; a series bridge takes {sorted(known)}")
     if "offset" in settings:

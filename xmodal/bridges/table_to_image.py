@@ -6,9 +6,9 @@ e is the fitted TableEncoder (table_encoding.py): D intensities in [0, 1].
 Draw puts intensity d into its own rectangle of `cell_height` x `cell_width`
 pixels (all channels) on a grid (automatic layout, `cell_size=None`: the
 largest squares that fit, `auto_layout`); M is 1 on those rectangles and 0
-elsewhere; W is the trainable universal perturbation (theta), one value per pixel and
-channel, squashed into [0, 1] by a sigmoid so the image stays in the value
-range [lo, hi] that the source model expects (its input spec).
+elsewhere; W is the trainable universal perturbation (theta), one value per
+pixel and channel, squashed into [0, 1] by a sigmoid so the image stays in
+the value range [lo, hi] that the source model expects (its input spec).
 
 `auto_layout` and `layout_index` are pure (easy to test); `TableToImage` is the
 thin module. `TableToImage.cell_masks` gives each feature's cell as a pixel

@@ -13,7 +13,6 @@ on validation log-loss.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,11 +20,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from adapters_modal.text import load_text_source
-from xmodal.bridges.tokens_to_embeddings import TokensToEmbeddings, TokensToEmbeddingsConfig
-from xmodal.errors import DataError
-from xmodal.estimators.base import ReprogrammingEstimator, with_settings
-from xmodal.maps import LinearHead
-from xmodal.reprogrammer import Reprogrammer
+from xmodal.bridges.tokens_to_embeddings import (
+    TokensToEmbeddings,
+    TokensToEmbeddingsConfig,
+)
 from xmodal.data.tokenizers import (
     EncodedBatch,
     Vocabulary,
@@ -33,6 +31,10 @@ from xmodal.data.tokenizers import (
     make_tokenizer,
     token_counts,
 )
+from xmodal.errors import DataError
+from xmodal.estimators.base import ReprogrammingEstimator, with_settings
+from xmodal.maps import LinearHead
+from xmodal.reprogrammer import Reprogrammer
 from xmodal.training.loop import in_batches
 
 

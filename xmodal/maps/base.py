@@ -6,8 +6,8 @@ softmax over them gives target-class probabilities.
 
 from __future__ import annotations
 
-from torch import nn
 import torch
+from torch import nn
 
 from xmodal.errors import XmodalError
 

@@ -8,11 +8,11 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from xmodal.errors import XmodalError
-
 from xmodal.maps.base import OutputMap, check_remap_every
+
+BLM_PLUS_TOP_K = 3  # BLM+'s k in Cai et al.'s experiments
 
 
 

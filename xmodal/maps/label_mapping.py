@@ -13,10 +13,8 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from xmodal.errors import XmodalError
-
 from xmodal.maps.base import OutputMap, check_class_counts, check_remap_every
 
 
@@ -93,6 +91,4 @@ class LabelMapping(OutputMap):
         return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target,
                 "per_class": self.per_class, "remap_every": self.remap_every}
 
-
-BLM_PLUS_TOP_K = 3  # BLM+'s k in Cai et al.'s experiments
 

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from xmodal.errors import XmodalError
-
 from xmodal.maps.base import OutputMap
 
 

@@ -11,6 +11,7 @@ on the UCR sets and costs a refit per C.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +46,10 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
     z = (x - mean) / scale
     folds = min(PROBE_FOLDS, int(np.unique(y, return_counts=True)[1].min()))
     if c is None and folds >= 2:
-        model = LogisticRegressionCV(Cs=list(PROBE_C), cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-                                     scoring="neg_log_loss", max_iter=2000, random_state=seed).fit(z, y)
+        with warnings.catch_warnings():  # scikit-learn 1.9 announces 1.10's parameter changes; C_ stays
+            warnings.simplefilter("ignore", FutureWarning)
+            model = LogisticRegressionCV(Cs=list(PROBE_C), cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                                         scoring="neg_log_loss", max_iter=2000, random_state=seed).fit(z, y)
         c = float(np.atleast_1d(model.C_)[0])
     else:
         c = 1.0 if c is None else c
