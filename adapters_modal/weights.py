@@ -3,6 +3,7 @@
 Resolution order, first hit wins:
   1. an explicit path given by the caller (`--weights`, `weights_path=`);
   2. the folder in `XMODAL_WEIGHTS_DIR`, searched recursively for the file name;
+     without it, `../shared/models` beside the checkout (SHARED_WEIGHTS_DIR), when it exists;
   3. the user cache (`XMODAL_CACHE_DIR`, else `$XDG_CACHE_HOME/xmodal`, else `~/.cache/xmodal`);
   4. a download from the pinned public URL into the cache.
 Every file is checked against its pinned sha256 before it is used, so a
@@ -21,6 +22,18 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from xmodal.errors import WeightsError
+
+# The shared folder of real weights next to a checkout (the project's data and model
+# store), used when XMODAL_WEIGHTS_DIR is not set: `xmodal fit` works there with no setup.
+SHARED_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "shared" / "models"
+
+
+def weights_dir() -> Path | None:
+    """XMODAL_WEIGHTS_DIR when set, else SHARED_WEIGHTS_DIR when it exists, else None."""
+    root = os.environ.get("XMODAL_WEIGHTS_DIR")
+    if root:
+        return Path(root).expanduser()
+    return SHARED_WEIGHTS_DIR if SHARED_WEIGHTS_DIR.is_dir() else None
 
 
 @dataclass(frozen=True)
@@ -59,10 +72,10 @@ def _checked(path: Path, weight_file: WeightFile) -> Path:
 
 
 def _search_weights_dir(weight_file: WeightFile) -> Path | None:
-    root = os.environ.get("XMODAL_WEIGHTS_DIR")
-    if not root or not Path(root).expanduser().is_dir():
+    root = weights_dir()
+    if root is None or not root.is_dir():
         return None  # a folder that does not exist (yet) is skipped, as on a fresh machine
-    matches = sorted(Path(root).expanduser().rglob(weight_file.filename))
+    matches = sorted(root.rglob(weight_file.filename))
     return matches[0] if matches else None
 
 
@@ -115,10 +128,10 @@ def resolve_weights(weight_file: WeightFile, explicit_path: str | Path | None = 
     try:
         return download_weights(weight_file)
     except OSError as exc:  # URLError, timeouts and disk errors are all OSError
-        weights_dir = os.environ.get("XMODAL_WEIGHTS_DIR") or "(XMODAL_WEIGHTS_DIR not set)"
+        searched = weights_dir() or f"(XMODAL_WEIGHTS_DIR not set, no {SHARED_WEIGHTS_DIR})"
         raise WeightsError(
             f"weights file {weight_file.filename} not found and could not be downloaded "
-            f"({exc}). Looked in: XMODAL_WEIGHTS_DIR={weights_dir}; cache {cache_dir()}; "
+            f"({exc}). Looked in: {searched}; cache {cache_dir()}; "
             f"URL {weight_file.url}. Fix: download it yourself and pass its path "
             f"(--weights PATH), or put it under XMODAL_WEIGHTS_DIR"
         ) from exc
