@@ -5,17 +5,14 @@
 
 FOLDER: folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
 ../shared/data/ucr. Methods:
-  v2s-bcresnet   V2SClassifier on bc-resnet-gsc35, hyper-parameters chosen by the
-                 "small" grid on the training split (xmodal.training.search), then refitted
-  v2s-bcresnet-pitch
-                 V2SClassifier on bc-resnet-gsc35 with the series and its slope as the
-                 pitch of two tones (encoding "pitch+slope", delta unmasked) and a linear
-                 head on every layer's statistics started as a probe (mapping "layers");
-                 fixed settings, no search
-  v2s-attrnn     V2SClassifier on attrnn-gsc35 (slower, so fixed settings, no search: the
-                 series stretched to 0.9 s, linear head, lr 0.01, batches of 8, at most 100
-                 epochs, early stopping on a training-split validation part)
-  minirocket     sktime MiniRocket + StandardScaler + RidgeClassifierCV (the standard recipe)
+  best           V2SClassifier, the "best" preset of xmodal.presets (the default)
+  v2s            the "v2s" preset (Voice2Series: waveform placement, masked delta, frequency map)
+  v2s-search     the "v2s" preset with its settings chosen by the "small" grid on the training
+                 split (xmodal.training.search), then refitted
+  v2s-attrnn     the "v2s" preset on attrnn-gsc35 (slower, so fixed settings, no search: the
+                 series stretched to 0.9 s, linear head, lr 0.01, batches of 8, at most 100 epochs)
+  minirocket     sktime MiniRocket + StandardScaler + RidgeClassifierCV (the standard recipe;
+                 xmodal.baselines.series.minirocket)
   probe-bcresnet, probe-attrnn
                  logistic regression on the frozen source's pooled features of the placed
                  series (no reprogramming: the transfer-learning baseline; deterministic, one run)
@@ -59,35 +56,33 @@ os.environ.setdefault("XMODAL_WEIGHTS_DIR", str(REPO.parent / "shared" / "models
 V2S_PAPER = {"Coffee": 100, "ECG200": 87.0, "Earthquakes": 78.42, "GunPoint": 96.67, "ItalyPowerDemand": 97.08,
              "Plane": 100, "Strawberry": 97.57, "Trace": 100, "Wine": 90.74}
 SOURCES = {"bcresnet": "bc-resnet-gsc35", "attrnn": "attrnn-gsc35"}
-# The pitch method's encoding and head, in both modes (only the training budget differs).
-_PITCH = {"source": "bc-resnet-gsc35", "encoding": "pitch+slope", "masked": False, "mapping": "layers"}
-# Settings per V2S method. Epoch caps keep the one-seed run of the 22 sets inside 90 min
-# on 2 cores; early stopping on a training-split validation part usually stops sooner.
-V2S_SETTINGS = {
+# The methods that fit a V2SClassifier: a preset of xmodal.presets and what changes from
+# it (the whole dict is the run's "settings", so a changed method never mixes with old runs).
+# Quick mode only cuts the training budget.
+V2S_METHODS = {
     "full": {
-        "v2s-bcresnet": {"source": "bc-resnet-gsc35", "search": "small", "patience": 10},
+        "best": {"preset": "best"},
+        "v2s": {"preset": "v2s"},
+        "v2s-search": {"preset": "v2s", "search": "small", "patience": 10},
         # The AttRNN's frames hop 128 samples: stretched to 0.9 s a series spans most of its 125
         # frames instead of about 12, and with batches of 8 delta gets 4 times the Adam steps per
-        # epoch (at 32 x 50 it got about 100 on GunPoint and barely moved; README, UCR). 100
-        # epochs, not more: at 200 / patience 50, Strawberry and SwedishLeaf alone took about
-        # 16 min each on shared cores, which would push the one-seed run of the 22 sets past 90 min.
-        "v2s-attrnn": {"source": "attrnn-gsc35", "mapping": "linear", "lr": 0.01, "batch_size": 8,
+        # epoch. 100 epochs, not more: at 200 / patience 50, Strawberry and SwedishLeaf alone took
+        # about 16 min each on shared cores.
+        "v2s-attrnn": {"preset": "v2s", "source": "attrnn-gsc35", "mapping": "linear", "lr": 0.01, "batch_size": 8,
                        "epochs": 100, "patience": 25, "target_duration": 0.9},
-        # The probe start is a fitted model already; training delta only has to beat it on
-        # validation log-loss, so a short budget at a small lr suffices.
-        "v2s-bcresnet-pitch": {**_PITCH, "lr": 0.01, "epochs": 30, "patience": 10},
     },
     "quick": {
-        "v2s-bcresnet": {"source": "bc-resnet-gsc35", "patience": 3,
-                         "search": [{"mapping": m, "epochs": 2} for m in ("blm", "frequency", "linear")]},
-        "v2s-attrnn": {"source": "attrnn-gsc35", "mapping": "frequency", "epochs": 3, "patience": 3},
-        "v2s-bcresnet-pitch": {**_PITCH, "epochs": 2, "patience": 2},
+        "best": {"preset": "best", "epochs": 2, "patience": 2},
+        "v2s": {"preset": "v2s", "epochs": 3, "patience": 3},
+        "v2s-search": {"preset": "v2s", "patience": 3,
+                       "search": [{"mapping": m, "epochs": 2} for m in ("blm", "frequency", "linear")]},
+        "v2s-attrnn": {"preset": "v2s", "source": "attrnn-gsc35", "epochs": 3, "patience": 3},
     },
 }
-METHODS = ["v2s-bcresnet", "v2s-bcresnet-pitch", "v2s-attrnn", "minirocket", "probe-bcresnet", "probe-attrnn"]
+METHODS = ["best", "v2s", "v2s-search", "v2s-attrnn", "minirocket", "probe-bcresnet", "probe-attrnn"]
 DETERMINISTIC = {"probe-bcresnet", "probe-attrnn"}
 QUICK_DATASETS = ["Coffee", "GunPoint", "ItalyPowerDemand"]
-COST = {"v2s-bcresnet": 200, "v2s-bcresnet-pitch": 30, "v2s-attrnn": 100, "minirocket": 1, "probe-bcresnet": 1,
+COST = {"best": 30, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1, "probe-bcresnet": 1,
         "probe-attrnn": 4}
 
 
@@ -124,31 +119,32 @@ def _linear_probe(source_name: str, data) -> tuple[float, dict]:
 
 
 def _minirocket(seed: int, data) -> tuple[float, dict]:
-    from sklearn.linear_model import RidgeClassifierCV
-    from sklearn.preprocessing import StandardScaler
-    from sktime.transformations.panel.rocket import MiniRocket
+    from xmodal.baselines.series import minirocket
 
-    # The steps by hand: scikit-learn >= 1.8's Pipeline sets callback state that sktime
-    # transformers do not carry.
-    transform = MiniRocket(random_state=seed).fit(data.x_train[:, None, :])
-    scaler = StandardScaler(with_mean=False)
-    ridge = RidgeClassifierCV(alphas=np.logspace(-3, 3, 10))
-    ridge.fit(scaler.fit_transform(np.asarray(transform.transform(data.x_train[:, None, :]))), data.y_train)
-    test_features = scaler.transform(np.asarray(transform.transform(data.x_test[:, None, :])))
-    return float(np.mean(ridge.predict(test_features) == data.y_test)), {}
+    # The argmax of its probabilities (a softmax of the ridge decision function) is RidgeClassifierCV.predict.
+    proba = minirocket(data.x_train, data.y_train, data.x_test, seed)
+    predicted = np.unique(data.y_train)[proba.argmax(axis=1)]
+    return float(np.mean(predicted == data.y_test)), {}
 
 
 def _v2s(settings: dict, seed: int, data) -> tuple[float, dict]:
     from xmodal.estimators.series import V2SClassifier
 
-    classifier = V2SClassifier(random_state=seed, **settings).fit(data.x_train[:, None, :], data.y_train)
-    accuracy = float(np.mean(classifier.predict(data.x_test[:, None, :]) == data.y_test))
+    settings = dict(settings)
+    classifier = V2SClassifier(settings.pop("preset"), random_state=seed, **settings)
+    classifier.fit(data.x_train[:, None, :], data.y_train)
+    x_test = data.x_test[:, None, :]
+    accuracy = float(np.mean(classifier.predict(x_test) == data.y_test))
     result = classifier.fit_result_
-    extra = {"val_accuracy": result.val_accuracy, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch}
+    start = classifier.probe_predict_proba(x_test)  # the probe (best) or the untrained bridge's label map
+    extra = {"val_accuracy": result.val_accuracy, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+             "probe_val_accuracy": result.probe_val_accuracy, "reprogramming_kept": result.reprogramming_kept,
+             "probe_test_accuracy": None if start is None
+             else float(np.mean(classifier.classes_[start.argmax(axis=1)] == data.y_test))}
     if hasattr(classifier, "search_result_"):
         search = classifier.search_result_
         extra.update(chosen=search.best, search_method=search.method,
-                     search_accuracy=search.scores[search.best_index]["accuracy"] if search.scores else None)
+                     search_accuracy=search.scores[search.best_index]["accuracy"])
     return accuracy, extra
 
 
@@ -189,7 +185,7 @@ def _key(record: dict) -> tuple:
 
 def method_settings(mode: str, method: str) -> dict:
     """A method's estimator settings in this mode ({} for the methods without any)."""
-    return V2S_SETTINGS[mode].get(method, {})
+    return V2S_METHODS[mode].get(method, {})
 
 
 def current_runs(runs: list[dict], mode: str) -> tuple[list[dict], int]:
@@ -295,7 +291,7 @@ def scatter(stats: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(5.5, 5.5))
-    for method, marker in (("v2s-bcresnet", "o"), ("v2s-bcresnet-pitch", "s"), ("v2s-attrnn", "^")):
+    for method, marker in (("best", "s"), ("v2s", "o"), ("v2s-search", "D"), ("v2s-attrnn", "^")):
         points = [(t["minirocket"], t[method]) for t in stats["table"].values() if "minirocket" in t and method in t]
         if points:
             x, y = np.array(points).T * 100

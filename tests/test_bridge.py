@@ -4,7 +4,13 @@ the tones, and `series_bridge`, which picks one from a setting record."""
 import pytest
 import torch
 
-from xmodal.bridges.series import BRIDGE_SETTINGS, SeriesBridge, mel, series_bridge, standardize
+from xmodal.bridges.series import (
+    BRIDGE_SETTINGS,
+    SeriesBridge,
+    mel,
+    series_bridge,
+    standardize,
+)
 from xmodal.bridges.tones import SLOPE_BAND_GAP, SeriesToTones, SeriesToTonesConfig
 from xmodal.bridges.waveform import SeriesToWaveform, SeriesToWaveformConfig
 from xmodal.errors import DataError

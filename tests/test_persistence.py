@@ -8,15 +8,21 @@ import safetensors.torch
 import torch
 
 from adapters_modal.audio import BCResNetSource
+from tests.conftest import BC_RESNET_FILE
 from xmodal.bridges.tones import SeriesToTones
 from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import PersistenceError
 from xmodal.maps import build_output_map
-from xmodal.persistence import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, load_reprogrammer, save_reprogrammer
+from xmodal.persistence import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    load_reprogrammer,
+    save_reprogrammer,
+)
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.training.config import TrainConfig
 from xmodal.training.loop import train
-from tests.conftest import BC_RESNET_FILE
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +105,7 @@ def test_unknown_keys_are_tolerated(trained, tmp_path):
 
 
 def test_failed_save_leaves_the_previous_save_intact(trained, tmp_path, monkeypatch):
-    model, folder, x_test = trained
+    model, folder, _ = trained
     copy = _copy(folder, tmp_path)
     before = {p.name: p.read_bytes() for p in copy.iterdir()}
 

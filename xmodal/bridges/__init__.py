@@ -1,6 +1,14 @@
-"""Bridges: trainable input transformations, one module per target modality.
+"""Bridges: trainable input transformations, one module per bridge.
 
 A bridge maps a batch of target samples to a batch of source-model inputs and
 owns the input-side trainable parameters (theta). It knows nothing of the
 source model beyond its input spec.
+
+    series.py                what the series bridges share, and `series_bridge`
+    waveform.py              SeriesToWaveform: the series as samples (Voice2Series)
+    tones.py                 SeriesToTones: the series as the pitch of tones
+    table_encoding.py        TableEncoder: a table row as intensities (fitted, saved with the run)
+    table_to_image.py        TableToImage: those intensities as an image of squares
+    cell_readout.py          each feature map's mean over each feature's square
+    tokens_to_embeddings.py  TokensToEmbeddings: tokens into a language model's input space
 """

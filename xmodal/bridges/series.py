@@ -176,8 +176,11 @@ def _only_in(config_class) -> dict:
     return {f.name: f.default for f in fields(config_class) if f.name not in shared}
 
 
-def _differs(name: str, value, neutral) -> bool:
-    return value not in ("start", 0) if name == "offset" else value != neutral
+def _changed(settings: dict, neutral: dict) -> list[str]:
+    """The names in `neutral` whose value in `settings` is not the neutral one (an offset of
+    0 is where "start" puts the series)."""
+    return [name for name, value in neutral.items() if name in settings
+            and (settings[name] not in ("start", 0) if name == "offset" else settings[name] != value)]
 
 
 def series_bridge(num_samples: int, sample_rate: int, settings: dict, seed: int = 0) -> SeriesBridge:
@@ -216,7 +219,7 @@ def series_bridge(num_samples: int, sample_rate: int, settings: dict, seed: int 
 
 
 def _refuse_placement_settings(encoding: str, settings: dict, neutral: dict) -> None:
-    changed = [name for name, value in neutral.items() if name in settings and _differs(name, settings[name], value)]
+    changed = _changed(settings, neutral)
     placement = [name for name in changed if name != "masked"]
     problems = []
     if placement:
@@ -231,7 +234,7 @@ def _refuse_placement_settings(encoding: str, settings: dict, neutral: dict) -> 
 
 
 def _refuse_tone_settings(settings: dict, neutral: dict) -> None:
-    changed = [name for name, value in neutral.items() if name in settings and _differs(name, settings[name], value)]
+    changed = _changed(settings, neutral)
     if changed:
         raise DataError(f"encoding='waveform' plays the series as samples, so the tone settings "
                         f"{', '.join(f'{name}={settings[name]!r}' for name in changed)} cannot apply; leave them at "

@@ -109,7 +109,7 @@ class SeriesToWaveform(SeriesBridge):
 
     def upsampled_length(self, length: int) -> int:
         if self.config.target_duration is not None:
-            return int(round(self.config.target_duration * self.config.sample_rate))
+            return round(self.config.target_duration * self.config.sample_rate)
         return length * self.config.upsample_factor
 
     def _check_fits(self, length: int) -> None:
