@@ -60,8 +60,8 @@ _PRESETS = [
         "sequence", "best",
         "R2DL: tokens as 200-sparse combinations of MiniLM's token embeddings, started at each token's "
         "spelling; a probe-started head on the pooled features",
-        "AMP accuracy 0.90, BBBP ROC-AUC 0.97 (scaffold split) and more: benchmarks/results/r2dl.md, "
-        "`python benchmarks/bench_r2dl.py`",
+        "AMP test accuracy 0.894 (ROC-AUC 0.953), ToxinPred 0.945 over 5 folds, BBBP ROC-AUC 0.970: "
+        "benchmarks/results/r2dl.md, `python benchmarks/bench_r2dl.py`",
         {"source": "minilm-l6", "alphabet": None, "mode": "sparse", "init": "spelled", "sparsity": 200,
          "head_init": "probe", "prompt_length": 8, "truncation": "error", "unknown": "error",
          "validate_smiles": False, "epochs": 12, "lr": 0.003, "batch_size": 32, "val_fraction": 0.1,
