@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO.parent / "shared" / "data"
 
-from r2dl_baselines import cnn_from_scratch, composition_logistic, lm_text_logistic  # noqa: E402
+from xmodal.baselines.sequence import cnn_from_scratch, composition_logistic, lm_text_logistic  # noqa: E402
 from xmodal.bridges.tokens_to_embeddings import DEFAULT_SPARSITY  # noqa: E402
 from xmodal.metrics import classification_scores  # noqa: E402
 from xmodal.data.sequences import SequenceRecords, load_sequence_dataset, scaffold_split  # noqa: E402
