@@ -1,46 +1,328 @@
-"""The xmodal command: fit/evaluate/predict on real data, listings, and user errors."""
+"""The xmodal command: parsers per task, run folders, errors and exit codes, and
+`fit series` / `evaluate` / `predict` / `align` on a real run (ItalyPowerDemand)."""
 
 import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cli import main
 from tests.conftest import REPO, UCR
+from xmodal.cli.arguments import shown
+from xmodal.metrics import SCHEMA
+from xmodal.presets import DEFAULT_PRESET, PRESETS, get_preset
+from xmodal.settings import SETTINGS
+
+
+def _xmodal(*args):
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=REPO, check=False,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _error_line(capsys) -> str:
+    """The one line a failed command prints (and nothing else on stderr that says error)."""
+    lines = [line for line in capsys.readouterr().err.strip().splitlines() if line]
+    errors = [line for line in lines if "error" in line]
+    assert errors == lines[-1:], lines  # the last line, and the only one that says error
+    return lines[-1]
+
+
+# -- parsers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task, flag, value", [
+    ("sequence", "--query-budget", "5"),   # black-box is a series / table setting
+    ("sequence", "--encoding", "onehot"),  # a table (and series) setting
+    ("series", "--alphabet", "protein"),   # a sequence setting
+    ("table", "--resample", None),         # a series data flag
+    ("series", "--split", "scaffold"),     # a sequence data flag
+])
+def test_a_flag_of_another_task_exits_2(task, flag, value, capsys):
+    extra = [flag] + ([value] if value else [])
+    assert main(["fit", task, "--dataset", "x", *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"xmodal fit {task}: error: unrecognized arguments: {flag}" in err and "is a flag of xmodal fit" in err
+
+
+def test_the_old_task_flag_is_gone(capsys):
+    assert main(["fit", "--task", "series", "--dataset", "GunPoint"]) == 2
+    assert "unrecognized arguments: --task (the task is a word: xmodal fit series|sequence|table)" in \
+        capsys.readouterr().err
+
+
+def test_a_setting_out_of_range_is_an_argparse_error(capsys):
+    assert main(["fit", "series", "--dataset", "x", "--epochs", "-1"]) == 2
+    assert "argument --epochs: 'epochs' must be at least 0, got -1" in capsys.readouterr().err
+    assert main(["fit", "table", "--dataset", "x", "--test-size", "1.5"]) == 2
+    assert "argument --test-size: the test share must be in (0, 1), got 1.5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", list(SETTINGS))
+def test_each_task_help_lists_its_settings_with_the_best_preset_defaults(task, capsys):
+    assert main(["fit", task, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    best = get_preset(task, DEFAULT_PRESET).settings
+    for name, setting in SETTINGS[task].items():
+        assert setting.flag in text
+        assert f"(default: {shown(best[name])} in preset {DEFAULT_PRESET})" in text
+    others = {s.flag for t in SETTINGS if t != task for s in SETTINGS[t].values()} - {
+        s.flag for s in SETTINGS[task].values()}
+    assert not [flag for flag in others if f" {flag} " in text]
+    if task == "series":
+        assert "--masked, --no-masked" in text and "(default: 30 in preset best)" in text
+
+
+def test_presets_lists_every_preset_with_its_figure(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for (task, name), preset in PRESETS.items():
+        assert f"{task} {name}" in out and f"xmodal fit {task} --preset {name}" in out
+        assert preset.figure.split()[0] in out
+    assert main(["presets", "--task", "table"]) == 0
+    out = capsys.readouterr().out
+    assert "table best" in out and "series" not in out.split(":")[0]
+
+
+@pytest.mark.parametrize("command", [[], ["fit"], ["fit", "series"], ["fit", "sequence"], ["fit", "table"],
+                                     ["evaluate"], ["predict"], ["align"], ["presets"], ["sources"], ["datasets"],
+                                     ["predict-source"], ["synthesize-words"]])
+def test_help_everywhere(command, capsys):
+    assert main([*command, "--help"]) == 0
+    assert "usage: xmodal" in capsys.readouterr().out
+
+
+def test_help_and_presets_do_not_load_torch():
+    code = ("import sys; from cli import main; main(['presets']); main(['fit', 'series', '--help']); "
+            "main(['evaluate', '--help']); print('torch' in sys.modules, 'sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
+    assert done.returncode == 0 and done.stdout.strip().endswith("False False")
+
+
+# -- errors and exit codes -----------------------------------------------------------
+
+
+def test_an_unexpected_exception_is_reported_as_a_bug_with_exit_70(monkeypatch, capsys):
+    import xmodal.cli.presets
+
+    def broken(args):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(xmodal.cli.presets, "run_presets", broken)
+    assert main(["presets"]) == 70
+    line = _error_line(capsys)
+    assert line.startswith("xmodal presets: internal error (a bug in xmodal): RuntimeError: boom second line; "
+                           "the traceback is in ")
+    trace = Path(line.rsplit("the traceback is in ", 1)[1])
+    assert trace.is_file() and "Traceback" in trace.read_text() and "boom" in trace.read_text()
+    trace.unlink()
+
+
+def test_interrupted_exits_130(monkeypatch, capsys):
+    import xmodal.cli.presets
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xmodal.cli.presets, "run_presets", interrupted)
+    assert main(["presets"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_a_mistyped_dataset_name_gets_did_you_mean(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", "series", "--dataset", "ItalyPowerDemnd", "--data-dir", str(UCR), "--out", str(out)]) == 1
+    assert "did you mean 'ItalyPowerDemand'?" in _error_line(capsys)
+    assert main(["fit", "series", "--dataset", "gunpoint", "--out", str(out)]) == 1  # case: sktime's bundled set
+    assert "did you mean 'GunPoint'?" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_a_mistyped_path_gets_did_you_mean(tmp_path, capsys):
+    (tmp_path / "credit.csv").write_text("a,label\n1,x\n2,y\n")
+    assert main(["fit", "table", "--dataset", str(tmp_path / "credt.csv"), "--label-column", "label"]) == 1
+    assert f"did you mean '{tmp_path / 'credit.csv'}'?" in _error_line(capsys)
+
+
+def test_an_unknown_baseline_names_the_tasks_baselines(tmp_path, capsys):
+    from xmodal.baselines import BASELINES
+
+    assert main(["fit", "series", "--dataset", "GunPoint", "--baseline", "minirocket,rocket",
+                 "--out", str(tmp_path / "r")]) == 1
+    assert f"unknown series baseline 'rocket'; the series baselines are {', '.join(BASELINES['series'])}" \
+        in _error_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_user_errors_in_a_subprocess_are_one_line_without_traceback(tmp_path):
+    for args, message in [
+        (["fit", "series", "--dataset", "GunPoint", "--source", "nope"], "unknown source model"),
+        (["evaluate", str(tmp_path / "no-run")], "not a saved reprogrammer"),
+        (["predict-source", "/no/file.wav"], "does not exist"),
+        (["fit", "series", "--dataset", "GunPoint", "--preset", "v2s", "--encoding", "pitch"], "--no-masked"),
+    ]:
+        done = _xmodal(*args)
+        assert done.returncode == 1, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+        errors = [line for line in done.stderr.strip().splitlines() if "error" in line]
+        assert len(errors) == 1 and message in errors[0], (args, done.stderr)
+
+
+# -- run folders ---------------------------------------------------------------------
+
+
+def test_new_run_folders_are_unique(tmp_path, monkeypatch):
+    from xmodal.cli.runs import new_run_folder
+
+    monkeypatch.chdir(tmp_path)
+    first, second = new_run_folder("Gun Point", when=0), new_run_folder("Gun Point", when=0)
+    assert first.parent == second.parent == Path("runs") and first != second
+    assert first.name.startswith("Gun_Point-1970") and second.name == first.name + "-2"
+
+
+def test_json_is_written_atomically(tmp_path):
+    from xmodal.cli.runs import write_json
+
+    write_json(tmp_path / "m.json", {"a": np.float64(0.5), "b": np.arange(2)})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 0.5, "b": [0, 1]}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary file left
+
+
+# -- a real series run ---------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "coffee"
-    code = main(["fit", "--dataset", "Coffee", "--data-dir", str(UCR), "--out", str(out), "--epochs", "3",
-                 "--seed", "1", "--quiet"])
+def series_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "italy"
+    code = main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--out", str(out),
+                 "--epochs", "1", "--seed", "1", "--quiet", "--plot", "--baseline", "probe"])
     assert code == 0
     return out
 
 
-def test_fit_writes_metrics_beside_the_reprogrammer(run_dir, capsys):
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    for key in ("dataset", "source", "n_train", "n_test", "val_accuracy", "test_accuracy", "fit_seconds"):
-        assert key in metrics
-    assert metrics["dataset"] == "Coffee" and metrics["n_train"] == 28 and metrics["n_test"] == 28
-    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["seed"] == 1
-    assert (run_dir / "reprogrammer.json").is_file() and (run_dir / "reprogrammer.safetensors").is_file()
+@pytest.mark.slow
+def test_fit_writes_the_metrics_schema_first(series_run):
+    metrics = json.loads((series_run / "metrics.json").read_text())
+    assert list(metrics)[: len(SCHEMA)] == list(SCHEMA)
+    assert metrics["task"] == "series" and metrics["dataset"] == "ItalyPowerDemand" and metrics["seed"] == 1
+    assert metrics["preset"] == "best" and metrics["settings"]["epochs"] == 1
+    assert metrics["settings"] == {**get_preset("series", "best").settings, "epochs": 1}
+    assert (metrics["n_train"], metrics["n_test"]) == (67, 1029) and metrics["n_val"] > 0
+    for key in ("test_accuracy", "test_roc_auc", "probe_test_accuracy", "probe_val_accuracy", "val_accuracy"):
+        assert 0 <= metrics[key] <= 1
+    assert isinstance(metrics["reprogramming_kept"], bool) and metrics["history"][0]["epoch"] == 0
+    assert set(metrics["baselines"]) == {"probe"} and 0.5 <= metrics["baselines"]["probe"]["test_accuracy"] <= 1
+    assert metrics["data"]["series_length"] == 24 and metrics["data"]["data_dir"] == str(UCR.resolve())
+    saved = json.loads((series_run / "reprogrammer.json").read_text())["metadata"]
+    assert saved["task"] == "series" and saved["data"] == metrics["data"]
+    for picture in ("learning_curve.png", "confusion_matrix.png"):
+        assert (series_run / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_evaluate_matches_the_fit(run_dir, capsys):
-    assert main(["evaluate", str(run_dir), "--dataset", "Coffee", "--data-dir", str(UCR)]) == 0
+@pytest.mark.slow
+def test_fit_prints_probe_and_model_side_by_side(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--out", str(out),
+                 "--epochs", "0", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "probe (start)" in printed and "reprogrammed" in printed and "ROC-AUC" in printed
+    assert "no training (epochs 0): the model is the probe start" in printed
+    assert f"run saved in {out}" in printed
+
+
+@pytest.mark.slow
+def test_without_out_a_new_run_folder_is_made(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--epochs", "0",
+                 "--quiet"]) == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert folder.name.startswith("ItalyPowerDemand-") and (folder / "metrics.json").is_file()
+    assert f"run saved in runs/{folder.name}" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_an_existing_run_is_refused_and_left_byte_identical(series_run, capsys):
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in series_run.iterdir()}
+    assert main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--out", str(series_run),
+                 "--epochs", "0", "--quiet"]) == 1
+    assert "already exists and is not empty; pass --overwrite" in _error_line(capsys)
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in series_run.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_overwrite_replaces_the_run_and_drops_its_stale_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "learning_curve.png").write_bytes(b"old")
+    (out / "notes.txt").write_text("mine")
+    assert main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--out", str(out),
+                 "--epochs", "0", "--quiet", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "notes.txt", "reprogrammer.json",
+                                                     "reprogrammer.safetensors"]
+
+
+@pytest.mark.slow
+def test_evaluate_defaults_to_the_recorded_dataset_and_matches_the_fit(series_run, capsys):
+    assert main(["evaluate", str(series_run)]) == 0
     report = json.loads(capsys.readouterr().out)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert report["accuracy"] == metrics["test_accuracy"] and report["n"] == 28
+    metrics = json.loads((series_run / "metrics.json").read_text())
+    assert report["task"] == "series" and report["dataset"] == "ItalyPowerDemand" and report["n"] == 1029
+    assert report["accuracy"] == metrics["test_accuracy"] and report["roc_auc"] == metrics["test_roc_auc"]
 
 
-def test_predict_writes_a_csv(run_dir, tmp_path):
-    target = tmp_path / "preds.csv"
-    assert main(["predict", str(run_dir), "--dataset", "Coffee", "--data-dir", str(UCR), "--csv", str(target)]) == 0
+@pytest.mark.slow
+def test_predict_a_split_and_new_unlabelled_series(series_run, tmp_path, capsys):
+    target = tmp_path / "train.csv"
+    assert main(["predict", str(series_run), "--split", "train", "--csv", str(target)]) == 0
     rows = list(csv.DictReader(target.open()))
-    assert len(rows) == 28 and set(rows[0]) == {"index", "label", "prediction", "p_0", "p_1"}
+    assert len(rows) == 67 and list(rows[0]) == ["id", "label", "prediction", "p_1", "p_2"]
+
+    lines = (UCR / "ItalyPowerDemand" / "ItalyPowerDemand_TEST.tsv").read_text().splitlines()[:5]
+    new = tmp_path / "new.tsv"
+    new.write_text("\n".join(line.split("\t", 1)[1] for line in lines) + "\n")  # no labels
+    target = tmp_path / "new.csv"
+    assert main(["predict", str(series_run), "--input", str(new), "--csv", str(target)]) == 0
+    rows = list(csv.DictReader(target.open()))
+    assert len(rows) == 5 and list(rows[0]) == ["id", "prediction", "p_1", "p_2"]
+    assert all(abs(float(r["p_1"]) + float(r["p_2"]) - 1) < 1e-5 and r["prediction"] in ("1", "2") for r in rows)
+    capsys.readouterr()
+    assert main(["predict", str(series_run), "--input", str(new), "--split", "test", "--csv", str(target)]) == 1
+    assert "--split applies to a dataset split" in _error_line(capsys)
+
+
+@pytest.mark.slow
+def test_data_that_does_not_fit_the_run_is_refused_in_one_line(series_run, tmp_path, capsys):
+    assert main(["evaluate", str(series_run), "--dataset", "GunPoint"]) == 1
+    line = _error_line(capsys)
+    assert "fitted on ItalyPowerDemand" in line and "length 150" in line and "--resample" in line
+
+    other = tmp_path / "Other"  # the run's length, a class it never saw
+    other.mkdir()
+    rows = "\n".join(f"{label}\t" + "\t".join(str(v) for v in np.sin(np.arange(24) + i))
+                     for i, label in enumerate([1, 3, 1, 3]))
+    for split in ("TRAIN", "TEST"):
+        (other / f"Other_{split}.tsv").write_text(rows + "\n")
+    assert main(["evaluate", str(series_run), "--dataset", str(other)]) == 1
+    assert "labels [3] were not seen by this run (fitted on ItalyPowerDemand)" in _error_line(capsys)
+
+    assert main(["evaluate", str(series_run), "--label-column", "y"]) == 1
+    assert "--label-column does not apply to a series run" in _error_line(capsys)
+
+
+@pytest.mark.slow
+def test_align_a_series_run_on_precomputed_representations(series_run, tmp_path, capsys):
+    points = tmp_path / "logits.npy"
+    np.save(points, np.random.default_rng(0).normal(size=(30, 35)))
+    report_file = tmp_path / "align.json"
+    assert main(["align", str(series_run), "--source-samples", str(points), "--method", "sliced",
+                 "--json", str(report_file)]) == 0
+    report = json.loads(report_file.read_text())
+    assert report["task"] == "series" and report["dataset"] == "ItalyPowerDemand" and report["n_target"] == 1029
 
 
 def test_sources_and_datasets_listings(capsys):
@@ -51,33 +333,14 @@ def test_sources_and_datasets_listings(capsys):
     assert "ItalyPowerDemand" in out and "Strawberry" in out
 
 
-def _xmodal(*args):
-    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=REPO)
+@pytest.mark.slow
+def test_a_run_saved_from_python_needs_its_dataset_named(tmp_path, capsys):
+    from xmodal.data.ucr import load_ucr
+    from xmodal.estimators.series import V2SClassifier
 
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["fit", "--dataset", "NoSuchSet"], "not found"),
-        (["fit", "--dataset", "GunPoint", "--source", "nope"], "unknown source model"),
-        (["fit", "--dataset", "GunPoint", "--upsample-factor", "500"], "does not fit"),
-        (["evaluate", "/no/run", "--dataset", "GunPoint"], "not a saved reprogrammer"),
-        (["predict-source", "/no/file.wav"], "does not exist"),
-        (["fit", "--dataset", "GunPoint", "--epochs", "0"], "epochs must be at least 1"),
-        (["fit", "--dataset", "GunPoint", "--series-encoding", "pitch"], "--no-mask"),
-        (["fit", "--dataset", "GunPoint", "--source", "attrnn-gsc35", "--mapping", "layers"], "no per-layer statistics"),
-        (["fit", "--dataset", "GunPoint", "--out", "/dev/null/run", "--epochs", "1"], "Not a directory"),
-    ],
-)
-def test_user_errors_are_one_line_without_traceback(args, message):
-    done = _xmodal(*args)
-    assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
-    assert "Traceback" not in done.stderr and message in lines[-1]
-    assert [line for line in lines if "error" in line] == [lines[-1]]
-
-
-@pytest.mark.parametrize("command", [[], ["fit"], ["evaluate"], ["predict"], ["sources"], ["datasets"], ["predict-source"]])
-def test_help_everywhere(command):
-    done = _xmodal(*command, "--help")
-    assert done.returncode == 0 and "usage: xmodal" in done.stdout
+    data = load_ucr("ItalyPowerDemand", UCR)
+    V2SClassifier(epochs=0, random_state=0).fit(data.x_train[:, None, :], data.y_train).save_pretrained(tmp_path / "r")
+    assert main(["evaluate", str(tmp_path / "r")]) == 1
+    assert "does not record its dataset" in _error_line(capsys)
+    assert main(["evaluate", str(tmp_path / "r"), "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR)]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 1029

@@ -1,5 +1,5 @@
-"""`xmodal fit --task sequence` on real peptides (FASTA folder) and molecules (CSV),
-and `xmodal evaluate` / `predict` on the saved runs."""
+"""`xmodal fit sequence` on real peptides (FASTA folder) and molecules (CSV), and
+`xmodal evaluate` / `predict` on the saved runs."""
 
 import csv
 import json
@@ -9,6 +9,14 @@ import pytest
 from cli import main
 from tests.conftest import AMP_SCANNER, MOLECULES
 from xmodal.data.sequences import read_fasta
+from xmodal.metrics import SCHEMA
+
+
+def _error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.strip().splitlines() if line]
+    errors = [line for line in lines if "error" in line]
+    assert errors == lines[-1:], lines
+    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -22,65 +30,97 @@ def amp_folder(tmp_path_factory):
     return folder
 
 
-def test_fit_on_a_fasta_folder_uses_its_splits(amp_folder, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["fit", "--task", "sequence", "--dataset", str(amp_folder), "--out", str(out), "--epochs", "1",
-                 "--sparsity", "5", "--quiet"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["n_train"], metrics["n_validation"], metrics["n_test"]) == (48, 16, 20)
-    assert metrics["n_val"] == 16 and metrics["test_split"] == "given" and metrics["source"] == "minilm-l6"
-    for key in ("test_accuracy", "test_roc_auc", "test_mcc"):
-        assert metrics[key] is not None and -1 <= metrics[key] <= 1
-    assert metrics["truncated"] == {"train": 0, "test": 0}
-    assert metrics["sparsity"]["k"] == 5 and metrics["sparsity"]["max_nonzeros_per_row"] <= 5
-    assert "ROC-AUC" in capsys.readouterr().out
-    assert (out / "reprogrammer.json").is_file() and (out / "reprogrammer.safetensors").is_file()
+@pytest.fixture(scope="module")
+def amp_run(amp_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "amp"
+    assert main(["fit", "sequence", "--dataset", str(amp_folder), "--out", str(out), "--epochs", "1",
+                 "--sparsity", "5", "--quiet", "--baseline", "composition"]) == 0
+    return out
 
-    assert main(["evaluate", str(out), "--dataset", str(amp_folder)]) == 0
+
+@pytest.mark.slow
+def test_fit_on_a_fasta_folder_uses_its_splits(amp_run):
+    metrics = json.loads((amp_run / "metrics.json").read_text())
+    assert list(metrics)[: len(SCHEMA)] == list(SCHEMA)
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (48, 16, 20)
+    assert metrics["test_split"] == "given" and metrics["alphabet"] == "protein" and metrics["source"] == "minilm-l6"
+    for key in ("test_accuracy", "test_roc_auc", "test_mcc", "probe_test_accuracy"):
+        assert metrics[key] is not None and -1 <= metrics[key] <= 1
+    assert metrics["settings"]["sparsity"] == 5 and metrics["sparsity"]["max_nonzeros_per_row"] <= 5
+    assert set(metrics["baselines"]) == {"composition"}
+    assert (amp_run / "reprogrammer.json").is_file() and (amp_run / "reprogrammer.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_evaluate_and_predict_a_sequence_run(amp_run, amp_folder, tmp_path, capsys):
+    metrics = json.loads((amp_run / "metrics.json").read_text())
+    assert main(["evaluate", str(amp_run)]) == 0  # the recorded FASTA folder
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["n"] == 20 and report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert report["task"] == "sequence" and report["n"] == 20
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert report["roc_auc"] == pytest.approx(metrics["test_roc_auc"])
-    predictions = tmp_path / "predictions.csv"
-    assert main(["predict", str(out), "--dataset", str(amp_folder), "--split", "train", "--csv", str(predictions)]) == 0
+
+    predictions = tmp_path / "train.csv"
+    assert main(["predict", str(amp_run), "--split", "train", "--csv", str(predictions)]) == 0
     rows = list(csv.DictReader(predictions.open()))
-    assert len(rows) == 48 and set(rows[0]) == {"record", "label", "prediction", "p_AMP", "p_DECOY"}
+    assert len(rows) == 48 and list(rows[0]) == ["id", "label", "prediction", "p_AMP", "p_DECOY"]
     assert {row["label"] for row in rows} == {"AMP", "DECOY"}
 
+    new = tmp_path / "new.fa"  # new peptides, unlabelled
+    new.write_text(">pep1\nGLFDIVKKVVGALGSL\n>pep2\nMKTAYIAKQRQISFVK\n")
+    assert main(["predict", str(amp_run), "--input", str(new), "--csv", str(predictions)]) == 0
+    rows = list(csv.DictReader(predictions.open()))
+    assert [row["id"] for row in rows] == ["pep1", "pep2"] and list(rows[0]) == ["id", "prediction", "p_AMP",
+                                                                                   "p_DECOY"]
 
+
+@pytest.mark.slow
+def test_sequences_that_do_not_fit_the_run_are_refused(amp_run, tmp_path, capsys):
+    molecules = tmp_path / "molecules.csv"
+    molecules.write_text("smiles,label\nCCO,AMP\nCCN,DECOY\nCCC,AMP\nCCCl,DECOY\nCO,AMP\nCN,DECOY\n")
+    assert main(["evaluate", str(amp_run), "--dataset", str(molecules)]) == 1
+    assert "holds smiles records but this run reads protein sequences" in _error_line(capsys)
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">odd\nGLFJIV\n")
+    assert main(["predict", str(amp_run), "--input", str(bad), "--csv", str(tmp_path / "p.csv")]) == 1
+    assert "unknown token 'J'" in _error_line(capsys)
+    assert main(["evaluate", str(amp_run), "--data-dir", str(tmp_path)]) == 1
+    assert "--data-dir does not apply to a sequence run" in _error_line(capsys)
+
+
+@pytest.mark.slow
 def test_fit_on_smiles_csv_with_a_scaffold_split(tmp_path, capsys):
     rows = (MOLECULES / "bbbp.csv").read_text().splitlines()
     subset = tmp_path / "bbbp_small.csv"
     subset.write_text("\n".join(rows[:1] + rows[1:41] + rows[-40:]) + "\n")  # both classes
     out = tmp_path / "run"
-    assert main(["fit", "--task", "sequence", "--dataset", str(subset), "--split", "scaffold", "--out", str(out),
-                 "--epochs", "1", "--quiet", "--bridge-mode", "prompt", "--unknown", "unk"]) == 0
+    assert main(["fit", "sequence", "--dataset", str(subset), "--split", "scaffold", "--out", str(out),
+                 "--epochs", "1", "--quiet", "--mode", "prompt", "--unknown", "unk"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["alphabet"] == "smiles" and metrics["test_split"] == "scaffold"
-    assert metrics["n_train"] + metrics["n_validation"] + metrics["n_test"] == 80
-    assert metrics["sparsity"]["mode"] == "prompt" and metrics["params"]["mode"] == "prompt"
-    # evaluate rebuilds the same scaffold test split from the saved split settings
-    assert main(["evaluate", str(out), "--dataset", str(subset)]) == 0
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 80
+    assert metrics["sparsity"]["mode"] == "prompt" and metrics["settings"]["mode"] == "prompt"
+    capsys.readouterr()
+    # evaluate rebuilds the same scaffold test split from the recorded data
+    assert main(["evaluate", str(out)]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["n"] == metrics["n_test"] and report["accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
-def test_user_errors_are_one_line(tmp_path, capsys):
+def test_sequence_user_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("sequence,label\nGLFDIV,1\nKKJLLA,0\nGLFDIW,1\nKKLLAA,0\n")
-    assert main(["fit", "--task", "sequence", "--dataset", str(bad), "--out", str(tmp_path / "r"), "--quiet"]) == 1
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("xmodal fit: error: bad.csv:row 3: unknown token 'J'")
+    assert main(["fit", "sequence", "--dataset", str(tmp_path / "bd.csv"), "--out", str(tmp_path / "r")]) == 1
+    assert f"not found; did you mean '{bad}'?" in _error_line(capsys)
+    assert main(["fit", "sequence", "--dataset", str(bad), "--split", "scaffold", "--out", str(tmp_path / "r")]) == 1
+    assert "needs SMILES" in _error_line(capsys)
     assert not (tmp_path / "r").exists()
-    assert main(["fit", "--task", "sequence", "--dataset", str(tmp_path / "none.csv")]) == 1
-    assert "not found" in capsys.readouterr().err
-    assert main(["fit", "--task", "sequence", "--dataset", str(bad), "--split", "scaffold"]) == 1
-    assert "needs SMILES" in capsys.readouterr().err
 
 
-def test_cli_defaults_are_the_estimators():
-    """The CLI keeps its own defaults (so `--help` loads no torch); they must not drift."""
-    from xmodal.cli.sequence_task import DEFAULTS
-    from xmodal.estimators.sequence import SequenceClassifier
-
-    params = SequenceClassifier().get_params()
-    assert {key: params[key] for key in DEFAULTS} == DEFAULTS
+@pytest.mark.slow
+def test_an_unknown_token_is_refused_before_anything_is_written(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sequence,label\nGLFDIV,1\nKKJLLA,0\nGLFDIW,1\nKKLLAA,0\nGLFDIK,1\nKKLLAK,0\n")
+    assert main(["fit", "sequence", "--dataset", str(bad), "--out", str(tmp_path / "r"), "--quiet"]) == 1
+    assert "bad.csv:row 3: unknown token 'J'" in _error_line(capsys)
+    assert not (tmp_path / "r").exists()

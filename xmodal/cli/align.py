@@ -1,21 +1,45 @@
-"""`xmodal align RUN_DIR --source-samples PATH`: the Theorem-1 terms of a saved run.
+"""`xmodal align RUN --source-samples PATH`: the Theorem-1 terms of a saved run.
 
-Loads the saved reprogrammer and its dataset (the test split by default),
-reads the source samples, and reports W1 before and after training, the
-source and target risks and the bound: a table on stdout, optionally JSON
-and a PNG.
+    xmodal align runs/coffee --source-samples speech_words/      # W1, risks and the bound
+    xmodal align runs/amp --source-samples sentences.txt --representation features
+
+Reads the run's own data (the test split by default; --dataset for another), the source
+samples (a folder of audio files for speech sources, a .txt of sentences for language
+models, or a .npy of precomputed source representations for any source), and reports
+W1 before and after training, the source and target risks and the bound: a table on
+stdout, optionally JSON and a PNG. Table runs read image-style sources, for which xmodal
+has no reader of source-domain samples: they take a .npy of representations only.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from xmodal.cli.tasks import add_run_data_flags
 from xmodal.errors import DataError
+
+
+def add_parser(commands) -> None:
+    align = commands.add_parser("align", help="Wasserstein alignment and the V2S risk bound of a saved run",
+                                description="Measure how the reprogrammed target data sits against source-domain "
+                                            "samples in the frozen source's representation (any task's run).")
+    align.add_argument("run_dir", metavar="RUN", help="a run folder written by `xmodal fit`")
+    align.add_argument("--source-samples", required=True, metavar="PATH",
+                       help="source-domain samples: a folder of audio files (labelled by folder or file name), a .txt "
+                            "of sentences (language models) or a .npy of source representations (any source)")
+    align.add_argument("--method", choices=("auto", "exact", "sinkhorn", "sliced"), default="auto",
+                       help="W1 estimator (default auto: exact, on subsamples with a bootstrap CI when large)")
+    align.add_argument("--representation", choices=("logits", "features"), default="logits",
+                       help="source logits (the theorem's z_S, default) or penultimate features")
+    add_run_data_flags(align)
+    align.add_argument("--split", choices=("test", "train"), default="test", help="target split (default test)")
+    align.add_argument("--json", metavar="OUT.json", help="write the report as JSON")
+    align.add_argument("--plot", metavar="OUT.png", help="write a 2-D PCA plot of both distributions, before and after")
+    align.set_defaults(run=run_align)
 
 
 def format_table(report: dict) -> str:
@@ -47,95 +71,61 @@ def format_table(report: dict) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def _class_indices(labels, classes: list, name: str) -> np.ndarray:
-    unknown = sorted({label for label in labels if label not in classes}, key=str)
-    if unknown:
-        raise DataError(f"labels {unknown[:5]} of {name} were not seen by this run (classes {classes}); "
-                        "align the run with the dataset it was fitted on")
-    return np.array([classes.index(label) for label in labels])
+def _class_indices(labels, classes: list) -> np.ndarray:
+    return np.array([classes.index(label) for label in np.asarray(labels).tolist()])
 
 
-def _series_target(args, document):
-    """(reprogrammer, dataset name, series, class indices, training data) of a series run."""
-    from xmodal.data.ucr import load_ucr
-    from xmodal.persistence import load_reprogrammer
+def _model_input(task_name: str, estimator, records):
+    """The target samples as the reprogrammer's bridge takes them."""
+    import torch
 
-    model, _ = load_reprogrammer(args.run_dir, weights_path=args.weights)
-    name = args.dataset or document.get("metadata", {}).get("dataset")
-    if not name:
-        raise DataError(f"{args.run_dir} does not record its dataset; pass --dataset")
-    data = load_ucr(name, args.data_dir, unequal="resample" if args.resample else "error",
-                    missing="interpolate" if args.impute else "error", length=model.bridge.config.series_length)
-    x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
-    classes = list(model.classes)
-    fit_data = (torch.tensor(data.x_train, dtype=torch.float32), _class_indices(data.y_train.tolist(), classes, name))
-    return model, name, torch.tensor(x, dtype=torch.float32), _class_indices(y.tolist(), classes, name), fit_data
+    if task_name == "series":
+        return torch.tensor(np.asarray(records.X), dtype=torch.float32)
+    if task_name == "sequence":
+        return estimator.encode(records.X, records.ids).ids
+    return estimator.reprogrammer_.bridge.encode(records.X)
 
 
-def _sequence_target(args, document):
-    """(reprogrammer, dataset name, token ids, class indices, None) of a sequence run (linear head only)."""
-    from xmodal.data.sequences import load_sequence_dataset
-    from xmodal.estimators.sequence import SequenceClassifier
-
-    if not args.dataset:
-        raise DataError("a sequence run needs --dataset PATH: the CSV or FASTA folder it was fitted on")
-    classifier = SequenceClassifier.from_pretrained(args.run_dir)
-    data = load_sequence_dataset(args.dataset, alphabet=classifier.alphabet)
-    records = data.test if args.split == "test" else data.train
-    if records is None:
-        raise DataError(f"{args.dataset} has no fixed test split (the run drew its own); "
-                        "align on its records with --split train")
-    model = classifier.reprogrammer_
-    return (model, data.name, classifier.encode(records.sequences, records.ids).ids,
-            _class_indices(records.labels.tolist(), list(model.classes), data.name), None)
-
-
-# bridge kind -> how to load a run of it with its target data
-TARGETS = {"series_to_audio": _series_target, "tokens_to_embeddings": _sequence_target}
-
-
-def _target(args):
-    from xmodal.persistence import read_document
-
-    document = read_document(args.run_dir)
-    kind = document["bridge"].get("kind")
-    if kind not in TARGETS:
-        raise DataError(f"align reads the target data of series and sequence runs; {args.run_dir} is a {kind} run")
-    return (*TARGETS[kind](args, document), document)
-
-
-def _source_points(samples, source, representation: str) -> np.ndarray:
-    from xmodal.risk_bound import source_representations
-
-    if samples.representations is not None:
-        return samples.representations
-    return source_representations(source, samples.inputs, representation)
-
-
-def run(args) -> None:
-    from xmodal.plots import plot_alignment
-    from xmodal.risk_bound import measure_alignment, source_risk
+def run_align(args: argparse.Namespace) -> None:
+    from xmodal.cli.evaluate import load
     from xmodal.data.source_samples import read_source_samples
+    from xmodal.plots import plot_alignment
+    from xmodal.risk_bound import measure_alignment, source_representations, source_risk
 
-    model, name, x, labels, fit_data, document = _target(args)
+    run, task, estimator = load(args)
+    model = estimator.reprogrammer_
+    if run.task == "table" and Path(args.source_samples).suffix != ".npy":
+        raise DataError(f"a table run reads the image-style source {model.source.name}, and xmodal has no reader of "
+                        "source-domain samples for image-style sources; give the source's representations of its "
+                        "own samples as a .npy file")
     if model.source.input_spec.modality == "text" and args.representation == "logits":
         raise DataError(f"{model.source.name} is a language model without classes, so it has no logits; "
                         "use --representation features")
+    records = task.load_run(run, estimator, args, args.split)
+    classes = list(model.classes)
+    x, labels = _model_input(run.task, estimator, records), _class_indices(records.y, classes)
+    fit_data = None
+    if run.task == "series" and getattr(model.output_map, "remap_every", 0) > 0:  # ilm / blm rebuild their first map
+        train = task.load_run(run, estimator, args, "train")
+        fit_data = (_model_input(run.task, estimator, train), _class_indices(train.y, classes))
     samples = read_source_samples(args.source_samples, model.source)
     risk = None if samples.labels is None else source_risk(model.source, samples.inputs, samples.labels)
     if samples.labels is None:
         print(f"note: no source risk, so no bound: {samples.unlabelled_reason}", file=sys.stderr)
-    seed = document.get("metadata", {}).get("params", {}).get("random_state") or 0
-    measurement = measure_alignment(model, x, labels, _source_points(samples, model.source, args.representation),
-                                    risk, args.representation, args.method, seed=int(seed), fit_data=fit_data)
-    report = {"run_dir": str(args.run_dir), "dataset": name, "split": args.split,
+    points = (samples.representations if samples.representations is not None
+              else source_representations(model.source, samples.inputs, args.representation))
+    measurement = measure_alignment(model, x, labels, points, risk, args.representation, args.method,
+                                    seed=int(run.metadata.get("seed") or 0), fit_data=fit_data)
+    report = {"run_dir": str(args.run_dir), "task": run.task, "dataset": records.name, "split": args.split,
               "source_samples": samples.description, **measurement.to_dict()}
-    print(f"{name} ({args.split} split) against {samples.description}")
+    print(f"{records.name} ({args.split} split) against {samples.description}")
     print(format_table(report))
     if args.json:
+        from xmodal.cli.runs import write_json
+
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(Path(args.json), report)
         print(f"wrote {args.json}")
     if args.plot:
-        plot_alignment(measurement, args.plot, f"{name}: source {args.representation} vs reprogrammed target")
+        plot_alignment(measurement, args.plot, f"{records.name}: source {args.representation} vs reprogrammed target")
         print(f"wrote {args.plot}")

@@ -14,6 +14,7 @@ a policy (resample to the longest length / interpolate interior gaps).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,13 +163,25 @@ def _split_files(name_or_path: str, data_dir: str | Path | None) -> tuple[str, P
             if train.is_file() and test.is_file():
                 return name, train, test
         looked.append(str(folder))
-    hint = f"known here: {', '.join(bundled_names())} (bundled with sktime)"
+    known = bundled_names()
+    hint = f"known here: {', '.join(known)} (bundled with sktime)"
     if data_dir is not None and Path(data_dir).is_dir():
+        known = known + folder_names(data_dir)
         hint += f"; {', '.join(folder_names(data_dir))} (in {data_dir})"
+    close = close_names(path.name, known)
+    suggestion = f"; did you mean {' or '.join(repr(n) for n in close)}?" if close else ""
     raise DataError(
-        f"dataset {name_or_path!r} not found: looked for <Name>_TRAIN/_TEST .tsv or .ts in "
+        f"dataset {name_or_path!r} not found{suggestion} Looked for <Name>_TRAIN/_TEST .tsv or .ts in "
         f"{'; '.join(looked)}. Give a UCR-layout folder or a name; {hint}"
     )
+
+
+def close_names(name: str, known: list[str], n: int = 3) -> list[str]:
+    """The known dataset names closest to a mistyped one (case-insensitive)."""
+    by_lower = {}
+    for candidate in known:
+        by_lower.setdefault(candidate.lower(), candidate)
+    return [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.6)]
 
 
 def load_ucr(name_or_path: str, data_dir: str | Path | None = None, unequal: str = "error",

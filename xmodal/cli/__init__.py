@@ -1,0 +1,119 @@
+"""The `xmodal` command: one module per command, assembled here.
+
+    xmodal fit series|sequence|table [options]     reprogram, print probe vs model, save the run
+    xmodal evaluate RUN                              scores of a saved run (task and data from the run)
+    xmodal predict RUN (--input FILE | --split S) --csv OUT.csv
+    xmodal align RUN --source-samples PATH          W1 and the risk bound of a saved run
+    xmodal presets | sources | datasets | predict-source | synthesize-words
+
+Exit status: 0 done; 1 a user error (XmodalError or OSError: one line, no traceback);
+2 a command-line error (argparse); 70 an internal error (a bug: one line naming the file
+the traceback was written to); 130 interrupted. Torch is imported by the commands that
+need it, so `xmodal --help` and `xmodal presets` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import traceback
+import warnings
+from typing import ClassVar
+
+from xmodal.errors import XmodalError
+
+EXIT_USER_ERROR = 1
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose subcommands refuse unknown arguments themselves, so the
+    message names the command (`xmodal fit sequence: error: unrecognized arguments:
+    --query-budget 5`) and says which command takes a flag meant for another."""
+
+    flag_owners: ClassVar[dict[str, list[str]]] = {}  # flag -> the commands that take it (set on the fit parsers)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._hint(extras)}")
+        return namespace, extras
+
+    def _hint(self, extras: list[str]) -> str:
+        hints = []
+        for flag in (extra.split("=", 1)[0] for extra in extras if extra.startswith("--")):
+            owners = [owner for owner in self.flag_owners.get(flag, []) if owner != self.prog]
+            if flag == "--task" and self.prog == "xmodal fit":
+                hints.append("the task is a word: xmodal fit series|sequence|table")
+            elif owners:
+                hints.append(f"{flag} is a flag of {' and '.join(owners)}")
+        return f" ({'; '.join(hints)})" if hints else ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from xmodal.cli import (
+        align,
+        datasets,
+        evaluate,
+        fit,
+        predict,
+        presets,
+        sources,
+        synthesize,
+    )
+
+    parser = Parser(prog="xmodal", description="Cross-modal reprogramming of frozen pretrained models: "
+                                     "series -> speech model, sequences -> language model, tables -> image model.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fit.add_parser(commands)
+    evaluate.add_parser(commands)
+    predict.add_parser(commands)
+    align.add_parser(commands)
+    presets.add_parser(commands)
+    sources.add_parsers(commands)
+    datasets.add_parser(commands)
+    synthesize.add_parser(commands)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _write_traceback(command: str) -> str:
+    handle, path = tempfile.mkstemp(prefix=f"xmodal-{command}-traceback-", suffix=".txt")
+    with open(handle, "w") as stream:
+        stream.write(f"xmodal {command}: argv {sys.argv!r}\n")
+        traceback.print_exc(file=stream)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help (0) or a command-line error (2, argparse's message printed)
+        return exit.code if isinstance(exit.code, int) else EXIT_USER_ERROR
+    command = args.command
+    try:
+        with warnings.catch_warnings():
+            # scikit-learn's FutureWarnings speak to library authors, not to a command's user
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"sklearn\.")
+            args.run(args)
+    except (XmodalError, OSError) as exc:  # bad input, unwritable --out / --csv, a folder where a file is expected
+        print(f"xmodal {command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"xmodal {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001  (anything else is a bug in xmodal: reported, never a traceback)
+        try:
+            where = _write_traceback(command)
+        except OSError as write_error:
+            where = f"(not written: {write_error})"
+        print(f"xmodal {command}: internal error (a bug in xmodal): {type(exc).__name__}: {_one_line(exc)}; "
+              f"the traceback is in {where}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+    return 0

@@ -1,0 +1,206 @@
+"""`xmodal fit series|sequence|table`: reprogram a frozen source for a dataset, print the
+probe and the reprogrammed model side by side, save the run.
+
+    xmodal fit series --dataset GunPoint                       # the best preset
+    xmodal fit series --dataset GunPoint --preset v2s --epochs 20 --baseline minirocket
+    xmodal fit sequence --dataset bbbp.csv --split scaffold --out runs/bbbp
+    xmodal fit table --dataset german_credit_uci --baseline logistic,hgb --plot
+
+Each task's parser carries only its own flags: the settings of xmodal.settings (defaults:
+the preset's values) and its data flags. The run folder gets reprogrammer.json /
+.safetensors (with the task and the data recorded, so evaluate / predict / align find it
+again) and metrics.json (xmodal.metrics.SCHEMA first, then task extras and the history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from xmodal.cli.arguments import add_setting_flags, setting_overrides
+from xmodal.cli.runs import check_out, new_run_folder, remove_stale, write_json
+from xmodal.cli.tasks import TASKS
+from xmodal.errors import DataError
+
+TASK_HELP = {
+    "series": "univariate time series (UCR) -> a frozen speech model (Voice2Series and the pitch recipe)",
+    "sequence": "peptides, proteins, DNA or molecules (SMILES) -> a frozen language model (R2DL)",
+    "table": "table rows (CSV) -> a frozen image-style model, each feature drawn as a square",
+}
+
+
+def add_parser(commands) -> None:
+    fit = commands.add_parser("fit", help="reprogram a frozen source for a dataset; print probe and model; save the run",
+                              description="Reprogram a frozen source model for a dataset of one task.")
+    tasks = fit.add_subparsers(dest="task", required=True, metavar="TASK",
+                               title="tasks (each with its own flags: `xmodal fit TASK --help`)")
+    parsers = []
+    for name, task in TASKS.items():
+        sub = tasks.add_parser(name, help=TASK_HELP[name], description=f"xmodal fit {name}: {TASK_HELP[name]}.")
+        task.add_fit_flags(sub)
+        add_setting_flags(sub, name)
+        run = sub.add_argument_group("the run")
+        run.add_argument("--out", metavar="FOLDER", help="run folder to write (refused when it exists and is not empty, unless "
+                                       "--overwrite; default: a new runs/<dataset>-<YYYYmmdd-HHMMSS>)")
+        run.add_argument("--overwrite", action="store_true", help="replace the run in an existing --out folder")
+        run.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split, the start and training (default 0)")
+        run.add_argument("--quiet", action="store_true", help="no progress bars")
+        run.add_argument("--plot", action="store_true",
+                         help="write learning_curve.png and confusion_matrix.png into the run")
+        run.add_argument("--baseline", metavar="NAME[,NAME]",
+                         help="fit baselines on the same split and print them beside the model "
+                              "(see xmodal.baselines: " + _baseline_names(name) + ")")
+        sub.set_defaults(run=run_fit)
+        parsers.append(sub)
+    owners: dict[str, list[str]] = {}  # which task takes which flag, for the error on another task's flag
+    for sub in parsers:
+        for action in sub._actions:
+            for flag in action.option_strings:
+                owners.setdefault(flag, []).append(sub.prog)
+        sub.flag_owners = owners
+
+
+def _baseline_names(task: str) -> str:
+    from xmodal.baselines import BASELINES
+
+    return ", ".join(BASELINES.get(task, ()))
+
+
+def _baselines(task: str, text: str | None) -> list[str]:
+    from xmodal.baselines import BASELINES
+
+    if not text:
+        return []
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in BASELINES[task]:
+            raise DataError(f"unknown {task} baseline {name!r}; the {task} baselines are {', '.join(BASELINES[task])}")
+    return list(dict.fromkeys(names))
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _fit_baselines(task_name, names, split, seed, options) -> dict:
+    from xmodal.baselines import fit_predict
+    from xmodal.metrics import classification_scores
+
+    results = {}
+    for name in names:
+        _say(f"baseline {name} ...")
+        start = time.perf_counter()
+        probabilities = fit_predict(task_name, name, split.X_train, split.y_train, split.X_test, seed, **options)
+        seconds = time.perf_counter() - start
+        scores = classification_scores(split.y_test, probabilities, np.unique(split.y_train))
+        results[name] = {f"test_{key}": value for key, value in scores.items()} | {"fit_seconds": round(seconds, 2)}
+    return results
+
+
+def _report_search(result) -> None:
+    _say(f"search ({result.method}, {len(result.grid)} candidates, {result.seconds:.1f} s):")
+    for i, (candidate, score) in enumerate(zip(result.grid, result.scores)):
+        mark = "*" if i == result.best_index else " "
+        _say(f" {mark} held-out accuracy {score['accuracy']:.4f}  log-loss {score['log_loss']:.4f}  {candidate}")
+    print(f"chosen settings: {result.best}  (held-out accuracy {result.scores[result.best_index]['accuracy']:.4f})")
+
+
+def _verdict(estimator) -> str:
+    result = estimator.fit_result_
+    if estimator.settings_["epochs"] == 0 or result.epochs_run == 0:
+        return "no training (epochs 0): the model is the probe start"
+    on = "on validation" if result.n_val else "on the training loss (no validation part)"
+    if result.reprogramming_kept:
+        return f"reprogramming kept: trained epochs beat the probe {on} (best epoch {result.best_epoch} of {result.epochs_run})"
+    return f"the probe start won: the model is the probe (no trained epoch of {result.epochs_run} beat it {on})"
+
+
+def _print_report(split, estimator, metrics: dict, probe_scores: dict | None, folder: Path) -> None:
+    unit = {"series": "series", "sequence": "records", "table": "rows"}[estimator.task]
+    print(f"{split.name}: {estimator.task}, preset {metrics['preset']}, source {metrics['source']}, "
+          f"{metrics['n_train']} train / {metrics['n_test']} test {unit}")
+    rows = [("probe (start)", metrics["probe_val_accuracy"], metrics["probe_test_accuracy"],
+             None if probe_scores is None else probe_scores["roc_auc"]),
+            ("reprogrammed", metrics["val_accuracy"], metrics["test_accuracy"], metrics["test_roc_auc"])]
+    for name, scores in metrics.get("baselines", {}).items():
+        rows.append((f"baseline {name}", None, scores["test_accuracy"], scores["test_roc_auc"]))
+    width = max(len(row[0]) for row in rows)
+    print(f"  {'':<{width}}  {'val acc':>8}  {'test acc':>8}  {'ROC-AUC':>8}")
+    for name, val, test, auc in rows:
+        print(f"  {name:<{width}}  {_number(val):>8}  {_number(test):>8}  {_number(auc):>8}")
+    print(_verdict(estimator))
+    if "test_pr_auc" in metrics:
+        print(f"test PR-AUC of the rarer class {metrics['positive_class']!r}: {metrics['test_pr_auc']:.4f}")
+    if metrics.get("queries") is not None:
+        print(f"black-box training: {metrics['queries']} source queries")
+    print(f"fit {metrics['fit_seconds']:.1f} s; run saved in {folder}")
+
+
+def run_fit(args: argparse.Namespace) -> None:
+    from xmodal.presets import resolve_settings
+
+    task = TASKS[args.task]
+    overrides = setting_overrides(args.task, args)
+    settings = resolve_settings(args.task, args.preset, overrides)  # bad combinations fail before any work
+    out = check_out(args.out, args.overwrite)
+    baselines = _baselines(args.task, args.baseline)
+    task.check_fit_args(args)
+    from adapters_modal import check_source_name
+
+    check_source_name(settings["source"])  # an unknown source fails before any data is read
+    split = task.load_fit(args, settings)
+    blackbox = "" if settings.get("query_budget") is None else f", black box within {settings['query_budget']} queries"
+    _say(f"fitting {split.summary}; preset {args.preset}, source {settings['source']}{blackbox}")
+
+    from xmodal.metrics import classification_scores, fit_metrics
+
+    estimator = task.estimator(args, overrides, split)
+    start = time.perf_counter()
+    task.fit(estimator, split)
+    seconds = time.perf_counter() - start
+    X_test = task.model_input(split.X_test)
+    probabilities = estimator.predict_proba(X_test)
+    probe = estimator.probe_predict_proba(X_test)
+    metrics = fit_metrics(estimator, split.name, len(split.y_train), split.y_test, probabilities, probe, seconds)
+    probe_scores = None if probe is None else classification_scores(split.y_test, probe, estimator.classes_)
+    result = estimator.fit_result_
+    _, counts = np.unique(np.asarray(split.y_test).astype(str), return_counts=True)
+    metrics.update(task.fit_extras(estimator, split, probabilities))
+    metrics.update({
+        "classes": estimator.classes_.tolist(), "test_majority_rate": float(counts.max() / counts.sum()),
+        "probe_test_roc_auc": None if probe_scores is None else probe_scores["roc_auc"],
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_by": result.stopped_by,
+        "selection": result.selection, "queries": result.queries, "data": split.record,
+    })
+    search = getattr(estimator, "search_result_", None)
+    if search is not None:
+        metrics["search"] = search.to_dict()
+        _report_search(search)
+    if baselines:
+        metrics["baselines"] = _fit_baselines(args.task, baselines, split, args.seed, task.baseline_options(estimator))
+    metrics["history"] = result.history
+
+    folder = out if out is not None else new_run_folder(split.name)
+    estimator.save_pretrained(folder, metadata={"dataset": split.name, "data": split.record})
+    write_json(folder / "metrics.json", metrics)
+    written = {"reprogrammer.json", "reprogrammer.safetensors", "metrics.json"}
+    if args.plot:
+        from xmodal.plots import confusion_matrix, learning_curve
+
+        predicted = estimator.classes_[np.argmax(probabilities, axis=1)]
+        title = f"{split.name}: {estimator.task}, preset {metrics['preset']}"
+        learning_curve(result.history, folder / "learning_curve.png", best_epoch=result.best_epoch, title=title)
+        confusion_matrix(split.y_test, predicted, estimator.classes_, folder / "confusion_matrix.png",
+                         title=f"{title}, test split")
+        written |= {"learning_curve.png", "confusion_matrix.png"}
+    if args.overwrite:
+        remove_stale(folder, written)
+    _print_report(split, estimator, metrics, probe_scores, folder)

@@ -1,0 +1,68 @@
+"""`xmodal predict RUN --csv OUT.csv`: a saved run's predictions, written as CSV.
+
+    xmodal predict runs/gunpoint --input new_series.tsv --csv predictions.csv   # new, unlabelled data
+    xmodal predict runs/gunpoint --split train --csv predictions.csv            # a split of the run's dataset
+
+--input reads new data of the run's task (series: .tsv / .ts / .csv / .npy; sequences:
+FASTA or CSV; tables: CSV rows with the run's columns). The CSV has one row per sample:
+id, (label, for a dataset split,) prediction, p_<class> for every class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from xmodal.cli.tasks import add_run_data_flags
+from xmodal.errors import DataError
+
+
+def add_parser(commands) -> None:
+    predict = commands.add_parser("predict", help="write a saved run's predictions for new data or a split to CSV",
+                                  description="Predict with a saved run (any task): new, unlabelled data with "
+                                              "--input, or a split of a labelled dataset.")
+    predict.add_argument("run_dir", metavar="RUN", help="a run folder written by `xmodal fit`")
+    predict.add_argument("--input", metavar="FILE",
+                         help="new data to score: series as .tsv/.ts/.csv/.npy, sequences as FASTA or CSV, table rows "
+                              "as CSV (instead of --dataset)")
+    add_run_data_flags(predict)
+    predict.add_argument("--split", choices=("test", "train"),
+                         help="split of the dataset to score (default test; not with --input)")
+    predict.add_argument("--csv", required=True, metavar="OUT.csv", help="CSV file to write")
+    predict.set_defaults(run=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    from xmodal.cli.evaluate import load
+
+    if args.input is not None:
+        given = [flag for flag, value in (("--dataset", args.dataset), ("--split", args.split),
+                                          ("--label-column", args.label_column), ("--data-dir", args.data_dir),
+                                          ("--resample", args.resample), ("--impute", args.impute))
+                 if value not in (None, False)]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise DataError(f"{', '.join(given)} {verb} to a dataset split, and --input scores a file of new data as "
+                            "it is (series of the run's length, without gaps): give one or the other")
+    run, task, estimator = load(args)
+    if args.input is not None:
+        records = task.read_inputs(run, estimator, args, args.input)
+    else:
+        records = task.load_run(run, estimator, args, args.split or "test")
+    probabilities = estimator.predict_proba(task.model_input(records.X))
+    classes = estimator.classes_
+    predicted = classes[np.argmax(probabilities, axis=1)]
+    out = Path(args.csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    labelled = records.y is not None
+    with open(out, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id"] + (["label"] if labelled else []) + ["prediction"] + [f"p_{c}" for c in classes])
+        for i, (record, guess, row) in enumerate(zip(records.ids, predicted, probabilities)):
+            label = [records.y[i]] if labelled else []
+            writer.writerow([record, *label, guess] + [f"{p:.6f}" for p in row])
+    accuracy = f" (accuracy {float(np.mean(predicted == np.asarray(records.y))):.4f})" if labelled else ""
+    print(f"wrote {len(predicted)} predictions for {records.name} to {out}{accuracy}")

@@ -1,0 +1,124 @@
+"""Run folders: where `fit` writes, what a run records, atomic JSON.
+
+A run folder holds reprogrammer.json (settings, classes, and the metadata of the run: its
+task and data), reprogrammer.safetensors, metrics.json and, with --plot, two PNGs. An
+existing non-empty folder is never written into without --overwrite; without --out a
+new folder runs/<dataset>-<YYYYmmdd-HHMMSS> is made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from xmodal.errors import PersistenceError, XmodalError
+
+RUNS_FOLDER = Path("runs")
+# What `fit` writes into a run; with --overwrite the ones this fit did not write are removed
+# (a learning curve of the previous run must not sit beside the new one). Nothing else is.
+RUN_FILES = ("reprogrammer.json", "reprogrammer.safetensors", "metrics.json", "learning_curve.png",
+             "confusion_matrix.png")
+
+# bridge kind -> task, for runs saved before the metadata recorded the task
+BRIDGE_TASKS = {"series_to_waveform": "series", "series_to_tones": "series", "series_to_audio": "series",
+                "tokens_to_embeddings": "sequence", "table_to_image": "table"}
+
+
+def check_out(out: str | None, overwrite: bool) -> Path | None:
+    """The --out folder, refused (before any work) when it exists and is not empty,
+    unless `overwrite`; None when no --out was given."""
+    if out is None:
+        return None
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise XmodalError(f"--out {out} is a file, not a folder; give a folder for the run")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise XmodalError(f"--out {out} already exists and is not empty; pass --overwrite to replace the run in it, "
+                          "or give another folder")
+    return path
+
+
+def new_run_folder(dataset: str, when: float | None = None) -> Path:
+    """runs/<dataset>-<YYYYmmdd-HHMMSS>, made now; -2, -3, ... when that name is taken."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    name = re.sub(r"[^\w.+-]+", "_", dataset).strip("._") or "run"
+    RUNS_FOLDER.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        path = RUNS_FOLDER / (f"{name}-{stamp}" + ("" if attempt == 1 else f"-{attempt}"))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise XmodalError(f"cannot make a new run folder for {dataset} in {RUNS_FOLDER}; give --out")
+
+
+def remove_stale(folder: Path, written: set[str]) -> None:
+    """Remove the run files of an overwritten run that this fit did not write."""
+    for name in RUN_FILES:
+        if name not in written and (folder / name).is_file():
+            (folder / name).unlink()
+
+
+def _plain(value):
+    """numpy scalars and arrays, paths: as JSON-native values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def write_json(path: Path, document) -> None:
+    """Write JSON atomically: a temporary file in the same folder, then os.replace."""
+    path = Path(path)
+    text = json.dumps(document, indent=2, default=_plain) + "\n"
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+@dataclass
+class Run:
+    """A saved run as `evaluate`, `predict` and `align` see it."""
+
+    folder: Path
+    task: str
+    metadata: dict  # the reprogrammer.json metadata: estimator, task, preset, settings, seed, fit, dataset, data
+    document: dict
+
+    @property
+    def data(self) -> dict:
+        """What `fit` recorded about the data (empty for a run saved from Python)."""
+        return self.metadata.get("data") or {}
+
+    @property
+    def dataset(self) -> str | None:
+        return self.data.get("dataset") or self.metadata.get("dataset")
+
+
+def read_run(folder: str | Path) -> Run:
+    """The run's document and task (metadata "task"; older runs: by the bridge kind)."""
+    from xmodal.persistence import read_document  # torch: only when a run is read
+
+    folder = Path(folder)
+    document = read_document(folder)
+    metadata = document.get("metadata") or {}
+    task = metadata.get("task") or BRIDGE_TASKS.get(document["bridge"].get("kind"))
+    if task not in BRIDGE_TASKS.values():
+        raise PersistenceError(f"{folder}: cannot tell the task of this run (bridge {document['bridge'].get('kind')!r}); "
+                               "it was saved by another xmodal")
+    return Run(folder, task, metadata, document)
