@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.utils.multiclass import check_classification_targets
 
 from xmodal.errors import DataError, PersistenceError
 from xmodal.presets import DEFAULT_PRESET, preset_names, resolve_settings
@@ -24,6 +25,7 @@ from xmodal.settings import SETTINGS
 from xmodal.training.config import FitResult, TrainConfig
 from xmodal.training.gradients import Backprop, ZerothOrder
 from xmodal.training.loop import train
+from xmodal.training.probe import PROBE_C
 
 
 def settings_doc(task: str) -> str:
@@ -79,6 +81,10 @@ class ReprogrammingEstimator:
         self.settings_ = self.resolved_settings()
         self.seed_ = (int(np.random.default_rng().integers(2**31 - 1)) if self.random_state is None
                       else int(self.random_state))
+        try:  # continuous or multi-output targets are no classes
+            check_classification_targets(y)
+        except ValueError as exc:
+            raise DataError(f"{exc}; a classifier takes one class label per sample") from None
         classes = np.unique(np.asarray(y))
         if len(classes) < 2:
             raise DataError(f"the training labels hold a single class ({classes.tolist()}); a classifier needs at least 2")
@@ -93,12 +99,12 @@ class ReprogrammingEstimator:
 
     # -- training ----------------------------------------------------------------------
     def _train(self, model, x: torch.Tensor, targets: torch.Tensor, head_init: str, select_on: str,
-               validation=None, lengths=None) -> FitResult:
+               validation=None, lengths=None, probe_cs: tuple[float, ...] = PROBE_C) -> FitResult:
         """The one training call of every task: white-box, or zeroth-order within query_budget."""
         s = self.settings_
         config = TrainConfig(epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"], val_fraction=s["val_fraction"],
                              patience=s["patience"], seed=self.seed_, progress=bool(self.verbose),
-                             head_init=head_init, select_on=select_on)
+                             head_init=head_init, select_on=select_on, probe_cs=probe_cs)
         budget = s.get("query_budget")
         gradients = Backprop() if budget is None else ZerothOrder(budget, seed=self.seed_)
         self.fit_result_ = train(model, x, targets, config, validation, lengths, gradients)
@@ -116,6 +122,8 @@ class ReprogrammingEstimator:
         from xmodal.persistence import save_reprogrammer
 
         if not hasattr(self, "reprogrammer_"):
+            if len(getattr(self, "classes_", ())) == 1:  # sktime fits a single-class y without calling _fit
+                raise PersistenceError("nothing to save: the training labels held a single class, so nothing was trained")
             raise PersistenceError(f"this {type(self).__name__} is not fitted; call fit before save_pretrained")
         info = {"estimator": type(self).__name__, "task": self.task, "preset": self.preset or DEFAULT_PRESET,
                 "settings": self.settings_, "seed": self.seed_,

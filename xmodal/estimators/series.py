@@ -55,6 +55,23 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         "maintainers": "xmodal developers",
     }
 
+    def __sklearn_tags__(self):
+        """scikit-learn's view of this sktime estimator (GridSearchCV in xmodal.training.search
+        needs it since scikit-learn 1.6): a classifier, with predict_proba, on 3-D arrays."""
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(multi_class=True), input_tags=InputTags(two_d_array=False,
+                                                                                       three_d_array=True))
+
+    def reset(self):
+        """sktime's reset (at the start of every fit), keeping what scikit-learn's GridSearchCV
+        set on a candidate before calling fit and deletes after it (its callback context)."""
+        kept = {name: value for name, value in self.__dict__.items() if name == "_parent_callback_ctx"}
+        super().reset()
+        self.__dict__.update(kept)
+        return self
+
     def _check_combination(self, s: dict) -> None:
         """Refuse, before any work, settings that cannot go together."""
         if s["mapping"] == "layers" and s["query_budget"] is not None:

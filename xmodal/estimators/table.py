@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
@@ -30,6 +31,9 @@ def as_frame(X, columns: list[str] | None = None) -> pd.DataFrame:
     (or `columns`, the fitted names)."""
     if isinstance(X, pd.DataFrame):
         frame = X
+    elif scipy.sparse.issparse(X):
+        raise DataError(f"sparse input is not supported (a {type(X).__name__}); give a DataFrame or a dense array "
+                        "(X.toarray())")
     else:
         array = np.asarray(X)
         if array.ndim != 2:
@@ -37,7 +41,9 @@ def as_frame(X, columns: list[str] | None = None) -> pd.DataFrame:
         frame = pd.DataFrame(array, columns=columns or [f"x{i}" for i in range(array.shape[1])])
     if len(frame) == 0 or frame.shape[1] == 0:
         raise DataError(f"the table is empty ({frame.shape[0]} rows, {frame.shape[1]} columns)")
-    return tidy_columns(frame)
+    frame = tidy_columns(frame)
+    frame.columns = [str(c) for c in frame.columns]  # the encoder names columns as strings (0 -> "0")
+    return frame
 
 
 @with_settings("table", random_state=None, verbose=False)
@@ -49,9 +55,19 @@ class TableClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator):
     (progress bars).
     """
 
+    def _load_source(self):
+        """The frozen source (a hook: benchmarks/bench_table.py swaps in a randomly initialised
+        copy as a control, to see whether pretraining is what helps)."""
+        return load_source(self.settings_["source"])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = tags.input_tags.categorical = True  # text columns are categorical features
+        return tags
+
     def _build(self, frame: pd.DataFrame) -> Reprogrammer:
         s = self.settings_
-        source = load_source(s["source"])
+        source = self._load_source()
         encoder = TableEncoder.fit(frame, encoding=s["encoding"], missing=s["missing"])
         config = TableToImageConfig.for_source(source.input_spec, encoder, cell_height=s["cell_size"],
                                                cell_width=s["cell_size"], gap=s["gap"], placement=s["placement"])
@@ -69,6 +85,8 @@ class TableClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         frame = as_frame(X)
+        if y is None:
+            raise DataError("TableClassifier requires y to be passed, but the target y is None; give one label per row")
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(frame):
             raise DataError(f"{len(frame)} rows but labels of shape {y.shape}; give one label per row")
@@ -83,16 +101,22 @@ class TableClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator):
 
     def _encode(self, X) -> torch.Tensor:
         check_is_fitted(self, "reprogrammer_")
+        if not isinstance(X, pd.DataFrame):
+            X = np.asarray(X)
+        width = X.shape[1] if X.ndim == 2 else None
+        if width is not None and width != self.n_features_in_:  # scikit-learn's wording
+            raise DataError(f"X has {width} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                            f"features as input (the columns it was fitted on: {list(self.feature_names_in_)[:8]})")
         frame = as_frame(X, columns=None if isinstance(X, pd.DataFrame) else list(self.feature_names_in_))
-        if frame.shape[1] != self.n_features_in_:
-            raise DataError(f"X has {frame.shape[1]} columns, but this classifier was fitted on {self.n_features_in_}")
         return self.reprogrammer_.bridge.encode(frame)
 
     def predict_proba(self, X) -> np.ndarray:
-        return self.reprogrammer_.predict_proba(self._encode(X)).numpy().astype(np.float64)
+        x = self._encode(X)  # first: an unfitted classifier raises NotFittedError
+        return self.reprogrammer_.predict_proba(x).numpy().astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        probabilities = self.predict_proba(X)
+        return self.classes_[probabilities.argmax(axis=1)]
 
     def _restore(self, document: dict) -> None:
         columns = self.reprogrammer_.bridge.encoder.columns

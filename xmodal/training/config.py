@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from xmodal.errors import DataError
+from xmodal.training.probe import PROBE_C
 
 SELECTION_CRITERIA = ("accuracy", "loss")
 
@@ -28,6 +29,7 @@ class TrainConfig:
     progress: bool = True
     head_init: str = "random"
     select_on: str = "accuracy"
+    probe_cs: tuple[float, ...] = PROBE_C  # the probe's candidate C values (xmodal.training.probe)
 
     def __post_init__(self):
         if self.select_on not in SELECTION_CRITERIA:

@@ -15,6 +15,7 @@ black-box training (xmodal.training.loop runs both).
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -80,14 +81,17 @@ class ZerothOrder:
         white_box = model.source
         # A BlackBoxSource (a prediction API) is used as it is; a SourceModel is hidden.
         model.source = hidden = white_box if isinstance(white_box, BlackBoxSource) else hide_gradients(white_box)
-        hidden.budget = self.budget = QueryBudget(self.limit)
+        # A given BlackBoxSource gets its own budget back afterwards: left with the spent
+        # training budget, it would refuse every later prediction.
+        previous_budget, hidden.budget = hidden.budget, QueryBudget(self.limit)
+        self.budget = hidden.budget
         self.model, self.parameters = model, model.trainable_parameters()
         self.theta = torch.nn.Parameter(parameters_to_vector(self.parameters).detach().clone())
         self.optimizer = torch.optim.Adam([self.theta], lr=lr)
         try:
             yield self
         finally:
-            model.source = white_box
+            model.source, hidden.budget = white_box, previous_budget
 
     def can_afford(self, batch_size: int, scoring: int) -> bool:
         """Room for one step on `batch_size` samples plus `scoring` samples of validation."""
@@ -100,17 +104,28 @@ class ZerothOrder:
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.model.eval()  # dropout off: loss differences must come from theta alone
-        theta = self.theta.detach()
-        d = theta.numel()
-        scale = (d if self.distribution == "sphere" else 1.0) if self.scale is None else self.scale
-        base = self._loss(theta, x, y)
-        estimate = torch.zeros_like(theta)
-        for _ in range(self.directions):
-            u = torch.randn(d, generator=self.generator, dtype=theta.dtype)
-            if self.distribution == "sphere":
-                u = u / u.norm()
-            estimate += (self._loss(theta + self.smoothing * u, x, y) - base) * u
-        self.theta.grad = estimate * (scale / (self.directions * self.smoothing))
+        self.theta.grad, base = zeroth_order_gradient(lambda theta: self._loss(theta, x, y), self.theta.detach(),
+                                                      self.directions, self.smoothing, self.distribution, self.scale,
+                                                      self.generator)
         self.optimizer.step()
         vector_to_parameters(self.theta.detach(), self.parameters)
         return base
+
+
+def zeroth_order_gradient(loss: Callable[[torch.Tensor], float], theta: torch.Tensor, directions: int,
+                          smoothing: float, distribution: str = "sphere", scale: float | None = None,
+                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:
+    """(the estimate g of the module docstring at theta, L(theta)) from `directions` + 1
+    evaluations of `loss`; scale is b (default d for "sphere", 1 for "gaussian")."""
+    if distribution not in DISTRIBUTIONS:
+        raise DataError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+    d = theta.numel()
+    scale = (d if distribution == "sphere" else 1.0) if scale is None else scale
+    base = loss(theta)
+    estimate = torch.zeros_like(theta)
+    for _ in range(directions):
+        u = torch.randn(d, generator=generator, dtype=theta.dtype)
+        if distribution == "sphere":
+            u = u / u.norm()
+        estimate += (loss(theta + smoothing * u) - base) * u
+    return estimate * (scale / (directions * smoothing)), base

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from xmodal.blackbox import BudgetExhausted
 from xmodal.errors import DataError
 from xmodal.maps import LinearHead
 from xmodal.reprogrammer import Reprogrammer
@@ -95,10 +96,11 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     use_val = len(y_val) > 0
     head = model.output_map
     probe = None
+    model.eval()  # the probe's features and the label map's preparation: no dropout on delta
     if config.head_init == "probe" and isinstance(head, LinearHead):
         features = in_batches(model.source_logits, x, config.batch_size, lengths)
-        probe = fit_probe(features[fit_idx], y_fit, config.seed) if validation is None else \
-            fit_probe(features, y, config.seed)
+        probe = fit_probe(features[fit_idx], y_fit, config.seed, cs=config.probe_cs) if validation is None else \
+            fit_probe(features, y, config.seed, cs=config.probe_cs)
         head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)
 
     history: list[dict] = []
@@ -119,17 +121,30 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     torch.manual_seed(config.seed)  # dropout on delta
     shuffle = torch.Generator().manual_seed(config.seed)
     with gradients.attached(model, config.lr):
+        start_cost = (len(x_fit) if head.needs_source_outputs else 0) + len(y_val)
+        if not gradients.can_afford(0, start_cost):  # only a query budget refuses: before any query is spent
+            raise BudgetExhausted(f"a query budget of {gradients.limit} does not cover preparing the output map and "
+                                  f"scoring the start ({start_cost} queries), let alone training; raise it")
         if head.needs_source_outputs:
             head.prepare(in_batches(model.source_logits, x_fit, config.batch_size, fit_lengths), y_fit)
-        if use_val:
+        # The start competes as epoch 0 when it is a model: a probe head or a prepared label map,
+        # never a randomly drawn head (selecting that would return an untrained random model).
+        random_head = probe is None and isinstance(head, LinearHead)
+        if use_val and not random_head:
             select({"epoch": 0})
-        start_state = None if probe is None and isinstance(head, LinearHead) else copy.deepcopy(model.trainable_state())
+        start_state = None if random_head else copy.deepcopy(model.trainable_state())
+        epochs = config.epochs
+        if probe is not None and not use_val:
+            # Nothing could show that training beats the probe (a class has a single sample,
+            # or val_fraction is 0): the probe on every training sample is the model.
+            epochs, stopped_by = 0, "no validation part: the probe is the model"
         n_batches = math.ceil(len(x_fit) / config.batch_size)
-        bar = tqdm(total=config.epochs * n_batches, desc="fit", unit="batch", disable=not config.progress,
+        bar = tqdm(total=epochs * n_batches, desc="fit", unit="batch", disable=not config.progress,
                    leave=False)
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(1, epochs + 1):
             remap = {}
             if head.remap_due(epoch):  # ILM-VP, BLM: re-estimated through the current theta
+                model.eval()
                 changed = head.prepare(in_batches(model.source_logits, x_fit, config.batch_size, fit_lengths), y_fit)
                 remap = {"remapped": True, "map_changed": changed}
             model.train()
@@ -157,7 +172,7 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     model.eval()
-    selection = "validation" if use_val else ("training loss" if config.epochs else "none: no training")
+    selection = "validation" if use_val else ("training loss" if epochs else "none: no training")
     n_fit = len(y_fit)
     if probe is not None and best_epoch == 0 and validation is None and use_val:
         # The probe start won: refit it on every training sample with the chosen C (a UCR

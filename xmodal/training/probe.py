@@ -41,8 +41,9 @@ class Probe:
     c: float
 
 
-def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float | None = None) -> Probe:
-    """Logistic regression on standardised features; C given, or chosen by k-fold
+def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float | None = None,
+              cs: tuple[float, ...] = PROBE_C) -> Probe:
+    """Logistic regression on standardised features; C given, or chosen among `cs` by k-fold
     log-loss (k = min(5, the smallest class's count); C = 1 when a class has one example)."""
     x, y = features.double().numpy(), targets.numpy()
     mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)
@@ -51,7 +52,7 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
     if c is None and folds >= 2:
         with warnings.catch_warnings():  # scikit-learn 1.9 announces 1.10's parameter changes; C_ stays
             warnings.simplefilter("ignore", FutureWarning)
-            model = LogisticRegressionCV(Cs=list(PROBE_C), cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+            model = LogisticRegressionCV(Cs=list(cs), cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                          scoring="neg_log_loss", max_iter=2000, random_state=seed).fit(z, y)
         c = float(np.atleast_1d(model.C_)[0])
     else:
