@@ -140,23 +140,34 @@ def test_config_round_trips_and_tolerates_unknown_keys(german):
     assert torch.equal(bridge_a(bridge_a.encode(rows)), bridge_b(bridge_b.encode(rows)))
 
 
-def test_saved_table_reprogrammer_predicts_identically(german, tmp_path):
-    from adapters_modal import load_source
-    from xmodal.persistence import load_reprogrammer, read_document, save_reprogrammer
-    from xmodal.estimators.table import TableOptions, build_table_reprogrammer, split_table
-    from xmodal.training.loop import TrainConfig, fit_reprogrammer
+@pytest.mark.parametrize("reads", ["logits", "cells"])
+def test_saved_table_reprogrammer_predicts_identically(german, tmp_path, reads):
+    from sklearn.model_selection import train_test_split
 
-    split = split_table(german, 0.2, seed=0)
+    from adapters_modal import load_source
+    from xmodal.maps import LinearHead
+    from xmodal.persistence import load_reprogrammer, read_document, save_reprogrammer
+    from xmodal.reprogrammer import Reprogrammer
+
+    train, test = train_test_split(np.arange(1000), test_size=0.2, stratify=german.labels, random_state=0)
+    train_rows, test_rows = german.features.iloc[np.sort(train)], german.features.iloc[np.sort(test)]
     source = load_source("bc-resnet-gsc35-image")
-    model = build_table_reprogrammer(source, split.train, split.classes, TableOptions(mapping="linear"))
-    x = model.bridge.encode(split.train.features.head(120))
-    y = torch.as_tensor(split.targets(split.train)[:120])
-    fit_reprogrammer(model, x, y, TrainConfig(epochs=2, progress=False))
+    encoder = TableEncoder.fit(train_rows, encoding="ordinal" if reads == "cells" else "onehot")
+    layout = {"cell_size": None, "gap": 2} if reads == "cells" else {}
+    bridge = TableToImage(TableToImageConfig.for_source(source.input_spec, encoder, **layout), seed=0)
+    width = 464 * 20 if reads == "cells" else source.num_classes
+    model = Reprogrammer(bridge, source, LinearHead(width, 2, seed=0), ["bad", "good"], reads=reads)
+    with torch.no_grad():  # stands in for training: theta and omega away from their start
+        for parameter in model.trainable_parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
     save_reprogrammer(model, tmp_path / "run")
     loaded, document = load_reprogrammer(tmp_path / "run")
-    test_rows = split.test.features
+    assert loaded.reads == reads
     assert torch.equal(model.predict_proba(model.bridge.encode(test_rows)),
                        loaded.predict_proba(loaded.bridge.encode(test_rows)))
-    encoder = read_document(tmp_path / "run")["bridge"]["config"]["encoder"]
-    assert encoder["means"]["age_years"] == pytest.approx(split.train.features["age_years"].mean())
-    assert document["bridge"]["kind"] == "table_to_image" and (tmp_path / "run" / "reprogrammer.safetensors").stat().st_size < 20000
+    config = read_document(tmp_path / "run")["bridge"]["config"]
+    assert config["encoder"]["means"]["age_years"] == pytest.approx(train_rows["age_years"].mean())
+    assert config["cell_height"] == config["cell_width"] == (6 if reads == "cells" else 2)  # the size drawn
+    assert document["bridge"]["kind"] == "table_to_image"
+    if reads == "logits":
+        assert (tmp_path / "run" / "reprogrammer.safetensors").stat().st_size < 20000

@@ -53,7 +53,7 @@ _PRESETS = [
         "series", "v2s",
         "Voice2Series as published: the series as waveform samples, a masked trained delta, a frequency label map",
         "GunPoint 0.647, Coffee 0.929, ECG200 0.770, Wine 0.500 test accuracy (seed 0): "
-        "benchmarks/results/v2s.md, `python benchmarks/bench_series.py --preset v2s`",
+        "benchmarks/results/series.md, `python benchmarks/bench_series.py`",
         _V2S,
     ),
     Preset(
@@ -73,7 +73,7 @@ _PRESETS = [
         "layer's mean over each feature's square; no training (it never beat the probe on validation)",
         "German credit ROC-AUC beside logistic regression and gradient boosting, 3 seeds: "
         "benchmarks/results/table.md, `python benchmarks/bench_table.py`",
-        {"source": "bc-resnet-gsc35-image", "encoding": "ordinal", "missing": "error", "cell_size": None, "gap": 2,
+        {"source": "bc-resnet-gsc35-image", "encoding": "ordinal", "missing": "error", "cell_size": None, "gap": 3,
          "placement": "centre", "mapping": "cells", "labels_per_class": None, "head_init": "probe", "epochs": 0,
          "lr": 0.01, "batch_size": 32, "val_fraction": 0.2, "patience": 5, "query_budget": None},
     ),
