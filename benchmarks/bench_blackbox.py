@@ -4,7 +4,8 @@
 
 Three UCR datasets (standard train/test splits; series -> bc-resnet-gsc35 audio)
 and German credit (stratified 80/20 split, seed 0; rows -> bc-resnet-gsc35-image).
-Every run: frequency label mapping, seed 0. White-box: backpropagation, at
+Every run: frequency label mapping, seed 0 (series: the v2s preset; table: the best
+preset's drawing). White-box: backpropagation, at
 most 30 epochs with early stopping. Black-box: the source seen only as
 probabilities, q = 10 directions, smoothing 0.01, lr 0.01, one independent
 run per query budget (each selects its best state on its own validation
@@ -35,58 +36,51 @@ WHITE_BOX_EPOCHS = 30
 ZO_LR = 0.01
 
 
+def _record(model, x_test, y_test, budget: int | None) -> dict:
+    result = model.fit_result_
+    record = {"test_accuracy": float((model.predict(x_test) == np.asarray(y_test)).mean()), "seconds": result.seconds}
+    if budget is None:
+        return {**record, "forward_samples": result.epochs_run * (result.n_fit + result.n_val)}
+    return {**record, "query_budget": budget, "queries_used": result.queries, "stopped_by": result.stopped_by,
+            "queries_per_second": result.queries / result.seconds}
+
+
 def series_runs(name: str, budgets: list[int]) -> dict:
+    """The v2s preset (waveform bridge, frequency map): white-box, then black-box per budget."""
     from xmodal.data.ucr import load_ucr
     from xmodal.estimators.series import V2SClassifier
 
     data = load_ucr(name, SHARED / "ucr")
     x_train, x_test = data.x_train[:, None, :], data.x_test[:, None, :]
 
-    def fit(query_budget, lr, epochs, patience):
-        model = V2SClassifier(random_state=0, query_budget=query_budget, lr=lr, epochs=epochs, patience=patience)
-        model.fit(x_train, data.y_train)
-        return float((model.predict(x_test) == data.y_test).mean()), model.fit_result_
+    def fit(budget):
+        settings = ({"epochs": WHITE_BOX_EPOCHS, "patience": 10} if budget is None
+                    else {"query_budget": budget, "lr": ZO_LR, "epochs": 10_000, "patience": 10_000})
+        return _record(V2SClassifier("v2s", random_state=0, **settings).fit(x_train, data.y_train), x_test,
+                       data.y_test, budget)
 
-    accuracy, result = fit(None, 0.05, WHITE_BOX_EPOCHS, 10)
-    white = {"test_accuracy": accuracy, "seconds": result.seconds,
-             "forward_samples": result.epochs_run * (result.n_fit + result.n_val)}
-    black = []
-    for budget in budgets:
-        accuracy, result = fit(budget, ZO_LR, 10_000, 10_000)
-        black.append(_black_record(accuracy, result))
     majority = max(np.mean(data.y_test == c) for c in data.classes)
     return {"kind": "series", "n_train": len(data.y_train), "n_test": len(data.y_test), "majority_rate": majority,
-            "white_box": white, "black_box": black}
+            "white_box": fit(None), "black_box": [fit(budget) for budget in budgets]}
 
 
 def table_runs(budgets: list[int]) -> dict:
-    from adapters_modal import load_source
-    from xmodal.blackbox import BlackBoxConfig
-    from xmodal.data.tables import load_table
-    from xmodal.estimators.table import TABLE_SOURCE, TableOptions, fit_table, split_table
-    from xmodal.training.loop import TrainConfig
+    """The table preset's drawing with a frequency label map (black-box needs one): white-box, then
+    black-box per budget."""
+    from xmodal.data.tables import load_table, split_table
+    from xmodal.estimators.table import TableClassifier
 
-    split = split_table(load_table(GERMAN), 0.2, seed=0)
-    source = load_source(TABLE_SOURCE)
-    _, metrics = fit_table(source, split, TableOptions(train=TrainConfig(epochs=WHITE_BOX_EPOCHS, patience=10,
-                                                                          progress=False)))
-    n_train = len(split.train.labels)
-    white = {"test_accuracy": metrics["test_accuracy"], "seconds": metrics["fit_seconds"],
-             "forward_samples": metrics["epochs_run"] * n_train}
-    black = []
-    for budget in budgets:
-        config = BlackBoxConfig(epochs=10_000, patience=10_000, lr=ZO_LR, query_budget=budget, progress=False)
-        _, metrics = fit_table(source, split, TableOptions(train=config))
-        black.append({"query_budget": budget, "queries_used": metrics["queries_used"],
-                      "test_accuracy": metrics["test_accuracy"], "seconds": metrics["fit_seconds"],
-                      "queries_per_second": metrics["queries_per_second"], "stopped_by": metrics["stopped_by"]})
-    return {"kind": "table", "n_train": n_train, "n_test": len(split.test.labels),
-            "majority_rate": metrics["majority_rate"], "white_box": white, "black_box": black}
+    train, test = split_table(load_table(GERMAN), 0.2, seed=0)
 
+    def fit(budget):
+        settings = ({"epochs": WHITE_BOX_EPOCHS, "patience": 10} if budget is None
+                    else {"query_budget": budget, "lr": ZO_LR, "epochs": 10_000, "patience": 10_000})
+        model = TableClassifier(mapping="frequency", head_init="random", random_state=0, **settings)
+        return _record(model.fit(train.features, train.labels), test.features, test.labels, budget)
 
-def _black_record(accuracy: float, result) -> dict:
-    return {"query_budget": result.query_budget, "queries_used": result.queries_used, "test_accuracy": accuracy,
-            "seconds": result.seconds, "queries_per_second": result.queries_per_second, "stopped_by": result.stopped_by}
+    majority = max(np.mean(test.labels == c) for c in np.unique(train.labels))
+    return {"kind": "table", "n_train": len(train.labels), "n_test": len(test.labels), "majority_rate": majority,
+            "white_box": fit(None), "black_box": [fit(budget) for budget in budgets]}
 
 
 def plot(report: dict, path: Path) -> None:
@@ -138,11 +132,11 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from xmodal.blackbox import BlackBoxConfig
+    from xmodal.training.gradients import ZerothOrder
 
     torch.set_num_threads(1)
     budgets = [int(b) for b in args.budgets.split(",")]
-    defaults = BlackBoxConfig()
+    defaults = ZerothOrder(budget=1)
     report = {"budgets": budgets, "price_per_1000": args.price_per_1000, "directions": defaults.directions,
               "smoothing": defaults.smoothing, "machine": f"{platform.machine()}, torch {torch.__version__}, 1 thread",
               "datasets": {}}

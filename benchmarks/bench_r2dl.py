@@ -1,6 +1,7 @@
 """R2DL on real peptide and molecule data, with baselines in the same run.
 
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_r2dl.py [--datasets amp,bbbp,...] [--epochs 12]
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_r2dl.py [--datasets amp,bbbp,...] [--preset best]
+        [--set epochs=20 --set lr=0.001]     # settings changed from the preset (xmodal.presets)
 
 Datasets (../shared/data):
   amp       AMP Scanner v2: train on tr, select on eval, report on te (published 91.01 % accuracy)
@@ -36,7 +37,7 @@ RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO.parent / "shared" / "data"
 
 from xmodal.baselines.sequence import cnn_from_scratch, composition_logistic, lm_text_logistic  # noqa: E402
-from xmodal.bridges.tokens_to_embeddings import DEFAULT_SPARSITY  # noqa: E402
+from xmodal.presets import resolve_settings  # noqa: E402
 from xmodal.metrics import classification_scores  # noqa: E402
 from xmodal.data.sequences import SequenceRecords, load_sequence_dataset, scaffold_split  # noqa: E402
 from xmodal.estimators.sequence import SequenceClassifier  # noqa: E402
@@ -82,16 +83,20 @@ def run_method(method: str, alphabet: str, train: SequenceRecords, val: Sequence
     start = time.perf_counter()
     extra = {}
     if method.startswith("r2dl-"):
-        model = SequenceClassifier(alphabet=alphabet, mode=method.split("-")[1], sparsity=args.sparsity,
-                                   epochs=args.epochs, lr=args.lr, patience=args.patience, truncation="keep_start",
-                                   unknown="unk", random_state=args.seed, verbose=args.progress)
+        # Records longer than MiniLM's 512 positions are cut, unknown tokens read as <unk>: the
+        # benchmark sets hold a few of each, and every method must see every record.
+        model = SequenceClassifier(args.preset, **{**args.overrides, "alphabet": alphabet, "mode": method.split("-")[1],
+                                                   "truncation": "keep_start", "unknown": "unk"},
+                                   random_state=args.seed, verbose=args.progress)
         model.fit(train.sequences, train.labels, (val.sequences, val.labels))
         fit_seconds = time.perf_counter() - start
         predict_start = time.perf_counter()
         probabilities = model.predict_proba(test.sequences)
-        extra = {"epochs_max": args.epochs, "epochs_run": model.fit_result_.epochs_run, "best_epoch": model.fit_result_.best_epoch,
-                 "val_accuracy": model.fit_result_.val_accuracy, "truncated_train": model.n_truncated_,
-                 "sparsity": model.sparsity_, "probe_c": getattr(model, "probe_c_", None)}
+        result = model.fit_result_
+        extra = {"epochs_max": model.settings_["epochs"], "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+                 "val_accuracy": result.val_accuracy, "probe_val_accuracy": result.probe_val_accuracy,
+                 "reprogramming_kept": result.reprogramming_kept, "truncated_train": model.n_truncated_,
+                 "sparsity": model.sparsity_, "probe_c": result.probe_c}
         classes = model.classes_
     else:
         function = {"composition-logreg": composition_logistic, "cnn-scratch": cnn_from_scratch}.get(method)
@@ -134,7 +139,7 @@ def write(rows: list[dict], args, started: float, parts: list[str] = ()) -> None
     lines = ["# R2DL benchmark (minilm-l6, seed %d)" % args.seed, "",
              f"Machine: {document['machine']}. Command: `{document['command']}`"
              + "".join(f"; merged with the runs of `{c}`" for c in parts) + ". "
-             f"R2DL: lr {args.lr}, patience {args.patience}, k = {args.sparsity}; 'epochs run' = run of max per fold. "
+             f"R2DL: preset {args.preset!r} with {args.overrides or 'no changes'}; 'epochs run' = run of max per fold. "
              "Peak RSS is the process's (the loaded LM included), reset before each method.", "",
              "| dataset | method | folds | epochs run | accuracy | ROC-AUC | MCC | fit s | peak RSS MB | test rec/s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -157,10 +162,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="amp,bbbp,bace,clintox_ct_tox,clintox_fda_approved,toxinpred")
     parser.add_argument("--amp-modes", default="sparse,dense,prompt", help="R2DL bridge modes compared on AMP")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--lr", type=float, default=0.003)
-    parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--sparsity", type=int, default=DEFAULT_SPARSITY, help="k of the sparse bridge")
+    parser.add_argument("--preset", default="best", help="sequence preset of xmodal.presets (default best)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting changed from the preset, e.g. epochs=20 (JSON value); repeatable")
     parser.add_argument("--folds", type=int, default=5, help="ToxinPred folds actually run (of 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
@@ -170,6 +174,14 @@ def main() -> None:
     parser.add_argument("--merge-from", default="",
                         help="comma-separated results stems whose runs are added (parts run as separate processes)")
     args = parser.parse_args()
+    args.overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            args.overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            args.overrides[key] = value  # a bare word: a string setting
+    resolve_settings("sequence", args.preset, args.overrides)  # refuses unknown or bad settings before any fit
     from adapters_modal.text import load_text_source
 
     source = load_text_source("minilm-l6")
