@@ -5,12 +5,11 @@ import pytest
 import torch
 
 from xmodal.bridges.series import (
-    BRIDGE_SETTINGS,
     SeriesBridge,
     mel,
-    series_bridge,
     standardize,
 )
+from xmodal.bridges.series_factory import BRIDGE_SETTINGS, series_bridge
 from xmodal.bridges.tones import SLOPE_BAND_GAP, SeriesToTones, SeriesToTonesConfig
 from xmodal.bridges.waveform import SeriesToWaveform, SeriesToWaveformConfig
 from xmodal.errors import DataError

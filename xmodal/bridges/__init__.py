@@ -4,7 +4,8 @@ A bridge maps a batch of target samples to a batch of source-model inputs and
 owns the input-side trainable parameters (theta). It knows nothing of the
 source model beyond its input spec.
 
-    series.py                what the series bridges share, and `series_bridge`
+    series.py                what the series bridges share
+    series_factory.py        `series_bridge`: the bridge a setting record asks for
     waveform.py              SeriesToWaveform: the series as samples (Voice2Series)
     tones.py                 SeriesToTones: the series as the pitch of tones
     table_encoding.py        TableEncoder: a table row as intensities (fitted, saved with the run)

@@ -46,9 +46,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from xmodal.data.tokenizers import token_counts
 from xmodal.errors import DataError, XmodalError
 from xmodal.settings_record import SettingsRecord
-from xmodal.data.tokenizers import token_counts
 
 MODES = ("sparse", "dense", "prompt")
 INITS = ("spelled", "random")

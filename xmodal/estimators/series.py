@@ -14,7 +14,7 @@ import torch
 from sktime.classification.base import BaseClassifier
 
 from adapters_modal.base import load_source
-from xmodal.bridges.series import BRIDGE_SETTINGS, series_bridge
+from xmodal.bridges.series_factory import BRIDGE_SETTINGS, series_bridge
 from xmodal.errors import XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import LinearHead, build_output_map
