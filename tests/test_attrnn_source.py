@@ -112,7 +112,7 @@ def test_v2s_classifier_fits_with_36_source_classes():
 
     data = load_ucr("CBF", UCR)  # 3 classes: 36 // 3 = 12 source words each
     x, y = data.x_train[:15, None, :], data.y_train[:15]
-    classifier = V2SClassifier(source="attrnn-gsc35", epochs=2, patience=2, random_state=0).fit(x, y)
+    classifier = V2SClassifier("v2s", source="attrnn-gsc35", epochs=2, patience=2, random_state=0).fit(x, y)
     assignment = classifier.reprogrammer_.output_map.assignment
     assert assignment.shape == (3, 12) and sorted(assignment.flatten().tolist()) == list(range(36))
     probabilities = classifier.predict_proba(x)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from adapters_modal import load_source
+from adapters_modal import weights
 from adapters_modal.audio import BC_RESNET_WEIGHTS
 from adapters_modal.weights import WeightFile, cache_dir, download_weights, resolve_weights
 from tests.conftest import BC_RESNET_FILE, MODELS
@@ -29,31 +30,41 @@ def test_weights_dir_is_searched_recursively():
     assert MODELS in found.parents and found.parent != MODELS
 
 
-def test_cache_is_used_when_weights_dir_is_unset(monkeypatch):
+@pytest.fixture
+def no_weights_dir(monkeypatch, tmp_path):
+    """Neither XMODAL_WEIGHTS_DIR nor a ../shared/models beside the checkout."""
     monkeypatch.delenv("XMODAL_WEIGHTS_DIR")
+    monkeypatch.setattr(weights, "SHARED_WEIGHTS_DIR", tmp_path / "no-shared-models")
+
+
+def test_shared_models_are_found_without_any_setting(monkeypatch):
+    """README: the weights in ../shared/models are found when that folder exists."""
+    monkeypatch.delenv("XMODAL_WEIGHTS_DIR")
+    monkeypatch.setattr(weights, "SHARED_WEIGHTS_DIR", MODELS)
+    assert resolve_weights(BC_RESNET_WEIGHTS) == BC_RESNET_FILE
+
+
+def test_cache_is_used_when_weights_dir_is_unset(no_weights_dir):
     cache_dir().mkdir(parents=True, exist_ok=True)
     shutil.copy(BC_RESNET_FILE, cache_dir() / BC_RESNET_WEIGHTS.filename)
     assert resolve_weights(BC_RESNET_WEIGHTS) == cache_dir() / BC_RESNET_WEIGHTS.filename
 
 
-def test_download_from_url_into_cache(monkeypatch):
-    monkeypatch.delenv("XMODAL_WEIGHTS_DIR")
+def test_download_from_url_into_cache(no_weights_dir):
     local_url = WeightFile(BC_RESNET_WEIGHTS.filename, BC_RESNET_WEIGHTS.sha256, BC_RESNET_FILE.as_uri())
     path = resolve_weights(local_url)
     assert path == cache_dir() / BC_RESNET_WEIGHTS.filename
     assert path.read_bytes() == BC_RESNET_FILE.read_bytes()
 
 
-def test_download_with_wrong_hash_leaves_nothing_behind(monkeypatch):
-    monkeypatch.delenv("XMODAL_WEIGHTS_DIR")
+def test_download_with_wrong_hash_leaves_nothing_behind(no_weights_dir):
     wrong = WeightFile(BC_RESNET_WEIGHTS.filename, "0" * 64, BC_RESNET_FILE.as_uri())
     with pytest.raises(WeightsError, match="sha256"):
         download_weights(wrong)
     assert list(cache_dir().iterdir()) == []
 
 
-def test_unreachable_download_says_where_it_looked(monkeypatch, tmp_path):
-    monkeypatch.delenv("XMODAL_WEIGHTS_DIR")
+def test_unreachable_download_says_where_it_looked(no_weights_dir, tmp_path):
     gone = WeightFile("absent.pt", "0" * 64, (tmp_path / "absent.pt").as_uri())
     with pytest.raises(WeightsError) as info:
         resolve_weights(gone)
