@@ -1,25 +1,19 @@
 """Black-box reprogramming: the zeroth-order estimator, the query budget, gradient-hiding
-sources, and training through them on real data."""
+sources, and training through them (the one loop with a ZerothOrder gradient) on real data."""
 
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import UCR
-from xmodal.blackbox import (
-    BlackBoxConfig,
-    BlackBoxSource,
-    BudgetExhausted,
-    QueryBudget,
-    fit_blackbox,
-    fit_through_hidden_gradients,
-    hide_gradients,
-    zeroth_order_gradient,
-)
+from xmodal.blackbox import BlackBoxSource, BudgetExhausted, QueryBudget, hide_gradients
 from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import DataError, XmodalError
 from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
+from xmodal.training.config import TrainConfig
+from xmodal.training.gradients import ZerothOrder, zeroth_order_gradient
+from xmodal.training.loop import train
 
 # With q directions in d dimensions the sphere estimate's cosine with the true
 # gradient is about sqrt(q / (q + d)): 0.98 for q = 1000, d = 20. Threshold 0.9.
@@ -104,21 +98,28 @@ def test_budget_is_never_exceeded_and_every_call_is_counted(source, italy, mappi
     black_box = BlackBoxSource(api, source.input_spec, source.class_names, "counting-api")
     model = _series_model(black_box, italy, mapping)
     x, y = torch.tensor(italy.x_train, dtype=torch.float32), _targets(italy, italy.y_train)
-    config = BlackBoxConfig(epochs=50, batch_size=16, directions=4, query_budget=1500, progress=False)
-    result = fit_blackbox(model, x, y, config)
-    assert result.queries_used == api.samples <= 1500
-    assert result.stopped_by == "budget" and result.queries_used > 1500 - 16 * 5 - 14  # stopped at the last affordable step
+    config = TrainConfig(epochs=50, batch_size=16, progress=False)
+    result = train(model, x, y, config, gradients=ZerothOrder(1500, directions=4))
+    assert result.queries == api.samples <= 1500
+    # stopped at the last affordable step: one more costs 16 * (4 + 1) queries plus the validation part
+    assert result.stopped_by == "budget" and result.queries > 1500 - 16 * 5 - result.n_val
     assert black_box.budget.limit is None  # the training budget is not left installed
-    with pytest.raises(BudgetExhausted, match="does not cover preparing the output map"):
-        fit_blackbox(_series_model(black_box, italy), x, y, BlackBoxConfig(query_budget=60, progress=False))
+    model.predict_proba(x[:2])  # so the API still answers after training
+    with pytest.raises(BudgetExhausted, match=r"a query budget of 60 does not cover preparing the output map "
+                                              r"and scoring the start \(67 queries\)"):
+        # the frequency map is prepared on the 54 fitting series, the start scored on 13: refused before any query
+        api.samples = 0
+        train(_series_model(black_box, italy), x, y, config, gradients=ZerothOrder(60))
+    assert api.samples == 0 and black_box.budget.limit is None and model.source is black_box
 
 
+@pytest.mark.slow
 def test_black_box_training_beats_the_majority_rate_and_lowers_the_loss(source, italy):
     model = _series_model(source, italy)
     x, y = torch.tensor(italy.x_train, dtype=torch.float32), _targets(italy, italy.y_train)
-    config = BlackBoxConfig(epochs=100, patience=100, lr=0.01, query_budget=6000, seed=0, progress=False)
-    result = fit_through_hidden_gradients(model, x, y, config)
-    assert result.queries_used <= 6000 and model.source is source
+    config = TrainConfig(epochs=100, patience=100, lr=0.01, seed=0, progress=False)
+    result = train(model, x, y, config, gradients=ZerothOrder(6000, seed=0))
+    assert result.queries <= 6000 and model.source is source  # hidden for the fit, the real one put back
     losses = [record["val_loss"] for record in result.history]
     assert losses[-1] < losses[0] - 0.02
     x_test, y_test = torch.tensor(italy.x_test, dtype=torch.float32), _targets(italy, italy.y_test)
@@ -141,12 +142,27 @@ def test_bad_black_boxes_and_linear_heads_are_refused(source, italy):
                             source.class_names, "broken")
     with pytest.raises(XmodalError, match="returned shape \\(2, 3\\) for 2 inputs"):
         broken.logits(torch.zeros(2, 16000))
+    x, y, config = torch.zeros(4, 24), torch.tensor([0, 1, 0, 1]), TrainConfig(progress=False)
     model = _series_model(hide_gradients(source), italy, mapping="linear")
     with pytest.raises(XmodalError, match="takes a fixed label mapping"):
-        fit_blackbox(model, torch.zeros(4, 24), torch.tensor([0, 1, 0, 1]), BlackBoxConfig(progress=False))
-    iterative = _series_model(hide_gradients(source), italy, mapping="ilm")
-    with pytest.raises(XmodalError, match="iterative re-mapping"):
-        fit_blackbox(iterative, torch.zeros(4, 24), torch.tensor([0, 1, 0, 1]), BlackBoxConfig(progress=False))
-    with pytest.raises(XmodalError, match="needs a black-box source"):
-        fit_blackbox(_series_model(source, italy), torch.zeros(4, 24), torch.tensor([0, 1, 0, 1]),
-                     BlackBoxConfig(progress=False))
+        train(model, x, y, config, gradients=ZerothOrder(1000))
+    iterative = _series_model(source, italy, mapping="ilm")
+    with pytest.raises(XmodalError, match="re-mapping \\(ilm\\) would spend the query budget"):
+        train(iterative, x, y, config, gradients=ZerothOrder(1000))
+    assert iterative.source is source
+    for bad in ({"budget": 0}, {"budget": 10, "directions": 0}, {"budget": 10, "smoothing": 0.0},
+                {"budget": 10, "distribution": "cauchy"}):
+        with pytest.raises(DataError):
+            ZerothOrder(**bad)
+
+
+def test_the_estimator_trains_black_box_within_its_query_budget(italy):
+    """query_budget on an estimator: zeroth-order training, the spent queries in fit_result_."""
+    from xmodal.estimators.series import V2SClassifier
+
+    classifier = V2SClassifier("v2s", query_budget=1200, epochs=5, random_state=0)
+    classifier.fit(italy.x_train[:, None, :], italy.y_train)
+    result = classifier.fit_result_
+    assert 0 < result.queries <= 1200 and result.stopped_by == "budget"
+    assert classifier.reprogrammer_.source.name == "bc-resnet-gsc35"  # the real source put back
+    assert classifier.predict_proba(italy.x_test[:5, None, :]).shape == (5, 2)

@@ -1,11 +1,15 @@
-"""The sktime classifier: sktime's own estimator checks and the user-facing API."""
+"""The sktime classifier V2SClassifier: sktime's own estimator checks and the user-facing API."""
 
 import numpy as np
 import pytest
+import torch
 
+from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.series import V2SClassifier
+from xmodal.training.probe import PROBE_C, fit_probe
 
 
+@pytest.mark.slow
 def test_passes_sktimes_check_estimator():
     from sktime.utils.estimator_checks import check_estimator
 
@@ -17,7 +21,7 @@ def test_passes_sktimes_check_estimator():
 
 @pytest.fixture(scope="module")
 def fitted(gunpoint):
-    classifier = V2SClassifier(epochs=3, random_state=0)
+    classifier = V2SClassifier("v2s", epochs=3, random_state=0)
     return classifier.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
 
 
@@ -29,6 +33,7 @@ def test_fit_predict_and_proba(fitted, gunpoint):
     assert np.allclose(probabilities.sum(axis=1), 1)
     assert np.array_equal(predicted, fitted.classes_[probabilities.argmax(axis=1)])
     assert fitted.fit_result_.n_val == 10  # 20 % of the 50 training series, stratified
+    assert fitted.seed_ == 0 and fitted.settings_["epochs"] == 3 and fitted.settings_["mapping"] == "frequency"
 
 
 def test_save_and_from_pretrained(fitted, gunpoint, tmp_path):
@@ -36,7 +41,10 @@ def test_save_and_from_pretrained(fitted, gunpoint, tmp_path):
     reloaded = V2SClassifier.from_pretrained(tmp_path / "run")
     x = gunpoint.x_test[:, None, :]
     assert np.array_equal(reloaded.predict_proba(x), fitted.predict_proba(x))
-    assert reloaded.get_params() == fitted.get_params()
+    assert reloaded.settings_ == fitted.settings_ and reloaded.seed_ == fitted.seed_
+    assert reloaded.preset == "v2s" and reloaded.fit_result_.history == fitted.fit_result_.history
+    # the saved settings are all explicit on the reloaded estimator: a refit repeats the run
+    assert reloaded.get_params()["epochs"] == 3 and reloaded.get_params()["random_state"] == 0
 
 
 def test_multivariate_input_is_refused(gunpoint):
@@ -46,20 +54,15 @@ def test_multivariate_input_is_refused(gunpoint):
 
 
 def test_more_classes_than_source_words_needs_the_linear_head():
-    from xmodal.errors import XmodalError
-
     rng = np.random.default_rng(0)
     x = rng.normal(size=(72, 1, 20))
     y = np.repeat(np.arange(36), 2)
     with pytest.raises(XmodalError, match="linear head"):
-        V2SClassifier(epochs=1, random_state=0).fit(x, y)
-    V2SClassifier(epochs=1, mapping="linear", random_state=0, val_fraction=0).fit(x, y)
-
+        V2SClassifier("v2s", epochs=1, random_state=0).fit(x, y)
+    V2SClassifier("v2s", epochs=1, mapping="linear", random_state=0, val_fraction=0).fit(x, y)
 
 
 def test_a_single_class_cannot_be_saved(gunpoint, tmp_path):
-    from xmodal.errors import PersistenceError
-
     with pytest.warns(UserWarning):  # sktime's convention: constant predictions and a warning
         classifier = V2SClassifier(epochs=1).fit(gunpoint.x_train[:, None, :], np.ones(50))
     with pytest.raises(PersistenceError, match="single class"):
@@ -68,26 +71,32 @@ def test_a_single_class_cannot_be_saved(gunpoint, tmp_path):
 
 @pytest.fixture(scope="module")
 def pitch_layers(gunpoint):
-    classifier = V2SClassifier(encoding="pitch+slope", masked=False, mapping="layers", lr=0.01, epochs=3, random_state=0)
+    """The best preset (pitch+slope tones, a probe-started head on every layer), 3 epochs."""
+    classifier = V2SClassifier(epochs=3, random_state=0)
     return classifier.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
 
 
+@pytest.mark.slow
 def test_pitch_encoding_with_a_probe_started_layer_head(pitch_layers, gunpoint, tmp_path):
     x = gunpoint.x_test[:, None, :]
     accuracy = np.mean(pitch_layers.predict(x) == gunpoint.y_test)
     assert accuracy >= 0.85  # frequency mapping on the waveform, same budget: about 0.5-0.65
+    assert pitch_layers.settings_["encoding"] == "pitch+slope" and pitch_layers.settings_["mapping"] == "layers"
     assert pitch_layers.reprogrammer_.reads == "layers"
-    assert pitch_layers.probe_c_ in (0.003, 0.01, 0.03, 0.1, 1.0, 10.0)
+    assert pitch_layers.fit_result_.probe_c in PROBE_C
     assert pitch_layers.fit_result_.history[0]["epoch"] == 0  # the probe start competed in selection
+    assert pitch_layers.fit_result_.probe_val_accuracy == pitch_layers.fit_result_.history[0]["val_accuracy"]
+    # the probe start beside the model: the untrained bridge read by the start head
+    probe = pitch_layers.probe_predict_proba(x)
+    assert probe.shape == (150, 2) and np.allclose(probe.sum(axis=1), 1)
     pitch_layers.save_pretrained(tmp_path / "run")
     reloaded = V2SClassifier.from_pretrained(tmp_path / "run")
     assert np.array_equal(reloaded.predict_proba(x), pitch_layers.predict_proba(x))
     assert reloaded.reprogrammer_.reads == "layers" and reloaded.reprogrammer_.bridge.config.encoding == "pitch+slope"
+    assert reloaded.probe_predict_proba(x) is None  # only the trained state is saved
 
 
 def test_layer_head_is_refused_where_it_cannot_work(gunpoint):
-    from xmodal.errors import XmodalError
-
     x, y = gunpoint.x_train[:, None, :], gunpoint.y_train
     with pytest.raises(XmodalError, match="bc-resnet-gsc35"):
         V2SClassifier(source="attrnn-gsc35", mapping="layers", epochs=1, random_state=0).fit(x, y)
@@ -100,19 +109,20 @@ def test_layer_head_is_refused_where_it_cannot_work(gunpoint):
 def test_a_kept_probe_start_is_refitted_on_every_training_series(gunpoint):
     """An lr that wrecks every trained epoch leaves the probe start as the selected model,
     which is then the probe with the chosen C on all 50 series, not only the fit part."""
-    import torch
-
-    from xmodal.training.loop import source_outputs
+    from xmodal.training.loop import in_batches
 
     x, y = gunpoint.x_train[:, None, :], gunpoint.y_train
     classifier = V2SClassifier(encoding="pitch+slope", masked=False, mapping="layers", lr=50.0, epochs=2,
                                patience=2, random_state=0).fit(x, y)
     result = classifier.fit_result_
-    assert result.best_epoch == 0 and result.n_fit == 50 and "refitted on all series" in result.selection
+    assert result.best_epoch == 0 and result.n_fit == 50 and "refitted on all training samples" in result.selection
+    assert not result.reprogramming_kept
     model = classifier.reprogrammer_
     expected = type(model.output_map)(model.output_map.num_source, 2)
     targets = torch.as_tensor(np.searchsorted(classifier.classes_, y))
-    expected.fit_probe(source_outputs(model, torch.tensor(x, dtype=torch.float32)), targets, 0, classifier.probe_c_)
+    probe = fit_probe(in_batches(model.source_logits, torch.tensor(x, dtype=torch.float32), 32), targets, 0,
+                      result.probe_c)
+    expected.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)
     assert torch.allclose(model.output_map.linear.weight, expected.linear.weight)
 
 
@@ -123,6 +133,7 @@ def test_layer_head_without_a_validation_part_keeps_the_probe(gunpoint):
     rows = np.concatenate([first, second])
     classifier = V2SClassifier(encoding="pitch", masked=False, mapping="layers", epochs=5, random_state=0)
     classifier.fit(gunpoint.x_train[rows, None, :], gunpoint.y_train[rows])
-    assert classifier.fit_result_.epochs_run == 0 and classifier.fit_result_.selection.startswith("none")
-    assert classifier.probe_c_ == 1.0 and classifier.fit_result_.n_fit == 21
+    result = classifier.fit_result_
+    assert result.epochs_run == 0 and result.selection.startswith("none") and result.n_val == 0
+    assert result.probe_c == 1.0 and result.n_fit == 21 and not result.reprogramming_kept
     assert set(classifier.predict(gunpoint.x_test[:, None, :])) <= {1, 2}

@@ -1,4 +1,5 @@
-"""Output maps: many-to-one label mapping (random / frequency) and the linear head."""
+"""Output maps: many-to-one label mapping (random / frequency) and the linear head, started
+as a logistic-regression probe (xmodal.training.probe)."""
 
 import math
 
@@ -10,7 +11,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from xmodal.errors import XmodalError
-from xmodal.maps import PROBE_C, LabelMapping, LinearHead, build_output_map, frequency_assignment
+from xmodal.maps import LabelMapping, LinearHead, build_output_map
+from xmodal.maps.label_mapping import frequency_assignment
+from xmodal.training.probe import PROBE_C, fit_probe
 
 
 def test_default_owns_floor_ks_over_kt_distinct_sources():
@@ -81,50 +84,50 @@ def test_log_scores_normalise_to_probabilities():
     assert torch.allclose(probs.sum(1), torch.ones(3)) and not math.isnan(probs.sum().item())
 
 
+def _probe_head(inputs, targets, num_target, seed=0, c=None):
+    head = LinearHead(inputs.shape[1], num_target)
+    probe = fit_probe(inputs, targets, seed, c)
+    head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)
+    return head, probe
+
+
 @pytest.mark.parametrize("classes", [2, 3])
 def test_probe_head_reproduces_scaled_logistic_regression(classes):
     generator = torch.Generator().manual_seed(0)
     targets = torch.arange(60) % classes
     inputs = torch.randn(60, 5, generator=generator) * 0.01 + 0.002 * targets[:, None] + 3.0  # small, offset features
-    head = LinearHead(5, classes)
-    head.fit_probe(inputs, targets, seed=0)
+    head, _ = _probe_head(inputs, targets, classes, c=1.0)
     reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0))
     expected = reference.fit(inputs.double().numpy(), targets.numpy()).predict_proba(inputs.double().numpy())
     assert np.allclose(head(inputs).softmax(dim=1).detach().numpy(), expected, atol=1e-4)
-    with pytest.raises(XmodalError, match="all 3 classes"):
-        LinearHead(5, 3).fit_probe(inputs[:4], torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(XmodalError, match="does not fit a 5 -> 3 head"):  # a probe of 2 classes on a 3-class head
+        _probe_head(inputs[:4], torch.tensor([0, 1, 0, 1]), 3)
 
 
-def test_probe_start_keeps_the_strength_with_the_lowest_validation_loss():
-    """start_as_probe tries every C in PROBE_C and leaves the head exactly as the fit with
-    the lowest validation log-loss left it (restored, not refitted); C = 1 without validation."""
-    generator = torch.Generator().manual_seed(1)
-    targets = torch.arange(80) % 2
-    inputs = torch.randn(80, 20, generator=generator) + 0.4 * targets[:, None]  # noisy: C matters
-    fit, val = (inputs[:50], targets[:50]), (inputs[50:], targets[50:])
-    validation_loss = lambda head: float(torch.nn.functional.cross_entropy(head(val[0]).detach(), val[1]))
-    losses = {}
-    for c in PROBE_C:
-        head = LinearHead(20, 2)
-        head.fit_probe(*fit, seed=0, c=c)
-        losses[c] = validation_loss(head)
-    best = min(losses, key=losses.get)
-    assert len(set(losses.values())) == len(PROBE_C)  # the strengths really differ here
-    head = LinearHead(20, 2)
-    assert head.start_as_probe(*fit, val, seed=0) == best
-    assert validation_loss(head) == pytest.approx(losses[best])
-    assert LinearHead(20, 2).start_as_probe(*fit, None, seed=0) == 1.0
+def test_a_constant_feature_is_not_blown_up_by_standardising():
+    """A feature constant over the fitting data has (almost) no spread: its scale is floored,
+    so float noise in it cannot become huge standardised values."""
+    generator = torch.Generator().manual_seed(3)
+    targets = torch.arange(40) % 2
+    inputs = torch.cat([torch.randn(40, 3, generator=generator) + targets[:, None], torch.full((40, 1), 2.5)], dim=1)
+    head, probe = _probe_head(inputs, targets, 2, c=1.0)
+    assert probe.scale[3] > 0 and np.isfinite(head.linear.weight.detach().numpy()).all()
+    shifted = inputs.clone()
+    shifted[:, 3] += 1e-7
+    assert torch.allclose(head(shifted), head(inputs), atol=1e-3)
 
 
 def test_probe_strength_by_cross_validation_follows_the_signal():
-    """probe_c_by_cv: on labels the features cannot predict, the strongest regularisation
-    (smallest C, probabilities near the class prior) has the lowest k-fold log-loss; on
-    separable features a weaker one wins; one example of a class leaves C = 1."""
+    """fit_probe without C: LogisticRegressionCV on stratified folds, scored by log-loss. On
+    labels the features cannot predict, the strongest regularisation (smallest C, probabilities
+    near the class prior) has the lowest k-fold log-loss; on separable features a weaker one
+    wins; one example of a class leaves C = 1 (no folds)."""
     generator = torch.Generator().manual_seed(2)
     noise = torch.randn(60, 30, generator=generator)
     targets = torch.arange(60) % 2
-    head = LinearHead(30, 2)
-    assert head.probe_c_by_cv(noise, targets[torch.randperm(60, generator=generator)]) == min(PROBE_C)
+    assert fit_probe(noise, targets[torch.randperm(60, generator=generator)], seed=0).c == min(PROBE_C)
     separable = noise + 3.0 * targets[:, None]
-    assert head.probe_c_by_cv(separable, targets) > min(PROBE_C)
-    assert head.probe_c_by_cv(noise[:11], torch.tensor([0] * 10 + [1])) == 1.0
+    assert fit_probe(separable, targets, seed=0).c > min(PROBE_C)
+    assert fit_probe(noise[:11], torch.tensor([0] * 10 + [1]), seed=0).c == 1.0
+    a, b = fit_probe(separable, targets, seed=4), fit_probe(separable, targets, seed=4)
+    assert a.c == b.c and np.array_equal(a.coef, b.coef)  # seeded folds

@@ -12,9 +12,11 @@ from tests.conftest import UCR
 from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import XmodalError
 from xmodal.estimators.series import V2SClassifier
-from xmodal.maps import BayesianMapping, bayesian_counts, bayesian_matrix, build_output_map
+from xmodal.maps import BayesianMapping, build_output_map
+from xmodal.maps.bayesian import bayesian_counts, bayesian_matrix
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.training.loop import TrainConfig, fit_reprogrammer
+from xmodal.training.config import TrainConfig
+from xmodal.training.loop import train
 
 
 def _gunpoint_subset(gunpoint, n=30):
@@ -25,7 +27,7 @@ def _gunpoint_subset(gunpoint, n=30):
 def test_ilm_reassigns_the_labels_during_training(source, gunpoint):
     x, y = _gunpoint_subset(gunpoint)
     model = Reprogrammer(SeriesToWaveform(seed=0), source, build_output_map("ilm", 35, 2, remap_every=2))
-    result = fit_reprogrammer(model, x, y, TrainConfig(epochs=5, lr=0.1, val_fraction=0, progress=False))
+    result = train(model, x, y, TrainConfig(epochs=5, lr=0.1, val_fraction=0, progress=False))
     remaps = [record["epoch"] for record in result.history if record.get("remapped")]
     assert remaps == [3, 5]  # every 2 epochs, through the theta trained so far
     assert any(record["map_changed"] for record in result.history if record.get("remapped"))
@@ -36,7 +38,7 @@ def test_ilm_reassigns_the_labels_during_training(source, gunpoint):
 def test_frequency_map_is_never_redone(source, gunpoint):
     x, y = _gunpoint_subset(gunpoint, 16)
     model = Reprogrammer(SeriesToWaveform(seed=0), source, build_output_map("frequency", 35, 2))
-    result = fit_reprogrammer(model, x, y, TrainConfig(epochs=3, val_fraction=0, progress=False))
+    result = train(model, x, y, TrainConfig(epochs=3, val_fraction=0, progress=False))
     assert not any("remapped" in record for record in result.history)
 
 
@@ -80,7 +82,7 @@ def test_iterative_maps_survive_save_and_load(gunpoint, tmp_path):
     x = gunpoint.x_train[:24, None, :]
     y = gunpoint.y_train[:24]
     for mapping in ("ilm", "blm", "blm+"):
-        fitted = V2SClassifier(mapping=mapping, remap_every=1, laplace=0.5, epochs=3, patience=3,
+        fitted = V2SClassifier("v2s", mapping=mapping, remap_every=1, laplace=0.5, epochs=3, patience=3,
                                lr=0.1, random_state=0).fit(x, y)
         folder = fitted.save_pretrained(tmp_path / mapping)
         settings = json.loads((folder / "reprogrammer.json").read_text())["output_map"]
@@ -95,8 +97,8 @@ def test_iterative_maps_survive_save_and_load(gunpoint, tmp_path):
 
 def test_blm_plus_from_the_command_line(tmp_path):
     out = tmp_path / "coffee"
-    assert main(["fit", "--dataset", "Coffee", "--data-dir", str(UCR), "--out", str(out), "--epochs", "2",
-                 "--mapping", "blm+", "--remap-every", "2", "--laplace", "0.1", "--quiet"]) == 0
+    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--preset", "v2s", "--out", str(out),
+                 "--epochs", "2", "--mapping", "blm+", "--remap-every", "2", "--laplace", "0.1", "--quiet"]) == 0
     settings = json.loads((out / "reprogrammer.json").read_text())["output_map"]
     assert settings == {"kind": "blm+", "num_source": 35, "num_target": 2, "laplace": 0.1, "top_k": 3,
                         "remap_every": 2}

@@ -19,7 +19,8 @@ from xmodal.risk_bound import (
     untrained,
 )
 from xmodal.data.source_samples import label_of, read_source_samples
-from xmodal.training.loop import TrainConfig, fit_reprogrammer
+from xmodal.training.config import TrainConfig
+from xmodal.training.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def trained(source, gunpoint):
     x = torch.tensor(gunpoint.x_train, dtype=torch.float32)
     y = torch.tensor(gunpoint.y_train - 1)
     model = Reprogrammer(SeriesToWaveform(), source, build_output_map("frequency", 35, 2), classes=gunpoint.classes)
-    fit_reprogrammer(model, x, y, TrainConfig(epochs=8, progress=False, seed=0))
+    train(model, x, y, TrainConfig(epochs=8, progress=False, seed=0))
     return model, torch.tensor(gunpoint.x_test, dtype=torch.float32), gunpoint.y_test - 1
 
 
@@ -122,12 +123,12 @@ def test_unknown_representation_is_named(source, samples):
 
 def test_an_iterative_map_is_rebuilt_from_the_untrained_model(source, gunpoint):
     """ilm re-maps during training, so its trained assignment is not the initial one."""
-    from xmodal.maps import frequency_assignment
+    from xmodal.maps.label_mapping import frequency_assignment
 
     x = torch.tensor(gunpoint.x_train, dtype=torch.float32)
     y = torch.tensor(gunpoint.y_train - 1)
     model = Reprogrammer(SeriesToWaveform(), source, build_output_map("ilm", 35, 2), classes=gunpoint.classes)
-    fit_reprogrammer(model, x, y, TrainConfig(epochs=3, progress=False, seed=0))
+    train(model, x, y, TrainConfig(epochs=3, progress=False, seed=0))
     with pytest.raises(DataError, match="needs the training data"):
         untrained(model)
     before = untrained(model, fit_data=(x, y))

@@ -1,4 +1,5 @@
-"""Hyper-parameter search: training data only, seeded, a choice from the documented grid."""
+"""Hyper-parameter search (GridSearchCV over the estimator): training data only, seeded, a
+choice from the documented grid."""
 
 import json
 
@@ -9,7 +10,8 @@ from cli import main
 from tests.conftest import UCR
 from xmodal.errors import DataError
 from xmodal.estimators.series import V2SClassifier
-from xmodal.training.search import GRIDS, resolve_grid, select_hyperparameters
+from xmodal.settings import SETTINGS
+from xmodal.training.search import GRIDS, resolve_grid, search
 
 # Two one-epoch candidates: enough to exercise the selection, fast on real data.
 GRID = [{"mapping": "frequency", "epochs": 1}, {"mapping": "linear", "epochs": 1, "lr": 0.01}]
@@ -37,7 +39,9 @@ def coffee():
 
 
 def _fit(data, seed=0, search=GRID, cls=V2SClassifier):
-    return cls(search=search, epochs=1, patience=1, random_state=seed).fit(data.x_train[:, None, :], data.y_train)
+    # the grids place the series as waveform samples: the v2s preset
+    return cls("v2s", search=search, epochs=1, patience=1, random_state=seed).fit(data.x_train[:, None, :],
+                                                                                  data.y_train)
 
 
 def test_selection_sees_training_series_only(coffee):
@@ -46,8 +50,10 @@ def test_selection_sees_training_series_only(coffee):
     train_rows = {row.tobytes() for row in coffee.x_train}
     test_rows = {row.tobytes() for row in coffee.x_test} - train_rows
     seen = {row.tobytes() for row in RecordingV2S.seen}
-    # candidates were fitted on 3/4 of the training split and scored on the rest, then the winner refitted
-    assert len(RecordingV2S.seen) == 2 * len(coffee.x_train) + len(coffee.x_train)
+    # the outer fit's 28, then GridSearchCV: each candidate fitted on 21 (3/4) and its held-out 7 scored twice
+    # (accuracy reads predict, log-loss predict_proba), then the winner refitted on all 28
+    n = len(coffee.x_train)
+    assert len(RecordingV2S.seen) == n + len(GRID) * (21 + 2 * 7) + n
     assert seen == train_rows and not seen & test_rows
     assert classifier.search_result_.method == "holdout 0.25"
 
@@ -70,36 +76,48 @@ def test_ranking_is_held_out_accuracy_then_log_loss(coffee):
 
 
 def test_k_fold_selection_scores_every_fold(coffee):
-    result = select_hyperparameters(V2SClassifier(), coffee.x_train[:, None, :], coffee.y_train, GRID, seed=0, folds=3)
-    assert result.method == "3-fold" and all(len(s["split_accuracies"]) == 3 for s in result.scores)
+    RecordingV2S.seen = []
+    winner, result = search(RecordingV2S("v2s"), coffee.x_train[:, None, :], coffee.y_train, GRID, seed=0, folds=3)
+    assert result.method == "3-fold" and len(result.scores) == len(GRID)
+    # each candidate fitted on 2 folds and scored (twice) on the third, 3 times; the winner refitted on all 28
+    n = len(coffee.x_train)
+    assert len(RecordingV2S.seen) == len(GRID) * (2 * n + 2 * n) + n
+    assert winner.settings_["mapping"] == result.best["mapping"] and winner.fit_result_.n_fit == 28
+    with pytest.raises(DataError, match="5-fold search needs at least 5 training samples per class"):
+        keep = np.r_[np.flatnonzero(coffee.y_train == 0)[:4], np.flatnonzero(coffee.y_train == 1)]
+        search(V2SClassifier("v2s"), coffee.x_train[keep, None, :], coffee.y_train[keep], GRID, seed=0, folds=5)
 
 
-def test_a_class_too_small_to_hold_out_uses_the_first_candidate(coffee):
+def test_a_class_too_small_to_hold_out_is_refused_before_any_fit(coffee):
+    """One series of a class leaves no stratified held-out part: the search says so (the old
+    fallback to the first candidate hid that nothing was searched)."""
     keep = np.r_[np.flatnonzero(coffee.y_train == 0)[:1], np.flatnonzero(coffee.y_train == 1)]
-    classifier = V2SClassifier(search=GRID, epochs=1, patience=1, random_state=0)
-    classifier.fit(coffee.x_train[keep, None, :], coffee.y_train[keep])
-    result = classifier.search_result_
-    assert result.best_index == 0 and result.scores == [] and result.method.startswith("skipped")
+    RecordingV2S.seen = []
+    classifier = RecordingV2S("v2s", search=GRID, epochs=1, patience=1, random_state=0)
+    with pytest.raises(DataError, match="at least 2 training samples per class"):
+        classifier.fit(coffee.x_train[keep, None, :], coffee.y_train[keep])
+    assert len(RecordingV2S.seen) == len(keep)  # the outer fit's call only: no candidate was trained
 
 
 def test_the_small_grid_covers_the_documented_settings():
-    small = resolve_grid("small")
+    small = resolve_grid("small", tuple(SETTINGS["series"]))
     assert len(small) == 8
     varied = {key for candidate in small for key in candidate if len({repr(c.get(key)) for c in small}) > 1}
     assert varied == {"mapping", "copies", "upsample_factor", "target_duration", "masked", "lr", "epochs"}
 
 
-@pytest.mark.parametrize("search, message", [("huge", "unknown search grid"), ([], "empty"),
-                                             ([{"epochs": 1, "batch_size": 4}], "batch_size")])
-def test_bad_grids_are_named(search, message):
+@pytest.mark.parametrize("grid, message", [("huge", "unknown search grid"), ([], "empty"),
+                                           ([{"epochs": 1, "depth": 4}], "depth")])
+def test_bad_grids_are_named(grid, message):
     with pytest.raises(DataError, match=message):
-        resolve_grid(search)
+        resolve_grid(grid, tuple(SETTINGS["series"]))
 
 
+@pytest.mark.slow
 def test_cli_search_records_grid_scores_and_choice(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["fit", "--dataset", "Coffee", "--data-dir", str(UCR), "--out", str(out), "--search", "tiny",
-                 "--seed", "2", "--quiet"]) == 0
+    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--preset", "v2s", "--out", str(out),
+                 "--search", "tiny", "--seed", "2", "--quiet"]) == 0
     search = json.loads((out / "metrics.json").read_text())["search"]
     assert search["grid"] == GRIDS["tiny"] and len(search["scores"]) == len(GRIDS["tiny"])
     assert search["best"] == GRIDS["tiny"][search["best_index"]]

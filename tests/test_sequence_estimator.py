@@ -9,9 +9,9 @@ import safetensors.torch
 from sklearn.base import clone
 
 from xmodal.errors import DataError, PersistenceError
-from xmodal.maps import PROBE_C
-from xmodal.persistence import CONFIG_FILE, WEIGHTS_FILE
 from xmodal.estimators.sequence import SequenceClassifier
+from xmodal.persistence import CONFIG_FILE, WEIGHTS_FILE
+from xmodal.training.probe import PROBE_C
 
 
 def pick(records, n, seed=0):
@@ -32,6 +32,7 @@ def fitted(amp, tmp_path_factory):
     return model, folder, pick(amp.test, 40)
 
 
+@pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here
 def test_fit_predict_on_strings(fitted):
     model, _, (x_test, _) = fitted
     assert model.classes_.tolist() == ["AMP", "DECOY"]
@@ -42,37 +43,45 @@ def test_fit_predict_on_strings(fitted):
     assert model.sparsity_["max_nonzeros_per_row"] == 6 and model.n_truncated_ == 0
 
 
+@pytest.mark.slow
 def test_probe_start_competes_in_selection(amp):
     """head_init="probe": the probe is epoch 0 of the selection; training is kept only where
-    a trained epoch beats it on validation log-loss. Without validation_data the estimator
+    a trained epoch beats it on validation log-loss. Without validation_data the training loop
     carves the validation records before probing, so the probe never sees them."""
     x, y = pick(amp.train, 64)
     x_val, y_val = pick(amp.validation, 24)
     model = SequenceClassifier(epochs=2, sparsity=6, random_state=3).fit(x, y, validation_data=(x_val, y_val))
-    assert model.probe_c_ in PROBE_C  # its strength chosen on validation
+    assert model.fit_result_.probe_c in PROBE_C  # its strength chosen by k-fold log-loss on the training records
+    assert model.fit_result_.probe_val_accuracy == model.fit_result_.history[0]["val_accuracy"]
     history = model.fit_result_.history
     assert history[0]["epoch"] == 0 and model.fit_result_.epochs_run == len(history) - 1
     best = min(history, key=lambda record: record["val_loss"])
     assert model.fit_result_.best_epoch == best["epoch"]
     assert model.fit_result_.val_loss == best["val_loss"]
     carved = SequenceClassifier(epochs=1, sparsity=6, random_state=3).fit(x, y)
-    assert (carved.fit_result_.n_fit, carved.fit_result_.n_val) == (58, 6)
-    assert carved.fit_result_.selection == "validation" and carved.probe_c_ in PROBE_C
+    # 6 records carved for validation; a probe start that wins is refitted on all 64
+    assert carved.fit_result_.n_val == 6 and carved.fit_result_.n_fit == (64 if carved.fit_result_.best_epoch == 0 else 58)
+    assert carved.fit_result_.selection.startswith("validation") and carved.fit_result_.probe_c in PROBE_C
 
 
+@pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here
 def test_sklearn_parameters_and_clone(fitted):
     model, _, _ = fitted
     params = model.get_params()
-    assert params["sparsity"] == 6 and params["mode"] == "sparse" and params["source"] == "minilm-l6"
+    assert params["preset"] == "best" and params["sparsity"] == 6 and params["mode"] is None  # None: the preset's
+    assert model.settings_["mode"] == "sparse" and model.settings_["source"] == "minilm-l6"
+    assert model.settings_["sparsity"] == 6 and model.seed_ == 3
     copy = clone(model).set_params(mode="dense")
-    assert copy.mode == "dense" and not hasattr(copy, "classes_")
+    assert copy.mode == "dense" and not hasattr(copy, "classes_") and not hasattr(copy, "settings_")
 
 
+@pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here
 def test_round_trip_predicts_the_same(fitted):
     model, folder, (x_test, _) = fitted
     loaded = SequenceClassifier.from_pretrained(folder)
     assert np.array_equal(loaded.predict_proba(x_test), model.predict_proba(x_test))
-    assert loaded.get_params() == model.get_params() and loaded.classes_.tolist() == ["AMP", "DECOY"]
+    assert loaded.settings_ == model.settings_ and loaded.seed_ == model.seed_
+    assert loaded.classes_.tolist() == ["AMP", "DECOY"]
     document = json.loads((folder / CONFIG_FILE).read_text())
     assert document["reads"] == "features" and document["bridge"]["kind"] == "tokens_to_embeddings"
     assert document["source"]["name"] == "minilm-l6" and document["metadata"]["sparsity"]["k"] == 6
@@ -86,6 +95,7 @@ def test_round_trip_predicts_the_same(fitted):
     assert ((state["bridge.theta_values"] != 0).sum(dim=1) == nonzeros).all()
 
 
+@pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here
 def test_corrupt_save_is_refused(fitted, tmp_path):
     _, folder, _ = fitted
     import shutil
@@ -96,6 +106,7 @@ def test_corrupt_save_is_refused(fitted, tmp_path):
         SequenceClassifier.from_pretrained(copy)
 
 
+@pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here
 def test_bad_input_names_the_problem(fitted):
     model, _, _ = fitted
     with pytest.raises(DataError, match="single string"):
@@ -104,9 +115,12 @@ def test_bad_input_names_the_problem(fitted):
         model.predict(["GLF", 7])
     with pytest.raises(DataError, match=r"record 1 \('GLXK'\): unknown token 'X'"):
         model.predict(["GLFK", "GLXK"])
+
+
+def test_bad_training_input_is_refused():
     with pytest.raises(DataError, match="single class"):
         SequenceClassifier().fit(["GLF", "KKL"], ["AMP", "AMP"])
-    with pytest.raises(DataError, match="head_init must be 'probe' or 'random'"):
+    with pytest.raises(DataError, match="'head_init' must be one of probe, random, got 'zeros'"):
         SequenceClassifier(head_init="zeros").fit(["GLF", "KKL"], ["AMP", "DECOY"])
     with pytest.raises(DataError, match="2 sequences but 3 labels"):
         SequenceClassifier().fit(["GLF", "KKL"], ["AMP", "DECOY", "AMP"])
@@ -114,6 +128,7 @@ def test_bad_input_names_the_problem(fitted):
         SequenceClassifier(epochs=1).fit(["GLF", "KKL"], ["AMP", "DECOY"], validation_data=(["GLF"], ["TOXIN"]))
 
 
+@pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here
 def test_long_records_follow_the_truncation_policy(fitted):
     model, _, _ = fitted
     long = "GLFDIVKKVV" * 60  # 600 residues, 510 fit between [CLS] and [SEP]
@@ -121,6 +136,7 @@ def test_long_records_follow_the_truncation_policy(fitted):
         model.predict([long])
     keep_start = clone(model).set_params(truncation="keep_start")
     keep_start.__dict__.update({k: v for k, v in model.__dict__.items() if k.endswith("_")})
+    keep_start.settings_ = keep_start.resolved_settings()  # the fitted model, with the new truncation policy
     with pytest.warns(UserWarning, match="1 of 2 records were cut to 510 tokens"):
         probabilities = keep_start.predict_proba([long, "GLF"])
     with warnings.catch_warnings():

@@ -10,7 +10,8 @@ from xmodal.errors import DataError, XmodalError
 from xmodal.maps import LinearHead
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.data.tokenizers import AMINO_ACIDS, Vocabulary, encode, make_tokenizer, token_counts
-from xmodal.training.loop import TrainConfig, fit_reprogrammer
+from xmodal.training.config import TrainConfig
+from xmodal.training.loop import train
 
 PROTEIN = make_tokenizer("protein")
 VOCABULARY = Vocabulary.build(PROTEIN)
@@ -70,7 +71,7 @@ def test_sparsity_invariant_holds_after_training(minilm, amp):
     model = build(minilm, k=4, init="random")
     start = model.bridge.theta.detach().clone()
     x, y = amp_subset(amp, 48)
-    fit_reprogrammer(model, x, y, TrainConfig(epochs=2, lr=0.05, batch_size=16, val_fraction=0, progress=False))
+    train(model, x, y, TrainConfig(epochs=2, lr=0.05, batch_size=16, val_fraction=0, progress=False))
     theta = model.bridge.theta.detach()
     assert ((theta != 0).sum(dim=1) <= 4).all() and ((theta != 0).sum(dim=1) == 4).all()
     assert not torch.equal(theta, start)  # trained, and still k-sparse
@@ -81,14 +82,14 @@ def test_sparsity_invariant_holds_after_training(minilm, amp):
 def test_dense_mode_fills_theta_and_prompt_mode_trains_only_the_prompt(minilm, amp):
     x, y = amp_subset(amp, 16)
     dense = build(minilm, mode="dense", k=4)
-    fit_reprogrammer(dense, x, y, TrainConfig(epochs=1, batch_size=16, val_fraction=0, progress=False))
+    train(dense, x, y, TrainConfig(epochs=1, batch_size=16, val_fraction=0, progress=False))
     assert dense.bridge.sparsity_report()["max_nonzeros_per_row"] > 1000
     prompt = build(minilm, mode="prompt")
     spelled = prompt.bridge.spelled.clone()
     assert torch.allclose(spelled[VOCABULARY.ids(["K"], "r")[0]], minilm.embedding_matrix[minilm.tokenizer.convert_tokens_to_ids("k")])
     names = {n for n, p in prompt.named_parameters() if p.requires_grad}
     assert names == {"bridge.prompt", "output_map.linear.weight", "output_map.linear.bias"}
-    fit_reprogrammer(prompt, x, y, TrainConfig(epochs=1, batch_size=16, val_fraction=0, progress=False))
+    train(prompt, x, y, TrainConfig(epochs=1, batch_size=16, val_fraction=0, progress=False))
     assert torch.equal(prompt.bridge.spelled, spelled)
 
 

@@ -1,14 +1,18 @@
-"""Training on real data with the real frozen model."""
+"""The one training loop (xmodal.training.loop.train) on real data with the real frozen model."""
 
 import numpy as np
+import pytest
 import torch
 
+from tests.conftest import UCR
 from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.data.ucr import load_ucr
+from xmodal.errors import DataError
 from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.training.loop import TrainConfig, fit_reprogrammer, validation_split
-from tests.conftest import UCR
+from xmodal.training.config import TrainConfig
+from xmodal.training.loop import train
+from xmodal.training.split import validation_split
 
 
 def _encoded(data):
@@ -29,7 +33,7 @@ def test_source_parameters_are_bit_identical_after_fit(source, gunpoint):
     x, y, _, _ = _encoded(gunpoint)
     model = _model(source, 2)
     delta_before = model.bridge.delta.detach().clone()
-    fit_reprogrammer(model, x[:20], y[:20], TrainConfig(epochs=3, progress=False))
+    train(model, x[:20], y[:20], TrainConfig(epochs=3, progress=False))
     after = source.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included
     assert not torch.equal(delta_before, model.bridge.delta)  # theta did train
@@ -41,7 +45,7 @@ def test_same_seed_same_numbers(source, gunpoint):
     runs = []
     for _ in range(2):
         model = _model(source, 2, seed=7, delta_dropout=0.1)
-        result = fit_reprogrammer(model, x, y, TrainConfig(epochs=4, seed=7, progress=False))
+        result = train(model, x, y, TrainConfig(epochs=4, seed=7, progress=False))
         runs.append((result.history, model.predict_proba(x_test)))
     assert runs[0][0] == runs[1][0]
     assert torch.equal(runs[0][1], runs[1][1])
@@ -57,12 +61,13 @@ def test_validation_split_is_stratified_and_from_training_only():
     assert len(val_idx) == 0 and len(fit_idx) == 4
 
 
+@pytest.mark.slow
 def test_fit_beats_the_majority_rate_on_real_data(source):
-    """A small real dataset (Coffee: 28 training series, 28 test), default settings."""
+    """A small real dataset (Coffee: 28 training series, 28 test), V2S's settings."""
     data = load_ucr("Coffee", UCR)
     x, y, x_test, y_test = _encoded(data)
     model = _model(source, 2)
-    result = fit_reprogrammer(model, x, y, TrainConfig(epochs=100, patience=25, progress=False))
+    result = train(model, x, y, TrainConfig(epochs=100, patience=25, progress=False))
     accuracy = float(np.mean(model.predict_proba(x_test).argmax(1).numpy() == y_test))
     majority = np.bincount(y_test).max() / len(y_test)
     assert result.selection == "validation" and result.n_val >= 2
@@ -74,19 +79,39 @@ def test_selection_on_loss_keeps_the_epoch_with_the_lowest_validation_loss(sourc
     kept state is that epoch's, so its validation loss is what the history recorded for it."""
     x, y, _, _ = _encoded(gunpoint)
     model = _model(source, 2)
-    result = fit_reprogrammer(model, x, y, TrainConfig(epochs=6, patience=6, progress=False, select_on="loss"))
+    result = train(model, x, y, TrainConfig(epochs=6, patience=6, progress=False, select_on="loss"))
     losses = {record["epoch"]: record["val_loss"] for record in result.history}
     assert result.best_epoch == min(losses, key=losses.get)
     assert result.val_loss == losses[result.best_epoch] == min(losses.values())
     assert len(set(losses.values())) > 1  # the epochs differed, so the choice was a real one
 
 
+def test_zero_epochs_keep_the_start_state(source, gunpoint):
+    """epochs 0: no training, no validation part carved (nothing to select), the start is the model."""
+    x, y, _, _ = _encoded(gunpoint)
+    model = _model(source, 2)
+    delta = model.bridge.delta.detach().clone()
+    result = train(model, x[:20], y[:20], TrainConfig(epochs=0, progress=False))
+    assert torch.equal(model.bridge.delta, delta)
+    assert (result.epochs_run, result.best_epoch, result.n_fit, result.n_val) == (0, 0, 20, 0)
+    assert result.stopped_by == "no training" and not result.reprogramming_kept
+    assert result.start_state is not None  # the prepared label map: the model "without reprogramming"
+
+
+def test_a_non_finite_loss_stops_the_fit_naming_the_learning_rate(source, gunpoint):
+    """An lr so large that delta overflows: the loss turns NaN or infinite in the first steps."""
+    x, y, _, _ = _encoded(gunpoint)
+    model = Reprogrammer(SeriesToWaveform(seed=0, tanh_bound=False), source,
+                         build_output_map("linear", source.num_classes, 2))
+    with pytest.raises(DataError, match=r"the learning rate 1e\+30 is too large"):
+        train(model, x[:16], y[:16], TrainConfig(epochs=2, lr=1e30, batch_size=8, val_fraction=0, progress=False))
+
+
 def test_invalid_training_settings_are_refused():
-    import pytest
-
-    from xmodal.errors import DataError
-
-    for bad in ({"epochs": 0}, {"batch_size": 0}, {"patience": 0}, {"lr": -0.1}, {"val_fraction": 1.0},
-                {"select_on": "auc"}):
+    for bad in ({"epochs": -1}, {"batch_size": 0}, {"patience": 0}, {"lr": -0.1}, {"val_fraction": 1.0},
+                {"select_on": "auc"}, {"head_init": "zeros"}):
         with pytest.raises(DataError):
             TrainConfig(**bad)
+    with pytest.raises(DataError, match="'epochs' must be at least 0"):
+        TrainConfig(epochs=-1)
+    assert TrainConfig(epochs=0).epochs == 0  # the probe start (or the prepared map) alone

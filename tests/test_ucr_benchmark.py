@@ -39,12 +39,12 @@ def test_aggregation_and_summary_over_seeds():
     from ucr import aggregate, summary
 
     runs = [{"dataset": "D1", "method": m, "seed": s, "accuracy": a, "fit_seconds": 1.0, "n_train": 10, "n_test": 5,
-             "n_classes": 2} for m, s, a in [("v2s-bcresnet", 0, 0.6), ("v2s-bcresnet", 1, 0.8), ("minirocket", 0, 0.7)]]
+             "n_classes": 2} for m, s, a in [("v2s", 0, 0.6), ("v2s", 1, 0.8), ("minirocket", 0, 0.7)]]
     rows = {r["method"]: r for r in aggregate(runs)}
-    assert rows["v2s-bcresnet"]["accuracy_mean"] == pytest.approx(0.7)
-    assert rows["v2s-bcresnet"]["accuracy_std"] == pytest.approx(0.1) and rows["v2s-bcresnet"]["n_seeds"] == 2
+    assert rows["v2s"]["accuracy_mean"] == pytest.approx(0.7)
+    assert rows["v2s"]["accuracy_std"] == pytest.approx(0.1) and rows["v2s"]["n_seeds"] == 2
     stats = summary(list(rows.values()))
-    assert stats["vs_minirocket"]["v2s-bcresnet"] == (0, 1, 0) and stats["datasets_complete"] == ["D1"]
+    assert stats["vs_minirocket"]["v2s"] == (0, 1, 0) and stats["datasets_complete"] == ["D1"]
 
 
 def test_help_names_the_modes():
@@ -56,9 +56,10 @@ def test_help_names_the_modes():
 
 
 def test_report_reads_only_the_runs_made_with_the_current_settings():
-    from ucr import V2S_SETTINGS, aggregate, current_runs
+    from ucr import aggregate, current_runs, method_settings
 
-    now = V2S_SETTINGS["full"]["v2s-attrnn"]
+    now = method_settings("full", "v2s-attrnn")
+    assert now["preset"] == "v2s"  # a method is a preset and what it changes
     runs = [{"dataset": "D1", "method": "v2s-attrnn", "seed": 0, "settings": settings, "accuracy": accuracy,
              "fit_seconds": 1.0, "n_train": 10, "n_test": 5, "n_classes": 2}
             for settings, accuracy in [({**now, "epochs": now["epochs"] + 1}, 0.5), (now, 0.9)]]

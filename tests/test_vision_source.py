@@ -63,14 +63,17 @@ def test_hugging_face_image_classifier_from_a_local_folder(tiny_vit):
 def test_hugging_face_source_reprograms_a_table(tiny_vit, tmp_path):
     import pandas as pd
 
+    from xmodal.bridges.table_encoding import TableEncoder
+    from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
+    from xmodal.maps import build_output_map
     from xmodal.persistence import load_reprogrammer, save_reprogrammer
-    from xmodal.data.tables import TableDataset
-    from xmodal.estimators.table import TableOptions, build_table_reprogrammer
+    from xmodal.reprogrammer import Reprogrammer
 
     frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "kind": ["a", "b", "a", "c"]})
     image_source = load_hf_image_source(tiny_vit)
-    model = build_table_reprogrammer(image_source, TableDataset("toy", frame, pd.Series([0, 1, 0, 1]).to_numpy()),
-                                     [0, 1], TableOptions(mapping="random"))
+    # what TableClassifier(mapping="random") builds, on a source given as an object
+    config = TableToImageConfig.for_source(image_source.input_spec, TableEncoder.fit(frame), cell_size=None)
+    model = Reprogrammer(TableToImage(config), image_source, build_output_map("random", 5, 2), [0, 1])
     image = model.bridge(model.bridge.encode(frame))
     assert image.shape == (4, 3, 16, 16) and image.min() >= -1 and image.max() <= 1
     save_reprogrammer(model, tmp_path / "run")

@@ -26,7 +26,6 @@ from xmodal.maps import LinearHead, build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.training.probe import PROBE_C
 
-
 # The cells read-out gives 464 channels x every feature (about 9 000 numbers for German
 # credit's 20 columns) for a few hundred rows: the probe needs far stronger regularisation
 # than PROBE_C's lowest 0.003, where it stopped at the grid's edge on every seed. C is
