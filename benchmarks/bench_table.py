@@ -109,7 +109,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
-    report = {"seeds": seeds, "test_size": TEST_SIZE, "command": "python benchmarks/bench_table.py " + " ".join(sys.argv[1:]),
+    report = {"seeds": seeds, "test_size": TEST_SIZE, "command": " ".join(["python benchmarks/bench_table.py", *sys.argv[1:]]),
               "machine": f"{platform.machine()}, torch {torch.__version__}, 1 thread", "datasets": {}}
     for dataset, (path, label_column) in DATASETS.items():
         data = load_table(path, label_column)
