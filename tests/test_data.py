@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from tests.conftest import UCR
 from xmodal.data.ucr import load_ucr, sktime_data_dir
 from xmodal.errors import DataError
-from tests.conftest import UCR
 
 
 def test_ucr_2018_folder_layout(gunpoint):

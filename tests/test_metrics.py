@@ -4,7 +4,12 @@ the one metrics.json schema of every task."""
 from types import SimpleNamespace
 
 import numpy as np
-from sklearn.metrics import average_precision_score, balanced_accuracy_score, matthews_corrcoef, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    matthews_corrcoef,
+    roc_auc_score,
+)
 
 from xmodal import __version__
 from xmodal.metrics import SCHEMA, classification_scores, fit_metrics, minority_pr_auc

@@ -8,6 +8,7 @@ import torch
 
 from adapters_modal.audio import GSC35_WORDS
 from xmodal.bridges.waveform import SeriesToWaveform
+from xmodal.data.source_samples import label_of, read_source_samples
 from xmodal.errors import DataError
 from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
@@ -18,7 +19,6 @@ from xmodal.risk_bound import (
     source_risk,
     untrained,
 )
-from xmodal.data.source_samples import label_of, read_source_samples
 from xmodal.training.config import TrainConfig
 from xmodal.training.loop import train
 

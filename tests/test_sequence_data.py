@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import MOLECULES, PEPTIDES
+from xmodal.data.sequences import (
+    load_sequence_csv,
+    load_sequence_dataset,
+    read_fasta,
+    scaffold_groups,
+    scaffold_split,
+    with_test_split,
+)
 from xmodal.errors import DataError
-from xmodal.data.sequences import (load_sequence_csv, load_sequence_dataset, read_fasta, scaffold_groups,
-                                  scaffold_split, with_test_split)
 
 
 def test_amp_scanner_folder_gives_its_three_splits(amp):

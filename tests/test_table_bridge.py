@@ -10,8 +10,8 @@ from adapters_modal import InputSpec
 from tests.conftest import SHARED
 from xmodal.bridges.table_encoding import TableEncoder
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig, layout_index
-from xmodal.errors import DataError
 from xmodal.data.tables import load_table, read_csv_table
+from xmodal.errors import DataError
 
 GERMAN = SHARED / "data" / "tabular" / "german_credit_uci"
 FRAUD = SHARED / "data" / "tabular" / "creditcard_fraud_ulb_sample" / "creditcard_sample.csv"

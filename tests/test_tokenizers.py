@@ -5,8 +5,15 @@ import re
 import pytest
 import torch
 
+from xmodal.data.tokenizers import (
+    PAD_ID,
+    UNK_ID,
+    Vocabulary,
+    encode,
+    make_tokenizer,
+    token_counts,
+)
 from xmodal.errors import DataError
-from xmodal.data.tokenizers import PAD_ID, UNK_ID, Vocabulary, encode, make_tokenizer, token_counts
 
 
 def test_amino_acids_fold_case_and_rare_residues():

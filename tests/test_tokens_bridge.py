@@ -4,12 +4,23 @@ import numpy as np
 import pytest
 import torch
 
-from xmodal.bridges.tokens_to_embeddings import (TokensToEmbeddings, TokensToEmbeddingsConfig, code_sparsely,
-                                                 keep_top_k, target_embeddings)
+from xmodal.bridges.tokens_to_embeddings import (
+    TokensToEmbeddings,
+    TokensToEmbeddingsConfig,
+    code_sparsely,
+    keep_top_k,
+    target_embeddings,
+)
+from xmodal.data.tokenizers import (
+    AMINO_ACIDS,
+    Vocabulary,
+    encode,
+    make_tokenizer,
+    token_counts,
+)
 from xmodal.errors import DataError, XmodalError
 from xmodal.maps import LinearHead
 from xmodal.reprogrammer import Reprogrammer
-from xmodal.data.tokenizers import AMINO_ACIDS, Vocabulary, encode, make_tokenizer, token_counts
 from xmodal.training.config import TrainConfig
 from xmodal.training.loop import train
 

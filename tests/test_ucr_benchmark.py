@@ -9,7 +9,13 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from ucr_summary import complete_datasets, mean_accuracy, mean_rank, ranks, wins_ties_losses  # noqa: E402
+from ucr_summary import (  # noqa: E402
+    complete_datasets,
+    mean_accuracy,
+    mean_rank,
+    ranks,
+    wins_ties_losses,
+)
 
 # Three datasets, three methods; "c" is missing on D3.
 TABLE = {

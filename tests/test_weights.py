@@ -5,10 +5,14 @@ import shutil
 import pytest
 import torch
 
-from adapters_modal import load_source
-from adapters_modal import weights
+from adapters_modal import load_source, weights
 from adapters_modal.audio import BC_RESNET_WEIGHTS
-from adapters_modal.weights import WeightFile, cache_dir, download_weights, resolve_weights
+from adapters_modal.weights import (
+    WeightFile,
+    cache_dir,
+    download_weights,
+    resolve_weights,
+)
 from tests.conftest import BC_RESNET_FILE, MODELS
 from xmodal.errors import WeightsError
 
