@@ -110,6 +110,7 @@ register_source(
         description="AttRNN (Voice2Series' source), Google Speech Commands v2 (35 words + unknown), 16 kHz, 1 s",
         weight_file=ATTRNN_WEIGHTS,
         build=AttRNNSource,
+        modality="audio", parameters=202_249, input="16 kHz, 1 s", output="35 words + unknown", licence="MIT",
     )
 )
 
@@ -119,5 +120,6 @@ register_source(
         description="BC-ResNet-2 keyword spotter, Google Speech Commands v2 (35 words), 16 kHz, 1 s",
         weight_file=BC_RESNET_WEIGHTS,
         build=BCResNetSource,
+        modality="audio", parameters=30_939, input="16 kHz, 1 s", output="35 words", licence="MIT",
     )
 )

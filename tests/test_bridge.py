@@ -4,6 +4,7 @@ the tones, and `series_bridge`, which picks one from a setting record."""
 import pytest
 import torch
 
+from adapters_modal.base import InputSpec
 from xmodal.bridges.series import (
     SeriesBridge,
     mel,
@@ -13,6 +14,13 @@ from xmodal.bridges.series_factory import BRIDGE_SETTINGS, series_bridge
 from xmodal.bridges.tones import SLOPE_BAND_GAP, SeriesToTones, SeriesToTonesConfig
 from xmodal.bridges.waveform import SeriesToWaveform, SeriesToWaveformConfig
 from xmodal.errors import DataError
+
+
+def audio_spec(num_samples: int, sample_rate: int) -> InputSpec:
+    return InputSpec(modality="audio", sample_rate=sample_rate, num_samples=num_samples)
+
+
+AUDIO = audio_spec(16000, 16000)
 
 
 def series(n=3, length=50, seed=0):
@@ -203,7 +211,7 @@ def test_series_bridge_builds_the_bridge_a_preset_asks_for(preset, kind):
     from xmodal.presets import resolve_settings
 
     settings = resolve_settings("series", preset, {})
-    bridge = series_bridge(16000, 16000, {name: settings[name] for name in BRIDGE_SETTINGS}, seed=3)
+    bridge = series_bridge(AUDIO, {name: settings[name] for name in BRIDGE_SETTINGS}, seed=3)
     assert type(bridge) is kind and isinstance(bridge, SeriesBridge)
     assert bridge.config.encoding == settings["encoding"]
     direct = kind(kind.config_class(num_samples=16000, sample_rate=16000,
@@ -214,39 +222,41 @@ def test_series_bridge_builds_the_bridge_a_preset_asks_for(preset, kind):
 def test_bridge_settings_are_the_series_settings_a_bridge_takes():
     from dataclasses import fields
 
+    from xmodal.bridges.series_image import SeriesToImageConfig
     from xmodal.settings import SETTINGS
 
-    taken = {f.name for config in (SeriesToWaveformConfig, SeriesToTonesConfig) for f in fields(config)}
+    taken = {f.name for config in (SeriesToWaveformConfig, SeriesToTonesConfig, SeriesToImageConfig)
+             for f in fields(config)}
     assert set(BRIDGE_SETTINGS) == (taken | {"encoding"}) & set(SETTINGS["series"])
     with pytest.raises(DataError, match="unknown series bridge settings \\['epochs'\\]"):
-        series_bridge(16000, 16000, {"encoding": "waveform", "epochs": 3})
+        series_bridge(AUDIO, {"encoding": "waveform", "epochs": 3})
 
 
 def test_series_bridge_reads_the_offset_from_a_string():
-    assert series_bridge(1000, 1000, {"offset": "123"}).config.offset == 123
-    assert series_bridge(1000, 1000, {"offset": "centre"}).config.offset == "centre"
+    assert series_bridge(audio_spec(1000, 1000), {"offset": "123"}).config.offset == 123
+    assert series_bridge(audio_spec(1000, 1000), {"offset": "centre"}).config.offset == "centre"
     with pytest.raises(DataError, match="offset must be"):
-        series_bridge(1000, 1000, {"offset": "-5"})
+        series_bridge(audio_spec(1000, 1000), {"offset": "-5"})
     # a tone bridge takes the neutral placement, however it is spelled
-    assert type(series_bridge(16000, 16000, {"encoding": "pitch", "masked": False, "offset": "0"})) is SeriesToTones
+    assert type(series_bridge(AUDIO, {"encoding": "pitch", "masked": False, "offset": "0"})) is SeriesToTones
 
 
 def test_series_bridge_refuses_settings_the_encoding_cannot_honour():
     with pytest.raises(DataError, match=r"set masked=False \(CLI: --no-masked\)"):
-        series_bridge(16000, 16000, {"encoding": "pitch", "masked": True})
+        series_bridge(AUDIO, {"encoding": "pitch", "masked": True})
     with pytest.raises(DataError, match="copies=3 cannot apply; leave them at copies=1"):
-        series_bridge(16000, 16000, {"encoding": "pitch", "masked": False, "copies": 3})
+        series_bridge(AUDIO, {"encoding": "pitch", "masked": False, "copies": 3})
     with pytest.raises(DataError, match="offset=123") as both:
-        series_bridge(16000, 16000, {"encoding": "pitch+slope", "masked": True, "offset": "123", "upsample_factor": 2})
+        series_bridge(AUDIO, {"encoding": "pitch+slope", "masked": True, "offset": "123", "upsample_factor": 2})
     assert "upsample_factor=2" in str(both.value) and "--no-masked" in str(both.value) and "\n" not in str(both.value)
     with pytest.raises(DataError, match="tone settings pitch_high=5000.0"):
-        series_bridge(16000, 16000, {"encoding": "waveform", "pitch_high": 5000.0})
+        series_bridge(AUDIO, {"encoding": "waveform", "pitch_high": 5000.0})
     with pytest.raises(DataError, match="encoding must be one of"):
-        series_bridge(16000, 16000, {"encoding": "sound"})
+        series_bridge(AUDIO, {"encoding": "sound"})
     with pytest.raises(DataError, match="unknown series bridge settings \\['mask'\\]"):
-        series_bridge(16000, 16000, {"mask": False})
+        series_bridge(AUDIO, {"mask": False})
     with pytest.raises(DataError, match="standardize=True"):
-        series_bridge(16000, 16000, {"encoding": "pitch", "masked": False, "standardize": False})
+        series_bridge(AUDIO, {"encoding": "pitch", "masked": False, "standardize": False})
 
 
 def test_waveform_config_names_its_encoding_but_does_not_save_it():

@@ -136,7 +136,8 @@ def test_interrupted_exits_130(monkeypatch, capsys):
 def test_a_mistyped_dataset_name_gets_did_you_mean(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["fit", "series", "--dataset", "ItalyPowerDemnd", "--data-dir", str(UCR), "--out", str(out)]) == 1
-    assert "did you mean 'ItalyPowerDemand'?" in _error_line(capsys)
+    line = _error_line(capsys)
+    assert line.startswith("xmodal fit series: error: ") and "did you mean 'ItalyPowerDemand'?" in line
     assert main(["fit", "series", "--dataset", "gunpoint", "--out", str(out)]) == 1  # case: sktime's bundled set
     assert "did you mean 'GunPoint'?" in _error_line(capsys)
     assert not out.exists()
@@ -146,6 +147,31 @@ def test_a_mistyped_path_gets_did_you_mean(tmp_path, capsys):
     (tmp_path / "credit.csv").write_text("a,label\n1,x\n2,y\n")
     assert main(["fit", "table", "--dataset", str(tmp_path / "credt.csv"), "--label-column", "label"]) == 1
     assert f"did you mean '{tmp_path / 'credit.csv'}'?" in _error_line(capsys)
+
+
+def test_search_needs_the_waveform_preset_before_any_data_is_read(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", "series", "--dataset", "NoSuchSet", "--search", "tiny", "--out", str(out)]) == 1
+    line = _error_line(capsys)
+    assert line.startswith("xmodal fit series: error: --search places the series as waveform samples")
+    assert "search with --preset v2s" in line and "NoSuchSet" not in line
+    assert main(["fit", "series", "--dataset", "NoSuchSet", "--preset", "v2s", "--search", "tiny",
+                 "--out", str(out)]) == 1  # the v2s preset passes the check and reaches the data
+    assert "NoSuchSet" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_predict_refuses_an_existing_csv_unless_overwrite(tmp_path, capsys):
+    target = tmp_path / "predictions.csv"
+    target.write_text("mine\n")
+    assert main(["predict", str(tmp_path / "no-run"), "--csv", str(target)]) == 1
+    assert _error_line(capsys) == (f"xmodal predict: error: --csv {target} already exists; pass --overwrite to "
+                                   "replace it, or give another file")
+    assert target.read_text() == "mine\n"
+    assert main(["predict", str(tmp_path / "no-run"), "--csv", str(target), "--overwrite"]) == 1
+    assert "not a saved reprogrammer" in _error_line(capsys)  # past the check: the run is read
+    assert main(["predict", str(tmp_path / "no-run"), "--csv", str(tmp_path)]) == 1
+    assert "is a folder, not a file" in _error_line(capsys)
 
 
 def test_an_unknown_baseline_names_the_tasks_baselines(tmp_path, capsys):
@@ -299,7 +325,18 @@ def test_predict_a_split_and_new_unlabelled_series(series_run, tmp_path, capsys)
 def test_data_that_does_not_fit_the_run_is_refused_in_one_line(series_run, tmp_path, capsys):
     assert main(["evaluate", str(series_run), "--dataset", "GunPoint"]) == 1
     line = _error_line(capsys)
-    assert "fitted on ItalyPowerDemand" in line and "length 150" in line and "--resample" in line
+    assert line == (f"xmodal evaluate: error: {series_run} was fitted on ItalyPowerDemand (length 24); GunPoint has "
+                    "length 150: score a dataset of the run's kind")
+    for command in (["predict", str(series_run), "--csv", str(tmp_path / "p.csv")],
+                    ["align", str(series_run), "--source-samples", str(tmp_path / "none.npy")]):
+        assert main([*command, "--dataset", "GunPoint"]) == 1
+        assert "GunPoint has length 150: score a dataset of the run's kind" in _error_line(capsys)
+    assert not (tmp_path / "p.csv").exists()
+    assert main(["evaluate", str(series_run), "--dataset", "GunPoint", "--resample"]) == 1  # never stretched to fit
+    line = _error_line(capsys)
+    assert "--resample applies only to the run's own dataset" in line and "GunPoint" in line
+    assert main(["evaluate", str(series_run), "--resample"]) == 0  # its own dataset: as at fit time
+    capsys.readouterr()
 
     other = tmp_path / "Other"  # the run's length, a class it never saw
     other.mkdir()

@@ -85,7 +85,7 @@ def test_a_bad_setting_is_refused_at_fit(task, data):
     x, y, _, _ = data[task]
     with pytest.raises(DataError, match="'epochs' must be at least 0, got -1"):
         CLASSES[task](epochs=-1).fit(x, y)
-    with pytest.raises(DataError, match="'lr' must be a number, got '0.1'"):
+    with pytest.raises(DataError, match="'lr' must be a finite number, got '0.1'"):
         CLASSES[task](lr="0.1").fit(x, y)
 
 

@@ -24,6 +24,7 @@ import torch
 from adapters_modal.base import SourceModel, load_source
 from adapters_modal.weights import sha256_of
 from xmodal import __version__
+from xmodal.bridges.series_image import SeriesToImage, SeriesToImageConfig
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
 from xmodal.bridges.tokens_to_embeddings import (
     TokensToEmbeddings,
@@ -42,6 +43,9 @@ FORMAT = "xmodal-reprogrammer"
 # (the tones' config has no placement settings, the waveform's no encoding); xmodal reading
 # version 2 knows neither kind, and refuses on the version before it reads any of the save.
 # Version 1 and 2 saves still load: see _upgrade.
+# The kind "series_to_image" came later without a new version: a version-3 reader that predates it
+# refuses it by name ("unknown to this xmodal; upgrade xmodal") before building anything, and no
+# older kind changed meaning, so nothing is misread.
 FORMAT_VERSION = 3
 CONFIG_FILE = "reprogrammer.json"
 WEIGHTS_FILE = "reprogrammer.safetensors"
@@ -50,6 +54,7 @@ WEIGHTS_FILE = "reprogrammer.safetensors"
 BRIDGES = {
     "series_to_waveform": (SeriesToWaveform, SeriesToWaveformConfig),
     "series_to_tones": (SeriesToTones, SeriesToTonesConfig),
+    "series_to_image": (SeriesToImage, SeriesToImageConfig),
     "table_to_image": (TableToImage, TableToImageConfig),
     "tokens_to_embeddings": (TokensToEmbeddings, TokensToEmbeddingsConfig),
 }
@@ -132,7 +137,8 @@ def read_document(folder: str | Path) -> dict:
     loading any model)."""
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
-        raise PersistenceError(f"{path} not found: {folder} is not a saved reprogrammer (run `xmodal fit --out` first)")
+        raise PersistenceError(f"{path} not found: {folder} is not a saved reprogrammer "
+                               "(run `xmodal fit series|sequence|table --out FOLDER` first)")
     try:
         document = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

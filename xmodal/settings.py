@@ -9,7 +9,11 @@ call gives only the settings it changes, and `resolve_settings` checks the resul
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
+
+import numpy as np
 
 from xmodal.errors import DataError
 
@@ -29,6 +33,7 @@ class Setting:
     nullable: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    also_index: bool = False  # a text setting that also takes a whole number (a sample index)
 
     @property
     def flag(self) -> str:
@@ -42,20 +47,24 @@ class Setting:
                 return None
             raise DataError(f"{self.name!r} needs a value ({self.describe()}); None is not one")
         if self.kind is bool:
-            if not isinstance(value, bool):
+            if not isinstance(value, (bool, np.bool_)):
                 raise DataError(f"{self.name!r} must be true or false, got {value!r}")
-            return value
+            return bool(value)
         if self.kind in (int, float):
-            integral = isinstance(value, int) or (self.kind is float and isinstance(value, float))
-            if isinstance(value, bool) or not integral or value != value:
-                raise DataError(f"{self.name!r} must be {'a whole number' if self.kind is int else 'a number'}, "
+            wanted = numbers.Integral if self.kind is int else numbers.Real
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, wanted) or not math.isfinite(value):
+                raise DataError(f"{self.name!r} must be {'a whole number' if self.kind is int else 'a finite number'}, "
                                 f"got {value!r}")
-            value = self.kind(value)
+            value = self.kind(value)  # numpy scalars (a GridSearchCV grid from np.arange) become plain numbers
             if self.minimum is not None and value < self.minimum:
                 raise DataError(f"{self.name!r} must be at least {self.minimum:g}, got {value:g}")
             if self.maximum is not None and value >= self.maximum:
                 raise DataError(f"{self.name!r} must be below {self.maximum:g}, got {value:g}")
             return value
+        if self.also_index and isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+            if value < 0:
+                raise DataError(f"{self.name!r} must be a sample index >= 0 or one of its words, got {value}")
+            return str(int(value))  # kept as text, as the CLI gives it: "123"
         if not isinstance(value, str):
             raise DataError(f"{self.name!r} must be a string, got {value!r}")
         if self.choices is not None and value not in self.choices:
@@ -91,10 +100,12 @@ SERIES_MAPPINGS = ("frequency", "random", "ilm", "blm", "blm+", "linear", "layer
 
 SETTINGS: dict[str, dict[str, Setting]] = {
     "series": _settings(
-        Setting("source", str, "frozen source model (see `xmodal sources`; hf:PATH_OR_ID for a Hugging Face "
-                "audio classifier)"),
+        Setting("source", str, "frozen source model, audio or image (see `xmodal sources`; hf:PATH_OR_ID for a "
+                "Hugging Face audio classifier)"),
         Setting("encoding", str, "the series as waveform samples (V2S), as the pitch of a tone, or as two tones "
-                "(series and slope); tones need masked false", choices=("waveform", "pitch", "pitch+slope")),
+                "(series and slope), for an audio source; or, for an image source, as an image of its overlapping "
+                "windows (TiViT); tones and image need masked false",
+                choices=("waveform", "pitch", "pitch+slope", "image")),
         Setting("mapping", str, "output map: label mappings (frequency, random, ilm, blm, blm+), a linear head on "
                 "the logits, or layers: a probe-started head on every source layer's statistics",
                 choices=SERIES_MAPPINGS),
@@ -108,9 +119,11 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 "no stretch)", nullable=True, minimum=1e-6),
         Setting("interpolation", str, "how stretching fills new samples", choices=("linear", "nearest")),
         Setting("copies", int, "copies of the series at equal intervals (waveform)", minimum=1),
-        Setting("offset", str, "where a single copy starts: start, centre or a sample index (waveform)"),
+        Setting("offset", str, "where a single copy starts: start, centre or a sample index (waveform)",
+                also_index=True),
         Setting("masked", bool, "delta only around the series (V2S's mask); false lets it cover the series"),
-        Setting("tanh_bound", bool, "squash the input into [-1, 1]"),
+        Setting("tanh_bound", bool, "squash the input into [-1, 1] (image: into the source's value range; false "
+                "clamps it there)"),
         Setting("delta_dropout", float, "dropout probability on delta in training", minimum=0, maximum=1),
         *_TRAINING,
         _BLACKBOX,

@@ -41,10 +41,12 @@ from xmodal.data.tokenizers import (
     make_tokenizer,
 )
 from xmodal.errors import DataError
+from xmodal.presets import PRESETS
+from xmodal.training.split import validation_split
 
 DIPEPTIDES = ["".join(p) for p in itertools.product(AMINO_ACIDS, repeat=2)]
 ALPHABETS = ("protein", "dna", "smiles")
-VAL_FRACTION = 0.1  # as the sequence preset's val_fraction
+VAL_FRACTION = PRESETS["sequence", "best"].settings["val_fraction"]  # as the model's own validation part
 
 
 def composition(sequences: list[str], letters: tuple[str, ...] = AMINO_ACIDS) -> np.ndarray:
@@ -188,18 +190,15 @@ def _records(sequences: list[str], labels: np.ndarray, what: str) -> SequenceRec
 def _parts(X_train: list[str], y_train, X_test: list[str], seed: int):
     """(train, validation, test) records: the validation part a stratified, seeded
     VAL_FRACTION of the training records (at least one per class)."""
-    from sklearn.model_selection import train_test_split
-
     y = np.asarray(y_train)
-    classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
-    n_val = max(round(VAL_FRACTION * len(y)), len(classes))
-    if counts.min() < 2 or len(y) - n_val < len(classes):
-        raise DataError(f"{len(y)} training records in {len(classes)} classes (smallest {counts.min()}) are too few "
-                        "to hold out a stratified validation part; every class needs at least 2 records")
+    classes, codes = np.unique(y, return_inverse=True)
     # Stratified on the class codes (np.unique order), so the split does not depend on how the labels are spelled.
-    fit, val = train_test_split(np.arange(len(y)), test_size=n_val, stratify=codes, random_state=seed)
+    fit, val = validation_split(codes, VAL_FRACTION, seed)
+    if len(val) == 0:
+        raise DataError(f"{len(y)} training records in {len(classes)} classes are too few to hold out a stratified "
+                        "validation part; every class needs at least 2 records")
     records = _records(list(X_train), y, "training")
-    return records.subset(np.sort(fit)), records.subset(np.sort(val)), _records(list(X_test), np.zeros(len(X_test)), "test")
+    return records.subset(fit), records.subset(val), _records(list(X_test), np.zeros(len(X_test)), "test")
 
 
 def _string_classes(y_train) -> np.ndarray:

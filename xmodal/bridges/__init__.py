@@ -8,6 +8,7 @@ source model beyond its input spec.
     series_factory.py        `series_bridge`: the bridge a setting record asks for
     waveform.py              SeriesToWaveform: the series as samples (Voice2Series)
     tones.py                 SeriesToTones: the series as the pitch of tones
+    series_image.py          SeriesToImage: the series' overlapping windows as an image (TiViT)
     table_encoding.py        TableEncoder: a table row as intensities (fitted, saved with the run)
     table_to_image.py        TableToImage: those intensities as an image of squares
     cell_readout.py          each feature map's mean over each feature's square

@@ -30,7 +30,9 @@ from xmodal.settings_record import SettingsRecord
 INTERPOLATIONS = ("linear", "nearest")
 WAVEFORM = "waveform"
 TONE_ENCODINGS = ("pitch", "pitch+slope")
-ENCODINGS = (WAVEFORM, *TONE_ENCODINGS)
+AUDIO_ENCODINGS = (WAVEFORM, *TONE_ENCODINGS)
+IMAGE = "image"  # SeriesToImage (xmodal.bridges.series_image), for image sources
+ENCODINGS = (*AUDIO_ENCODINGS, IMAGE)
 
 def as_series_batch(x: torch.Tensor) -> torch.Tensor:
     """(N, L) or (N, 1, L) finite, non-empty series -> (N, L) float tensor."""
@@ -113,7 +115,8 @@ class SeriesBridge(nn.Module):
     """Base of the series bridges. theta = delta, one value per source-input sample.
 
     A subclass sets `config_class` and defines `place` (S(x)); it may refine
-    `perturbation` (the delta term) and `_check_fits` (a length check on first use)."""
+    `perturbation` (the delta term), `_check_fits` (a length check on first use) and
+    `delta_shape` (SeriesToImage, xmodal.bridges.series_image: one value per pixel)."""
 
     config_class = SeriesBridgeConfig
 
@@ -123,7 +126,11 @@ class SeriesBridge(nn.Module):
             raise TypeError(f"give {type(self).__name__} a config or settings, not both")
         self.config = config if config is not None else self.config_class(**settings)
         generator = torch.Generator().manual_seed(seed)
-        self.delta = nn.Parameter(torch.randn(self.config.num_samples, generator=generator) * self.config.delta_init)
+        self.delta = nn.Parameter(torch.randn(self.delta_shape(), generator=generator) * self.config.delta_init)
+
+    def delta_shape(self) -> tuple[int, ...]:
+        """The shape of delta: one value per source-input sample (an image bridge: per pixel)."""
+        return (self.config.num_samples,)
 
     def check_length(self, length: int) -> None:
         """Fix the series length on first use; later inputs must match it."""

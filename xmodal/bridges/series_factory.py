@@ -1,11 +1,20 @@
-"""`series_bridge`: the series bridge a setting record asks for (waveform samples or tones),
-refusing settings that only the other bridge takes."""
+"""`series_bridge`: the series bridge a setting record asks for (waveform samples or tones for
+an audio source, the window image for an image source), refusing settings that only another
+bridge takes."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 
-from xmodal.bridges.series import ENCODINGS, WAVEFORM, SeriesBridge, SeriesBridgeConfig
+from adapters_modal.base import InputSpec
+from xmodal.bridges.series import (
+    ENCODINGS,
+    IMAGE,
+    WAVEFORM,
+    SeriesBridge,
+    SeriesBridgeConfig,
+)
+from xmodal.bridges.series_image import SeriesToImage, SeriesToImageConfig
 from xmodal.bridges.tones import SeriesToTones
 from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import DataError
@@ -13,6 +22,11 @@ from xmodal.errors import DataError
 # The series task's settings (xmodal.settings.SETTINGS["series"]) that `series_bridge` takes.
 BRIDGE_SETTINGS = ("encoding", "standardize", "upsample_factor", "target_duration", "interpolation", "copies",
                    "offset", "masked", "tanh_bound", "delta_dropout")
+
+_BRIDGES = {"waveform": SeriesToWaveform, "pitch": SeriesToTones, "pitch+slope": SeriesToTones, IMAGE: SeriesToImage}
+# The source's input space: arguments (its InputSpec), not settings.
+_FIXED = {"num_samples", "sample_rate", "channels", "height", "width", "value_range"}
+_KNOWN = {f.name for cls in (SeriesToWaveform, SeriesToTones, SeriesToImage) for f in fields(cls.config_class)} - _FIXED
 
 
 def parse_offset(offset):
@@ -36,36 +50,72 @@ def _changed(settings: dict, neutral: dict) -> list[str]:
             and (settings[name] not in ("start", 0) if name == "offset" else settings[name] != value)]
 
 
-def series_bridge(num_samples: int, sample_rate: int, settings: dict, seed: int = 0) -> SeriesBridge:
-    """The series bridge that `settings["encoding"]` asks for, for a source window of
-    `num_samples` samples at `sample_rate` Hz, delta drawn from `seed`.
+def series_bridge(spec: InputSpec, settings: dict, seed: int = 0) -> SeriesBridge:
+    """The series bridge that `settings["encoding"]` asks for, for a source of input spec
+    `spec` (an audio source's window of num_samples at sample_rate Hz, or an image
+    source's channels x height x width and value range), delta drawn from `seed`.
 
     settings: bridge settings, such as the BRIDGE_SETTINGS of a series setting record, or
-    any of the two configs' fields (pitch_low, delta_init, ...); encoding defaults to
-    "waveform", offset may be a string of digits. A setting that only the other bridge
-    takes is refused unless it is at the value where it changes nothing (copies 1,
-    masked false for the tones, ...); so is a name that no series bridge takes.
+    any of the three configs' fields (pitch_low, delta_init, frame, ...); encoding defaults
+    to "waveform" for an audio source and "image" for an image source, offset may be a
+    string of digits. An audio encoding needs an audio source and "image" an image source.
+    A setting that only another bridge takes is refused unless it is at the value where
+    it changes nothing (copies 1, masked false for the tones, ...); so is a name that no
+    series bridge takes.
     """
-    encoding = settings.get("encoding", WAVEFORM)
+    encoding = settings.get("encoding", IMAGE if spec.modality == "image" else WAVEFORM)
     if encoding not in ENCODINGS:
         raise DataError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-    bridge_cls = SeriesToWaveform if encoding == WAVEFORM else SeriesToTones
-    fixed = {"num_samples", "sample_rate"}  # the source's window: arguments, not settings
-    known = {f.name for cls in (SeriesToWaveform, SeriesToTones) for f in fields(cls.config_class)} - fixed
-    unknown = sorted(set(settings) - known)
+    _check_modality(encoding, spec)
+    bridge_cls = _BRIDGES[encoding]
+    unknown = sorted(set(settings) - _KNOWN)
     if unknown:
-        raise DataError(f"unknown series bridge settings {unknown}; a series bridge takes {sorted(known)}")
+        raise DataError(f"unknown series bridge settings {unknown}; a series bridge takes {sorted(_KNOWN)}")
     if "offset" in settings:
         settings = {**settings, "offset": parse_offset(settings["offset"])}
+    tone_only, image_only = _only_in(SeriesToTones.config_class), {"frame": 0}
+    placement = {name: value for name, value in _only_in(SeriesToWaveform.config_class).items() if name != "masked"}
+    if encoding != IMAGE and _changed(settings, image_only):
+        raise DataError(f"frame={settings['frame']!r} is the border of encoding='image' (an image source); "
+                        f"encoding={encoding!r} has none: leave frame=0")
     if encoding == WAVEFORM:
-        _refuse_tone_settings(settings, _only_in(SeriesToTones.config_class))
+        _refuse_tone_settings(settings, tone_only)
+    elif encoding == IMAGE:
+        _refuse_image_settings(settings, {**placement, **tone_only})
     else:
         # The tone fills the window: a mask would leave delta nowhere, so unmasked is neutral there.
-        _refuse_placement_settings(encoding, settings, {**_only_in(SeriesToWaveform.config_class), "masked": False})
-    own = {f.name for f in fields(bridge_cls.config_class)} - fixed
-    config = bridge_cls.config_class(num_samples=num_samples, sample_rate=sample_rate,
-                                     **{name: value for name, value in settings.items() if name in own})
-    return bridge_cls(config, seed=seed)
+        _refuse_placement_settings(encoding, settings, {**placement, "masked": False})
+    own = {name: value for name, value in settings.items()
+           if name in {f.name for f in fields(bridge_cls.config_class)} - _FIXED}
+    if encoding == IMAGE:
+        return bridge_cls(SeriesToImageConfig.for_source(spec, **own), seed=seed)
+    return bridge_cls(bridge_cls.config_class(num_samples=spec.num_samples, sample_rate=spec.sample_rate, **own),
+                      seed=seed)
+
+
+def _check_modality(encoding: str, spec: InputSpec) -> None:
+    """One line naming the fix when the encoding and the source's modality do not meet."""
+    if encoding == IMAGE and spec.modality != "image":
+        raise DataError(f"encoding='image' draws the series as an image, but this source takes {spec.modality}; "
+                        "use an image source (source='efficientnet-lite0', CLI: --source efficientnet-lite0) "
+                        "or an audio encoding ('waveform', 'pitch', 'pitch+slope')")
+    if encoding != IMAGE and spec.modality != "audio":
+        raise DataError(f"encoding={encoding!r} plays the series as audio, but this source takes {spec.modality}; "
+                        "set encoding='image' (CLI: --encoding image), or use an audio source such as bc-resnet-gsc35")
+
+
+def _refuse_image_settings(settings: dict, neutral: dict) -> None:
+    changed = _changed(settings, neutral)
+    problems = []
+    if changed:
+        problems.append(f"encoding='image' draws the series' windows over the whole image, so the audio settings "
+                        f"{', '.join(f'{name}={settings[name]!r}' for name in changed)} cannot apply; leave them at "
+                        f"{', '.join(f'{name}={neutral[name]!r}' for name in changed)}")
+    if settings.get("masked") and not settings.get("frame"):
+        problems.append("encoding='image' fills the whole image, so the mask would zero delta everywhere; "
+                        "set masked=False (CLI: --no-masked)")
+    if problems:
+        raise DataError("; ".join(problems))
 
 
 def _refuse_placement_settings(encoding: str, settings: dict, neutral: dict) -> None:

@@ -83,7 +83,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _write_traceback(command: str) -> str:
-    handle, path = tempfile.mkstemp(prefix=f"xmodal-{command}-traceback-", suffix=".txt")
+    handle, path = tempfile.mkstemp(prefix=f"xmodal-{command.replace(' ', '-')}-traceback-", suffix=".txt")
     with open(handle, "w") as stream:
         stream.write(f"xmodal {command}: argv {sys.argv!r}\n")
         traceback.print_exc(file=stream)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit:  # --help (0) or a command-line error (2, argparse's message printed)
         return exit.code if isinstance(exit.code, int) else EXIT_USER_ERROR
-    command = args.command
+    command = getattr(args, "command_name", None) or args.command  # "fit series": a subcommand's full name
     try:
         with warnings.catch_warnings():
             # scikit-learn's FutureWarnings speak to library authors, not to a command's user

@@ -54,7 +54,7 @@ def add_parser(commands) -> None:
         run.add_argument("--baseline", metavar="NAME[,NAME]",
                          help="fit baselines on the same split and print them beside the model "
                               "(see xmodal.baselines: " + _baseline_names(name) + ")")
-        sub.set_defaults(run=run_fit)
+        sub.set_defaults(run=run_fit, command_name=f"fit {name}")  # error lines name the task
         parsers.append(sub)
     owners: dict[str, list[str]] = {}  # which task takes which flag, for the error on another task's flag
     for sub in parsers:
@@ -113,23 +113,55 @@ def _report_search(result) -> None:
     print(f"chosen settings: {result.best}  (held-out accuracy {result.scores[result.best_index]['accuracy']:.4f})")
 
 
+def _start_competed(result) -> bool:
+    """Whether the start state was scored on validation as epoch 0 (a probe or a prepared
+    label map; never a random head)."""
+    return bool(result.history) and result.history[0].get("epoch") == 0
+
+
+def _start_label(result) -> str:
+    """The printed name of the start state: the probe only when the head started as a fitted probe."""
+    return "probe (start)" if result.probe_c is not None else "start (θ untrained)"
+
+
 def _verdict(estimator) -> str:
+    """One line: did training change the model, and why (not)."""
     result = estimator.fit_result_
-    if estimator.settings_["epochs"] == 0 or result.epochs_run == 0:
-        return "no training (epochs 0): the model is the probe start"
-    on = "on validation" if result.n_val else "on the training loss (no validation part)"
-    if result.reprogramming_kept:
-        return f"reprogramming kept: trained epochs beat the probe {on} (best epoch {result.best_epoch} of {result.epochs_run})"
-    return f"the probe start won: the model is the probe (no trained epoch of {result.epochs_run} beat it {on})"
+    probe = result.probe_c is not None
+    budget = result.stopped_by == "budget"
+    if result.stopped_by.startswith("no validation part"):
+        return ("no training: there is no validation part to show that trained epochs beat the probe, so the model "
+                "is the probe, fitted on every training sample")
+    if result.epochs_run == 0:
+        if budget:
+            return "no training: the query budget ran out before the first batch"
+        if estimator.settings_["epochs"] == 0:
+            start = ("the probe start" if probe else "the start (θ untrained)" if result.start_state is not None
+                     else "the untrained random head")
+            return f"no training (epochs 0): the model is {start}"
+        return "no training: no epoch ran"
+    stop = f"; training stopped by the query budget ({result.queries} queries)" if budget else ""
+    kept = result.reprogramming_kept
+    if kept is None or not _start_competed(result):  # a random head, or no validation part: nothing to compare with
+        on = "on validation" if result.n_val else "on the training loss (no validation part)"
+        return f"trained {result.epochs_run} epochs; best epoch {result.best_epoch} {on}{stop}"
+    start = "the probe" if probe else "the start (θ untrained)"
+    if kept:
+        return (f"reprogramming kept: trained epochs beat {start} on validation (best epoch {result.best_epoch} of "
+                f"{result.epochs_run}){stop}")
+    model = "the model is the probe" if probe else "the model is the start: untrained θ with its label map"
+    return f"the start won: {model} (no trained epoch of {result.epochs_run} beat it on validation){stop}"
 
 
 def _print_report(split, estimator, metrics: dict, probe_scores: dict | None, folder: Path) -> None:
     unit = {"series": "series", "sequence": "records", "table": "rows"}[estimator.task]
     print(f"{split.name}: {estimator.task}, preset {metrics['preset']}, source {metrics['source']}, "
           f"{metrics['n_train']} train / {metrics['n_test']} test {unit}")
-    rows = [("probe (start)", metrics["probe_val_accuracy"], metrics["probe_test_accuracy"],
-             None if probe_scores is None else probe_scores["roc_auc"]),
-            ("reprogrammed", metrics["val_accuracy"], metrics["test_accuracy"], metrics["test_roc_auc"])]
+    rows = []
+    if probe_scores is not None:  # a start state to compare with (a probe or a label map; not a random head)
+        rows.append((_start_label(estimator.fit_result_), metrics["probe_val_accuracy"],
+                     metrics["probe_test_accuracy"], probe_scores["roc_auc"]))
+    rows.append(("reprogrammed", metrics["val_accuracy"], metrics["test_accuracy"], metrics["test_roc_auc"]))
     for name, scores in metrics.get("baselines", {}).items():
         rows.append((f"baseline {name}", None, scores["test_accuracy"], scores["test_roc_auc"]))
     width = max(len(row[0]) for row in rows)
@@ -152,7 +184,7 @@ def run_fit(args: argparse.Namespace) -> None:
     settings = resolve_settings(args.task, args.preset, overrides)  # bad combinations fail before any work
     out = check_out(args.out, args.overwrite)
     baselines = _baselines(args.task, args.baseline)
-    task.check_fit_args(args)
+    task.check_fit_args(args, settings)
     from adapters_modal import check_source_name
 
     check_source_name(settings["source"])  # an unknown source fails before any data is read

@@ -5,7 +5,8 @@
 
 --input reads new data of the run's task (series: .tsv / .ts / .csv / .npy; sequences:
 FASTA or CSV; tables: CSV rows with the run's columns). The CSV has one row per sample:
-id, (label, for a dataset split,) prediction, p_<class> for every class.
+id, (label, for a dataset split,) prediction, p_<class> for every class. An existing
+CSV is never replaced without --overwrite.
 """
 
 from __future__ import annotations
@@ -31,8 +32,20 @@ def add_parser(commands) -> None:
     add_run_data_flags(predict)
     predict.add_argument("--split", choices=("test", "train"),
                          help="split of the dataset to score (default test; not with --input)")
-    predict.add_argument("--csv", required=True, metavar="OUT.csv", help="CSV file to write")
+    predict.add_argument("--csv", required=True, metavar="OUT.csv",
+                         help="CSV file to write (refused when it exists, unless --overwrite)")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     predict.set_defaults(run=run_predict)
+
+
+def check_csv(text: str, overwrite: bool) -> Path:
+    """The --csv file, refused (before any work) when it exists, unless `overwrite`."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise DataError(f"--csv {text} is a folder, not a file; give a file for the predictions")
+    if path.exists() and not overwrite:
+        raise DataError(f"--csv {text} already exists; pass --overwrite to replace it, or give another file")
+    return path
 
 
 def run_predict(args: argparse.Namespace) -> None:
@@ -47,6 +60,7 @@ def run_predict(args: argparse.Namespace) -> None:
             verb = "applies" if len(given) == 1 else "apply"
             raise DataError(f"{', '.join(given)} {verb} to a dataset split, and --input scores a file of new data as "
                             "it is (series of the run's length, without gaps): give one or the other")
+    out = check_csv(args.csv, args.overwrite)
     run, task, estimator = load(args)
     if args.input is not None:
         records = task.read_inputs(run, estimator, args, args.input)
@@ -55,7 +69,6 @@ def run_predict(args: argparse.Namespace) -> None:
     probabilities = estimator.predict_proba(task.model_input(records.X))
     classes = estimator.classes_
     predicted = classes[np.argmax(probabilities, axis=1)]
-    out = Path(args.csv)
     out.parent.mkdir(parents=True, exist_ok=True)
     labelled = records.y is not None
     with open(out, "w", newline="") as handle:

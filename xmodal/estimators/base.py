@@ -21,9 +21,9 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from xmodal.errors import DataError, PersistenceError
 from xmodal.presets import DEFAULT_PRESET, preset_names, resolve_settings
-from xmodal.settings import SETTINGS
+from xmodal.settings import SETTINGS, check_settings
 from xmodal.training.config import FitResult, TrainConfig
-from xmodal.training.gradients import Backprop, ZerothOrder
+from xmodal.training.gradients import BLACK_BOX_MAPPINGS, Backprop, ZerothOrder
 from xmodal.training.loop import train
 from xmodal.training.probe import PROBE_C
 
@@ -87,8 +87,22 @@ class ReprogrammingEstimator:
             raise DataError(f"{exc}; a classifier takes one class label per sample") from None
         classes = np.unique(np.asarray(y))
         if len(classes) < 2:
-            raise DataError(f"the training labels hold a single class ({classes.tolist()}); a classifier needs at least 2")
+            raise DataError(f"the training labels hold a single class ({classes.tolist()}); "
+                            "a classifier needs at least 2")
         self.classes_ = classes
+
+    def _check_black_box(self) -> None:
+        """Refuse, before any work, a query budget with settings black-box training cannot take."""
+        s = self.settings_
+        if s.get("query_budget") is None:
+            return
+        if s["mapping"] not in BLACK_BOX_MAPPINGS:
+            raise DataError(f"black-box training (query_budget) takes a fixed label mapping "
+                            f"({' or '.join(BLACK_BOX_MAPPINGS)}): mapping {s['mapping']!r} reads what a prediction "
+                            "API does not return, or spends the budget on re-mapping; set mapping='frequency'")
+        if s["epochs"] == 0:
+            raise DataError("a query budget with epochs 0 trains nothing (this preset's probe needs no training); "
+                            "set epochs, e.g. epochs=30")
 
     def _targets(self, y) -> torch.Tensor:
         y = np.asarray(y)
@@ -123,7 +137,8 @@ class ReprogrammingEstimator:
 
         if not hasattr(self, "reprogrammer_"):
             if len(getattr(self, "classes_", ())) == 1:  # sktime fits a single-class y without calling _fit
-                raise PersistenceError("nothing to save: the training labels held a single class, so nothing was trained")
+                raise PersistenceError("nothing to save: the training labels held a single class, "
+                                       "so nothing was trained")
             raise PersistenceError(f"this {type(self).__name__} is not fitted; call fit before save_pretrained")
         info = {"estimator": type(self).__name__, "task": self.task, "preset": self.preset or DEFAULT_PRESET,
                 "settings": self.settings_, "seed": self.seed_,
@@ -150,9 +165,14 @@ class ReprogrammingEstimator:
         reprogrammer, document = load_reprogrammer(folder, source=cls._saved_source(document),
                                                    weights_path=weights_path)
         preset = metadata.get("preset", DEFAULT_PRESET)
-        estimator = cls(preset if preset in preset_names(cls.task) else DEFAULT_PRESET, **cls._saved_settings(metadata))
+        saved = cls._saved_settings(metadata)
+        estimator = cls(preset if preset in preset_names(cls.task) else DEFAULT_PRESET,
+                        **{k: v for k, v in saved.items() if v is not None})
         estimator.random_state = metadata.get("seed", estimator.random_state)
-        estimator.settings_ = estimator.resolved_settings()
+        # The settings the run was trained with, as saved: not re-read through today's preset.
+        # (Runs of xmodal 0.1 saved only some; the preset fills the rest.)
+        complete = set(saved) == set(SETTINGS[cls.task])
+        estimator.settings_ = check_settings(cls.task, saved) if complete else estimator.resolved_settings()
         estimator.seed_ = metadata.get("seed")
         estimator.fit_result_ = FitResult.from_dict(metadata["fit"]) if metadata.get("fit") else None
         estimator.reprogrammer_ = reprogrammer

@@ -83,7 +83,8 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
                        self.settings_["unknown"])
         if batch.truncated:
             warnings.warn(f"{batch.truncated} of {len(tokens)} records were cut to {max_tokens} tokens "
-                          f"({self.settings_['truncation']}): {', '.join(batch.truncated_records[:3])}...", stacklevel=2)
+                          f"({self.settings_['truncation']}): {', '.join(batch.truncated_records[:3])}...",
+                          stacklevel=2)
         return batch
 
     def fit(self, X, y, validation_data=None, names=None):

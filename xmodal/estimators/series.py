@@ -1,7 +1,9 @@
-"""Time series -> a frozen speech model (Voice2Series and the pitch recipe), as an sktime classifier.
+"""Time series -> a frozen speech model (Voice2Series and the pitch recipe) or, with encoding="image",
+a frozen image model (TiViT's window image), as an sktime classifier.
 
     V2SClassifier().fit(X, y).predict(X)                 # the "best" preset
     V2SClassifier("v2s", epochs=20).fit(X, y)            # Voice2Series, 20 epochs
+    V2SClassifier(encoding="image", source="efficientnet-lite0", epochs=0).fit(X, y)  # TiViT-style probe
 
 X is anything sktime accepts for a univariate, equal-length panel (a 3-D numpy array
 (n, 1, length), a nested DataFrame, ...); sktime converts it to numpy3D first.
@@ -74,20 +76,19 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
 
     def _check_combination(self, s: dict) -> None:
         """Refuse, before any work, settings that cannot go together."""
-        if s["mapping"] == "layers" and s["query_budget"] is not None:
-            raise XmodalError("mapping 'layers' reads the source's inner layers, which black-box training never "
-                              "sees: use a label mapping (frequency or random) with a query budget")
         if self.search is not None and s["encoding"] != "waveform":
             raise XmodalError(f"the search grids place the series as waveform samples (copies, stretch, mask), which "
-                              f"encoding {s['encoding']!r} does not take: search with the v2s preset, or fit fixed settings")
+                              f"encoding {s['encoding']!r} does not take: search with the v2s preset, "
+                              "or fit fixed settings")
 
     def _build(self, s: dict) -> Reprogrammer:
         source = load_source(s["source"], self.weights_path)
         spec = source.input_spec
-        bridge = series_bridge(spec.num_samples, spec.sample_rate, {k: s[k] for k in BRIDGE_SETTINGS}, self.seed_)
+        bridge = series_bridge(spec, {k: s[k] for k in BRIDGE_SETTINGS}, self.seed_)
         if s["mapping"] == "layers":
+            shape = (spec.channels, spec.height, spec.width) if spec.modality == "image" else (spec.num_samples,)
             with torch.no_grad():
-                width = source.layer_features(torch.zeros(1, spec.num_samples)).shape[1]
+                width = source.layer_features(torch.zeros(1, *shape)).shape[1]
             head = LinearHead(width, len(self.classes_), seed=self.seed_)
             return Reprogrammer(bridge, source, head, list(self.classes_), reads="layers")
         output_map = build_output_map(s["mapping"], source.num_classes, len(self.classes_), s["labels_per_class"],
@@ -100,6 +101,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             self.__dict__.update(loaded)
             return self
         self._begin_fit(y)
+        self._check_black_box()
         self._check_combination(self.settings_)
         if self.search is not None:
             from xmodal.training.search import resolve_grid, search

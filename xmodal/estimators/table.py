@@ -98,6 +98,7 @@ class TableClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator):
         if y.ndim != 1 or len(y) != len(frame):
             raise DataError(f"{len(frame)} rows but labels of shape {y.shape}; give one label per row")
         self._begin_fit(y)
+        self._check_black_box()
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
         self.reprogrammer_ = self._build(frame)

@@ -69,8 +69,11 @@ class FitResult:
     start_state: dict | None = field(default=None, repr=False, compare=False)
 
     @property
-    def reprogramming_kept(self) -> bool:
-        """Whether a trained epoch beat the start state on validation."""
+    def reprogramming_kept(self) -> bool | None:
+        """Whether a trained epoch beat the start state on validation; None when no start
+        state competed (a random head, or no validation part)."""
+        if not self.history or self.history[0]["epoch"] != 0:
+            return None if self.epochs_run else False
         return self.best_epoch > 0
 
     def to_dict(self, history: bool = True) -> dict:

@@ -27,6 +27,8 @@ from xmodal.maps import LabelMapping
 from xmodal.reprogrammer import Reprogrammer
 
 DISTRIBUTIONS = ("sphere", "gaussian")
+# Output maps black-box training takes: fixed label mappings, read from probabilities alone.
+BLACK_BOX_MAPPINGS = ("frequency", "random")
 
 
 class Backprop:

@@ -111,16 +111,19 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
         nonlocal best_key, best_state, best_epoch
         if use_val:
             record["val_loss"], record["val_accuracy"] = _evaluate(model, x_val, y_val, config.batch_size, val_lengths)
-            key = (-record["val_loss"],) if config.select_on == "loss" else (record["val_accuracy"], -record["val_loss"])
+            loss = -record["val_loss"]
+            key = (loss,) if config.select_on == "loss" else (record["val_accuracy"], loss)
         else:
             key = (-record["train_loss"],)
         history.append(record)
         if best_key is None or key > best_key:
             best_key, best_epoch, best_state = key, record["epoch"], copy.deepcopy(model.trainable_state())
 
-    torch.manual_seed(config.seed)  # dropout on delta
     shuffle = torch.Generator().manual_seed(config.seed)
-    with gradients.attached(model, config.lr):
+    # Dropout on delta draws from torch's global RNG: seeded here, inside a fork, so the
+    # caller's global RNG state is the same after the fit as before it.
+    with torch.random.fork_rng(devices=[]), gradients.attached(model, config.lr):
+        torch.manual_seed(config.seed)
         start_cost = (len(x_fit) if head.needs_source_outputs else 0) + len(y_val)
         if not gradients.can_afford(0, start_cost):  # only a query budget refuses: before any query is spent
             raise BudgetExhausted(f"a query budget of {gradients.limit} does not cover preparing the output map and "

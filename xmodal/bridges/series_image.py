@@ -1,0 +1,175 @@
+"""Series-to-image bridge (TiViT, Roschmann et al. 2025, arXiv 2506.08641): the series
+as a grayscale picture of its overlapping windows, for an image source.
+
+    x' = mid + half * bound( 2 * Frame(Resize(Rows(x))) - 1 + M * delta )
+
+Rows cuts the (optionally z-normalised) series of L samples into overlapping windows
+of w = round(sqrt(L)) samples at a stride of s = max(1, round(w / 2)), the end padded
+with the last value so the windows cover every sample, and stacks them as the rows of
+an image (rows = 1 + ceil((L - w) / s), w columns): neighbouring rows share half their
+samples, so a pattern shows as a vertical structure and a period as a texture.
+Resize stretches that image to the source's height x width (bilinear; "nearest" with
+interpolation="nearest") and min-max scales it into [0, 1] per series (a constant
+series is mid-grey). Frame leaves a border of `frame` pixels (0 by default) around
+it. delta (theta) is one value per channel and pixel; the mask M is 1 on the border
+and 0 on the series (masked=True needs a border: the series fills a frameless image).
+bound is tanh (tanh_bound=True) or a clamp to [-1, 1], and mid + half * [-1, 1] is
+the source's value range, so x' stays inside what the source model saw in training.
+The grayscale picture is repeated over the source's channels.
+
+The functions are pure (easy to test); `SeriesToImage` is the thin trainable module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from xmodal.bridges.series import IMAGE, INTERPOLATIONS, SeriesBridge
+from xmodal.errors import DataError
+from xmodal.settings_record import SettingsRecord
+
+MIN_LENGTH = 4  # a 2-sample window at stride 1: anything shorter is a single grey pixel
+
+
+@dataclass
+class SeriesToImageConfig(SettingsRecord):
+    """Settings of the series-to-image bridge; every one is saved with a trained reprogrammer.
+
+    channels / height / width / value_range: the canvas, from the source's input spec.
+    standardize: z-normalise each series first (the picture is min-max scaled anyway;
+        this only matters for how a constant series is drawn: mid-grey either way).
+    interpolation: how the window image is resized, "linear" (bilinear) or "nearest".
+    tanh_bound: squash with tanh (True) or clamp (False) into the value range.
+    frame: border pixels around the series' picture, where only delta shows.
+    masked: delta only on that border (needs frame > 0); False lets it cover the picture.
+    delta_dropout: dropout probability on delta during training (0 = off).
+    delta_init: std of the Gaussian that initialises delta.
+    series_length: the raw series length seen at fit time (set by the bridge).
+    """
+
+    encoding: ClassVar[str] = IMAGE  # not a setting: what this bridge does, as series_bridge names it
+
+    channels: int = 3
+    height: int = 224
+    width: int = 224
+    value_range: tuple[float, float] = (0.0, 1.0)
+    standardize: bool = True
+    interpolation: str = "linear"
+    tanh_bound: bool = True
+    frame: int = 0
+    masked: bool = False
+    delta_dropout: float = 0.0
+    delta_init: float = 1e-3
+    series_length: int | None = None
+
+    def __post_init__(self):
+        for name in ("channels", "height", "width"):
+            if int(getattr(self, name)) < 1:
+                raise DataError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise DataError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if not 0 <= self.delta_dropout < 1:
+            raise DataError(f"delta_dropout must be in [0, 1), got {self.delta_dropout}")
+        if not 0 <= 2 * self.frame < min(self.height, self.width):
+            raise DataError(f"frame must be >= 0 and leave room for the series in the {self.height}x{self.width} "
+                            f"image (below {(min(self.height, self.width) + 1) // 2}), got {self.frame}")
+        if self.masked and self.frame == 0:
+            raise DataError("encoding='image' fills the whole image, so the mask would zero delta everywhere; "
+                            "set masked=False (CLI: --no-masked), or give the bridge a frame > 0")
+        low, high = self.value_range = tuple(float(v) for v in self.value_range)
+        if not low < high:
+            raise DataError(f"value_range must be (low, high) with low < high, got {self.value_range}")
+
+    @classmethod
+    def for_source(cls, spec, **settings) -> SeriesToImageConfig:
+        """The canvas of an image source's InputSpec, with the given settings."""
+        if spec.modality != "image":
+            raise DataError(f"encoding='image' draws the series as an image, but this source takes {spec.modality}; "
+                            "use an image source such as efficientnet-lite0, or encoding 'waveform' or 'pitch+slope'")
+        return cls(channels=spec.channels, height=spec.height, width=spec.width,
+                   value_range=spec.value_range or (0.0, 1.0), **settings)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "value_range": list(self.value_range)}
+
+
+def window_and_stride(length: int) -> tuple[int, int]:
+    """TiViT's window of about sqrt(L) samples and its half as the stride: (w, s)."""
+    window = max(1, round(math.sqrt(length)))
+    return window, max(1, round(window / 2))
+
+
+def window_rows(x: torch.Tensor, window: int, stride: int) -> torch.Tensor:
+    """x (N, L) -> (N, rows, window): overlapping windows, the end padded with the last
+    value so that every sample is in a window (rows = 1 + ceil((L - window) / stride))."""
+    length = x.shape[1]
+    rows = 1 + max(0, -(-(length - window) // stride))
+    padded = (rows - 1) * stride + window
+    if padded > length:
+        x = torch.cat([x, x[:, -1:].expand(-1, padded - length)], dim=1)
+    return x.unfold(1, window, stride)
+
+
+def unit_scale(images: torch.Tensor) -> torch.Tensor:
+    """Per-image min-max scaling of (N, H, W) into [0, 1]; a constant image becomes 0.5."""
+    flat = images.flatten(1)
+    low, high = flat.amin(dim=1)[:, None, None], flat.amax(dim=1)[:, None, None]
+    spread = high - low
+    scaled = (images - low) / spread.clamp_min(1e-12)
+    return torch.where(spread > 0, scaled, torch.full_like(images, 0.5))
+
+
+def series_image(x: torch.Tensor, height: int, width: int, interpolation: str = "linear") -> torch.Tensor:
+    """x (N, L) -> (N, height, width) in [0, 1]: the window rows resized and min-max scaled."""
+    rows = window_rows(x, *window_and_stride(x.shape[1]))
+    kwargs = {"mode": "bilinear", "align_corners": False} if interpolation == "linear" else {"mode": "nearest"}
+    return unit_scale(F.interpolate(rows[:, None], size=(height, width), **kwargs)[:, 0])
+
+
+def frame_mask(config: SeriesToImageConfig) -> torch.Tensor:
+    """(height, width): 1 on the border of `frame` pixels, 0 where the series is drawn."""
+    mask = torch.ones(config.height, config.width)
+    f = config.frame
+    mask[f : config.height - f, f : config.width - f] = 0
+    return mask
+
+
+class SeriesToImage(SeriesBridge):
+    """The trainable series-to-image bridge. theta = delta, one value per channel and pixel."""
+
+    config_class = SeriesToImageConfig
+
+    def delta_shape(self) -> tuple[int, ...]:
+        return (self.config.channels, self.config.height, self.config.width)
+
+    def _check_fits(self, length: int) -> None:
+        if length < MIN_LENGTH:
+            raise DataError(f"encoding='image' cuts the series into windows of about sqrt(L) samples, so series need "
+                            f"at least {MIN_LENGTH} samples; got {length}")
+
+    def place(self, x: torch.Tensor) -> torch.Tensor:
+        """The series' picture (N, channels, height, width) in [-1, 1] (0 on the frame),
+        before delta and the bound."""
+        c = self.config
+        picture = series_image(self.prepare(x), c.height - 2 * c.frame, c.width - 2 * c.frame, c.interpolation)
+        picture = F.pad(2 * picture - 1, (c.frame,) * 4)
+        return picture[:, None].expand(-1, c.channels, -1, -1)
+
+    def mask(self) -> torch.Tensor:
+        """M (height, width): 1 on the frame, 0 on the series."""
+        return frame_mask(self.config).to(self.delta)
+
+    def perturbation(self) -> torch.Tensor:
+        delta = super().perturbation()
+        return self.mask() * delta if self.config.masked else delta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        unit = self.place(x) + self.perturbation()
+        bounded = torch.tanh(unit) if self.config.tanh_bound else unit.clamp(-1.0, 1.0)
+        low, high = self.config.value_range
+        return (low + high) / 2 + (high - low) / 2 * bounded
