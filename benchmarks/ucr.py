@@ -79,10 +79,22 @@ V2S_METHODS = {
         "v2s-attrnn": {"preset": "v2s", "source": "attrnn-gsc35", "epochs": 3, "patience": 3},
     },
 }
-METHODS = ["best", "v2s", "v2s-search", "v2s-attrnn", "minirocket", "probe-bcresnet", "probe-attrnn"]
+# The zoo (issue "The source zoo"): the probe of each frozen source's layer statistics, with
+# its natural bridge (the best preset's tones for audio sources, the series as an image for
+# image sources), no training: which source reads time series best, and at what cost.
+ZOO = {"bc-resnet-gsc35": "audio", "crepe-tiny": "audio", "crepe-full": "audio", "speech-embedding": "audio",
+       "whisper-tiny-en": "audio", "bc-resnet-gsc35-image": "image", "efficientnet-lite0": "image"}
+for _mode in V2S_METHODS.values():
+    _mode.update({f"zoo-{name}": {"preset": "best", "source": name, "epochs": 0,
+                                  **({"encoding": "image"} if kind == "image" else {})} for name, kind in ZOO.items()})
+METHODS = ["best", "v2s", "v2s-search", "v2s-attrnn", "minirocket", "probe-bcresnet", "probe-attrnn",
+           *(f"zoo-{name}" for name in ZOO)]
 DETERMINISTIC = {"probe-bcresnet", "probe-attrnn"}
 QUICK_DATASETS = ["Coffee", "GunPoint", "ItalyPowerDemand"]
-COST = {"best": 30, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1, "probe-bcresnet": 1,
+# Relative cost per series, to start the largest work first (zoo: measured forward speed, bench_sources.md).
+COST = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
+        "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300, "zoo-crepe-full": 400,
+        "best": 30, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1, "probe-bcresnet": 1,
         "probe-attrnn": 4}
 
 

@@ -65,7 +65,8 @@ def test_representations_of_the_wrong_dimension_are_refused(run_dir, tmp_path, c
 @pytest.mark.slow
 @pytest.mark.parametrize("arguments, message", [
     (["--source-samples", "nowhere"], "source samples nowhere do not exist"),
-    (["--source-samples", ".", "--dataset", "GunPoint"], "length 150 but the run was trained on length 286"),
+    (["--source-samples", ".", "--dataset", "GunPoint"],
+     "fitted on Coffee (length 286); GunPoint has length 150: score a dataset of the run's kind"),
 ])
 def test_align_errors_are_one_line(run_dir, arguments, message, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
@@ -75,7 +76,7 @@ def test_align_errors_are_one_line(run_dir, arguments, message, capsys, monkeypa
 
 def test_align_without_a_run_says_how_to_make_one(tmp_path, capsys):
     assert main(["align", str(tmp_path), "--source-samples", str(tmp_path)]) == 1
-    assert "run `xmodal fit --out` first" in _error_line(capsys)
+    assert "run `xmodal fit series|sequence|table --out FOLDER` first" in _error_line(capsys)
 
 
 def test_synthesize_words_writes_labelled_wavs(tmp_path, capsys):

@@ -199,6 +199,58 @@ def test_user_errors_in_a_subprocess_are_one_line_without_traceback(tmp_path):
         assert len(errors) == 1 and message in errors[0], (args, done.stderr)
 
 
+# -- fit's printout --------------------------------------------------------------------
+
+
+def _fitted(epochs=3, epochs_run=3, best_epoch=2, probe_c=1.0, start=True, stopped_by="epochs", n_val=10,
+            kept="auto"):
+    """A stand-in for a fitted estimator: what fit's verdict reads of it."""
+    from types import SimpleNamespace
+
+    competed = start and n_val > 0 and not stopped_by.startswith("no validation part")
+    history = ([{"epoch": 0}] if competed else []) + [{"epoch": e} for e in range(1, epochs_run + 1)]
+    if kept == "auto":
+        kept = best_epoch > 0 if competed else None
+    result = SimpleNamespace(probe_c=probe_c, start_state={} if start else None, stopped_by=stopped_by,
+                             epochs_run=epochs_run, best_epoch=best_epoch, n_val=n_val, history=history,
+                             queries=500, reprogramming_kept=kept)
+    return SimpleNamespace(fit_result_=result, settings_={"epochs": epochs})
+
+
+@pytest.mark.parametrize("fitted, start_row, verdict", [
+    (_fitted(), "probe (start)", "reprogramming kept: trained epochs beat the probe on validation (best epoch 2 of 3)"),
+    (_fitted(best_epoch=0), "probe (start)",
+     "the start won: the model is the probe (no trained epoch of 3 beat it on validation)"),
+    (_fitted(probe_c=None, best_epoch=0), "start (θ untrained)",
+     "the start won: the model is untrained θ with its label map (no trained epoch of 3 beat it"),
+    (_fitted(probe_c=None), "start (θ untrained)", "reprogramming kept: trained epochs beat the start (θ untrained)"),
+    (_fitted(probe_c=None, start=False), None, "trained 3 epochs; best epoch 2 on validation"),
+    (_fitted(epochs=0, epochs_run=0, best_epoch=0), "probe (start)",
+     "no training (epochs 0): the model is the probe start"),
+    (_fitted(epochs=0, epochs_run=0, best_epoch=0, probe_c=None), "start (θ untrained)",
+     "no training (epochs 0): the model is the start (θ untrained)"),
+    (_fitted(epochs=0, epochs_run=0, best_epoch=0, probe_c=None, start=False), None,
+     "no training (epochs 0): the model is the untrained random head"),
+    (_fitted(epochs_run=0, best_epoch=0, n_val=0, stopped_by="no validation part: the probe is the model"),
+     "probe (start)", "no training: there is no validation part to show that trained epochs beat the probe"),
+    (_fitted(stopped_by="budget"), "probe (start)",
+     "(best epoch 2 of 3); training stopped by the query budget (500 queries)"),
+    (_fitted(epochs_run=0, best_epoch=0, stopped_by="budget"), "probe (start)",
+     "no training: the query budget ran out before the first batch"),
+])
+def test_fit_names_the_start_and_says_what_training_did(fitted, start_row, verdict):
+    from xmodal.cli.fit import _start_label, _verdict
+
+    line = _verdict(fitted)
+    assert verdict in line
+    assert ("the model is the probe" in line) == (fitted.fit_result_.probe_c is not None and
+                                                  ("won" in line or "no validation" in line or "epochs 0" in line))
+    if fitted.fit_result_.start_state is None:  # a random head: no start row, no word about a start
+        assert "start" not in line and "probe" not in line
+    if start_row is not None:
+        assert _start_label(fitted.fit_result_) == start_row
+
+
 # -- run folders ---------------------------------------------------------------------
 
 

@@ -76,7 +76,7 @@ def test_predict_new_rows_and_a_split_of_a_table_run(german_run, german_rows, tm
     predictions = list(csv.DictReader(target.open()))
     assert len(predictions) == 7 and list(predictions[0]) == ["id", "prediction", "p_bad", "p_good"]
     assert {p["prediction"] for p in predictions} <= {"bad", "good"}
-    assert main(["predict", str(german_run), "--csv", str(target)]) == 0
+    assert main(["predict", str(german_run), "--csv", str(target), "--overwrite"]) == 0
     predictions = list(csv.DictReader(target.open()))
     assert len(predictions) == 250 and list(predictions[0])[:3] == ["id", "label", "prediction"]
 

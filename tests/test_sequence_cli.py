@@ -68,7 +68,10 @@ def test_evaluate_and_predict_a_sequence_run(amp_run, amp_folder, tmp_path, caps
 
     new = tmp_path / "new.fa"  # new peptides, unlabelled
     new.write_text(">pep1\nGLFDIVKKVVGALGSL\n>pep2\nMKTAYIAKQRQISFVK\n")
-    assert main(["predict", str(amp_run), "--input", str(new), "--csv", str(predictions)]) == 0
+    assert main(["predict", str(amp_run), "--input", str(new), "--csv", str(predictions)]) == 1  # kept
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert len(list(csv.DictReader(predictions.open()))) == 48
+    assert main(["predict", str(amp_run), "--input", str(new), "--csv", str(predictions), "--overwrite"]) == 0
     rows = list(csv.DictReader(predictions.open()))
     assert [row["id"] for row in rows] == ["pep1", "pep2"] and list(rows[0]) == ["id", "prediction", "p_AMP",
                                                                                    "p_DECOY"]
@@ -80,6 +83,15 @@ def test_sequences_that_do_not_fit_the_run_are_refused(amp_run, tmp_path, capsys
     molecules.write_text("smiles,label\nCCO,AMP\nCCN,DECOY\nCCC,AMP\nCCCl,DECOY\nCO,AMP\nCN,DECOY\n")
     assert main(["evaluate", str(amp_run), "--dataset", str(molecules)]) == 1
     assert "holds smiles records but this run reads protein sequences" in _error_line(capsys)
+    dna = tmp_path / "dna.csv"  # A, C, G and T are amino acids too: the tokens alone would let DNA through
+    dna.write_text("sequence,label\n" + "".join(f"{'ACGTTGCA' * 5}{'ACGT'[i % 4]},{('AMP', 'DECOY')[i % 2]}\n"
+                                                 for i in range(6)))
+    assert main(["evaluate", str(amp_run), "--dataset", str(dna)]) == 1
+    assert "dna holds dna records but this run reads protein sequences" in _error_line(capsys)
+    reads = tmp_path / "reads.fa"
+    reads.write_text(">r1\nACGTACGTTTGACCAGTACGATCGATCGGA\n>r2\nTTGACAGT\n")
+    assert main(["predict", str(amp_run), "--input", str(reads), "--csv", str(tmp_path / "p.csv")]) == 1
+    assert "reads.fa holds dna records but this run reads protein sequences" in _error_line(capsys)
     bad = tmp_path / "bad.fa"
     bad.write_text(">odd\nGLFJIV\n")
     assert main(["predict", str(amp_run), "--input", str(bad), "--csv", str(tmp_path / "p.csv")]) == 1
@@ -105,6 +117,27 @@ def test_fit_on_smiles_csv_with_a_scaffold_split(tmp_path, capsys):
     assert main(["evaluate", str(out)]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["n"] == metrics["n_test"] and report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+@pytest.mark.parametrize("sequences, data_alphabet, run_alphabet, refused", [
+    (["ACGTTGCAACGTTGCAACGT", "TTGACCAGTACGATCGAT"], "protein", "protein", "dna"),  # DNA on a protein run
+    (["GLFDIVKKVVGALGSL", "MKTAYIAKQRQISFVK"], "protein", "dna", "protein"),  # peptides on a DNA run
+    (["CCO", "c1ccccc1"], "smiles", "protein", "smiles"),
+    (["GLFDIVKKVVGALGSL"], "protein", "smiles", "protein"),
+    (["GLFDIVKKVVGALGSL", "MKTAYIAKQRQISFVK"], "protein", "protein", None),
+    (["ACGTTGCAACGTTGCAACGTTGCAACGTTGCA"], "protein", "dna", None),
+    (["GATC"], "protein", "protein", None),  # too few letters to call it DNA: a peptide of A, C, G, T
+    (["CCO", "CCN"], "smiles", "smiles", None),
+])
+def test_records_of_another_alphabet_are_refused(sequences, data_alphabet, run_alphabet, refused):
+    from xmodal.cli.tasks.sequence import check_alphabet
+    from xmodal.errors import DataError
+
+    if refused is None:
+        check_alphabet(sequences, data_alphabet, run_alphabet, "data")
+        return
+    with pytest.raises(DataError, match=f"data holds {refused} records but this run reads {run_alphabet} sequences"):
+        check_alphabet(sequences, data_alphabet, run_alphabet, "data")
 
 
 def test_sequence_user_errors_are_one_line(tmp_path, capsys):

@@ -129,16 +129,16 @@ def _verdict(estimator) -> str:
     result = estimator.fit_result_
     probe = result.probe_c is not None
     budget = result.stopped_by == "budget"
+    if estimator.settings_["epochs"] == 0:
+        start = ("the probe start" if probe else "the start (θ untrained)" if result.start_state is not None
+                 else "the untrained random head")
+        return f"no training (epochs 0): the model is {start}"
     if result.stopped_by.startswith("no validation part"):
         return ("no training: there is no validation part to show that trained epochs beat the probe, so the model "
                 "is the probe, fitted on every training sample")
     if result.epochs_run == 0:
         if budget:
             return "no training: the query budget ran out before the first batch"
-        if estimator.settings_["epochs"] == 0:
-            start = ("the probe start" if probe else "the start (θ untrained)" if result.start_state is not None
-                     else "the untrained random head")
-            return f"no training (epochs 0): the model is {start}"
         return "no training: no epoch ran"
     stop = f"; training stopped by the query budget ({result.queries} queries)" if budget else ""
     kept = result.reprogramming_kept
@@ -149,7 +149,7 @@ def _verdict(estimator) -> str:
     if kept:
         return (f"reprogramming kept: trained epochs beat {start} on validation (best epoch {result.best_epoch} of "
                 f"{result.epochs_run}){stop}")
-    model = "the model is the probe" if probe else "the model is the start: untrained θ with its label map"
+    model = "the model is the probe" if probe else "the model is untrained θ with its label map"
     return f"the start won: {model} (no trained epoch of {result.epochs_run} beat it on validation){stop}"
 
 

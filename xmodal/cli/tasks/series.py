@@ -6,7 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from xmodal.cli.tasks.base import Records, Split, Task, absolute, check_labels, own_dataset, positive_int
+from xmodal.cli.tasks.base import (
+    Records,
+    Split,
+    Task,
+    absolute,
+    check_labels,
+    own_dataset,
+    positive_int,
+)
 from xmodal.errors import DataError
 
 
