@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from adapters_modal.packaged import mean_max
+
 from xmodal.errors import WeightsError
 
 KERAS_BATCHNORM_EPSILON = 1e-3
@@ -37,17 +39,31 @@ class AttRNN(nn.Module):
         self.dense_2 = nn.Linear(64, 32)
         self.output = nn.Linear(32, num_classes)
 
+    def _layers(self, log_mel: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's output, in order; the last is the penultimate representation."""
+        x = log_mel.unsqueeze(1)  # (N, 1, time, mel): the Keras convs slide over time only
+        conv = self.batch_normalization(torch.relu(self.conv2d(x)))
+        conv_1 = self.batch_normalization_1(torch.relu(self.conv2d_1(conv)))
+        lstm, _ = self.bidirectional(conv_1.squeeze(1))
+        lstm_1, _ = self.bidirectional_1(lstm)  # (N, T, 128)
+        query = self.dense(lstm_1[:, -1])
+        attention = torch.softmax(torch.einsum("nd,ntd->nt", query, lstm_1), dim=1)
+        context = torch.einsum("nt,ntd->nd", attention, lstm_1)
+        hidden = torch.relu(self.dense_1(context))
+        return [conv, conv_1, lstm, lstm_1, context, hidden, self.dense_2(hidden)]
+
     def features(self, log_mel: torch.Tensor) -> torch.Tensor:
         """The penultimate representation (N, 32): dense_2, linear in Keras."""
-        x = log_mel.unsqueeze(1)  # (N, 1, time, mel): the Keras convs slide over time only
-        x = self.batch_normalization(torch.relu(self.conv2d(x)))
-        x = self.batch_normalization_1(torch.relu(self.conv2d_1(x)))
-        sequence, _ = self.bidirectional(x.squeeze(1))
-        sequence, _ = self.bidirectional_1(sequence)  # (N, T, 128)
-        query = self.dense(sequence[:, -1])
-        attention = torch.softmax(torch.einsum("nd,ntd->nt", query, sequence), dim=1)
-        context = torch.einsum("nt,ntd->nd", attention, sequence)
-        return self.dense_2(torch.relu(self.dense_1(context)))
+        return self._layers(log_mel)[-1]
+
+    def layer_statistics(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """Every block pooled (N, 2 496): the convolutions' mean and max over time per channel
+        and mel band, the LSTMs' mean and max over time, then the attention context and the
+        dense layers as they are (they have no time axis left)."""
+        conv, conv_1, lstm, lstm_1, *vectors = self._layers(log_mel)
+        pooled = [s.flatten(1) for block in (conv, conv_1) for s in mean_max(block, (2,))]
+        pooled += [s for block in (lstm, lstm_1) for s in mean_max(block, (1,))]
+        return torch.cat(pooled + vectors, dim=1)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """Logits; Keras applies the softmax inside its output layer."""

@@ -76,6 +76,9 @@ class SpeechCommandSource(SourceModel):
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.network.head(features)
 
+    def layer_features(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.network.layer_statistics(self.front_end(waveform))
+
 
 class BCResNetSource(SpeechCommandSource):
     """BC-ResNet (scale 2) trained on Google Speech Commands v2, 35 words."""
@@ -87,9 +90,6 @@ class BCResNetSource(SpeechCommandSource):
         super().__init__(weights_sha256=sha256_of(weights_path))
         self.front_end = LogMel(self.input_spec.sample_rate)
         self.network = load_bc_resnet(weights_path)
-
-    def layer_features(self, waveform: torch.Tensor) -> torch.Tensor:
-        return self.network.layer_statistics(self.front_end(waveform))
 
 
 class AttRNNSource(SpeechCommandSource):

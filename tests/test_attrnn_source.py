@@ -118,3 +118,22 @@ def test_v2s_classifier_fits_with_36_source_classes():
     probabilities = classifier.predict_proba(x)
     assert probabilities.shape == (15, 3) and np.allclose(probabilities.sum(axis=1), 1)
     assert classifier.fit_result_.epochs_run == 2
+
+
+def test_every_block_is_readable_and_the_layer_head_fits(attrnn):
+    """layer_features pools every block (convolutions per channel and mel band, LSTMs,
+    attention context, dense layers), gradients reach the waveform, and the best preset's
+    probe-started all-layer head works on AttRNN too."""
+    from xmodal.data.ucr import load_ucr
+    from xmodal.estimators.series import V2SClassifier
+
+    waveform = (0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))).requires_grad_()
+    pooled = attrnn.layer_features(waveform)
+    assert pooled.shape == (2, 2 * 10 * 80 + 2 * 80 + 2 * 128 + 2 * 128 + 128 + 64 + 32)
+    assert torch.equal(pooled[:, -32:], attrnn.features(waveform))  # the last block is the penultimate layer
+    pooled.sum().backward()
+    assert waveform.grad.abs().sum() > 0
+    data = load_ucr("Coffee", UCR)
+    classifier = V2SClassifier(source="attrnn-gsc35", epochs=0, random_state=0)
+    classifier.fit(data.x_train[:, None, :], data.y_train)
+    assert classifier.score(data.x_test[:, None, :], data.y_test) > 0.7
