@@ -60,7 +60,11 @@ def with_settings(task: str, **own):
         __init__.__signature__ = signature
         cls.__init__ = __init__
         cls.task = task
-        cls.__doc__ = (cls.__doc__ or "") + "\n    Parameters\n    ----------\n" + settings_doc(task) + "\n"
+        doc, examples = (cls.__doc__ or ""), ""
+        if "    Examples\n" in doc:  # numpydoc order: Parameters before Examples
+            doc, examples = doc.split("    Examples\n", 1)
+            examples = "    Examples\n" + examples
+        cls.__doc__ = doc.rstrip() + "\n\n    Parameters\n    ----------\n" + settings_doc(task) + "\n\n" + examples
         return cls
 
     return decorate
