@@ -81,8 +81,8 @@ class SourceModel(nn.Module):
     def layer_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled statistics of every layer (N, D), for output maps that read more than
         the penultimate layer; sources that have them override this."""
-        raise XmodalError(f"source {self.name!r} exposes no per-layer statistics (bc-resnet-gsc35 does); "
-                          "use an output map on its logits, e.g. mapping 'linear'")
+        raise XmodalError(f"source {self.name!r} exposes no per-layer statistics; use an output map on its "
+                          "logits (mapping 'linear' or a label map), or a registered source (`xmodal sources`)")
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

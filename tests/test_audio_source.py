@@ -93,9 +93,11 @@ def test_layer_features_pool_every_stage_and_end_with_the_penultimate_layer(sour
     assert ((last_share >= 0) & (last_share <= 1)).all()
 
 
-def test_a_source_without_layer_statistics_says_which_one_has_them():
+def test_a_source_without_layer_statistics_says_what_to_use_instead():
+    """Every registered source reads layer by layer; a prediction API (a black box) cannot."""
     from adapters_modal import load_source
+    from xmodal.blackbox import hide_gradients
     from xmodal.errors import XmodalError
 
-    with pytest.raises(XmodalError, match="bc-resnet-gsc35"):
-        load_source("attrnn-gsc35").layer_features(torch.zeros(1, 16000))
+    with pytest.raises(XmodalError, match="no per-layer statistics; use an output map on its logits"):
+        hide_gradients(load_source("bc-resnet-gsc35")).layer_features(torch.zeros(1, 16000))

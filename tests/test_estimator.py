@@ -98,8 +98,6 @@ def test_pitch_encoding_with_a_probe_started_layer_head(pitch_layers, gunpoint, 
 
 def test_layer_head_is_refused_where_it_cannot_work(gunpoint):
     x, y = gunpoint.x_train[:, None, :], gunpoint.y_train
-    with pytest.raises(XmodalError, match="bc-resnet-gsc35"):
-        V2SClassifier(source="attrnn-gsc35", mapping="layers", epochs=1, random_state=0).fit(x, y)
     with pytest.raises(XmodalError, match="black-box"):
         V2SClassifier(mapping="layers", query_budget=100, epochs=1, random_state=0).fit(x, y)
     with pytest.raises(XmodalError, match="search grids place the series as waveform samples"):
