@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from xmodal.errors import DataError
+from xmodal.presets import PRESETS
 from xmodal.training.probe import PROBE_C
 
+_V2S = PRESETS["series", "v2s"].settings
 SELECTION_CRITERIA = ("accuracy", "loss")
 
 
@@ -20,11 +22,12 @@ class TrainConfig:
     "best" means on validation, "accuracy" (ties go to the lower loss) or "loss" (log-loss
     alone: smoother on small validation sets, and the criterion a probe's C is chosen by)."""
 
-    epochs: int = 100
-    lr: float = 0.05
-    batch_size: int = 32
-    val_fraction: float = 0.2
-    patience: int = 25
+    # Without the estimators (which pass a preset's values), the training of the v2s preset.
+    epochs: int = _V2S["epochs"]
+    lr: float = _V2S["lr"]
+    batch_size: int = _V2S["batch_size"]
+    val_fraction: float = _V2S["val_fraction"]
+    patience: int = _V2S["patience"]
     seed: int = 0
     progress: bool = True
     head_init: str = "random"
