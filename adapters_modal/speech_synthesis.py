@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from xmodal.atomic import atomic_write
 from xmodal.errors import XmodalError
 
 DEFAULT_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland")
@@ -34,6 +35,14 @@ def espeak_binary() -> str:
     return binary
 
 
+def _speak(binary: str, word: str, voice: str, speed: int, path: str) -> None:
+    result = subprocess.run([binary, "-v", voice, "-s", str(speed), "-w", path, word],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not Path(path).stat().st_size:
+        raise XmodalError(f"espeak-ng failed for {word!r} in voice {voice!r}: {result.stderr.strip()}; "
+                          "list the installed voices with `espeak-ng --voices`")
+
+
 def synthesize_words(words, folder: str | Path, voices=DEFAULT_VOICES, speeds=DEFAULT_SPEEDS,
                      progress: bool = True) -> list[Path]:
     """Speak every word in every voice and speed; returns the WAV paths written."""
@@ -46,10 +55,6 @@ def synthesize_words(words, folder: str | Path, voices=DEFAULT_VOICES, speeds=DE
     for word, voice, speed in tqdm(jobs, desc="espeak-ng", unit="file", disable=not progress, leave=False):
         target = folder / word / f"{voice.replace('+', '-')}_{speed}.wav"
         target.parent.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run([binary, "-v", voice, "-s", str(speed), "-w", str(target), word],
-                                capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not target.is_file():
-            raise XmodalError(f"espeak-ng failed for {word!r} in voice {voice!r}: {result.stderr.strip()}; "
-                              "list the installed voices with `espeak-ng --voices`")
+        atomic_write(target, lambda temporary: _speak(binary, word, voice, speed, temporary))
         written.append(target)
     return written

@@ -149,9 +149,15 @@ def test_invalid_settings_are_refused(settings):
         SeriesToWaveformConfig(**settings)
 
 
-def test_config_tolerates_unknown_keys():
-    config = SeriesToWaveformConfig.from_dict({"copies": 2, "added_in_a_future_version": True})
-    assert config.copies == 2
+def test_config_refuses_unknown_keys_and_wrong_types():
+    # a saved config is data from anywhere (xmodal.settings_record); newer saves are refused on their version
+    assert SeriesToWaveformConfig.from_dict({"copies": 2}).copies == 2
+    with pytest.raises(TypeError, match="unknown SeriesToWaveformConfig setting.*'added_in_a_future_version'"):
+        SeriesToWaveformConfig.from_dict({"copies": 2, "added_in_a_future_version": True})
+    for key, value in [("copies", 2.0), ("copies", True), ("masked", 1), ("offset", None), ("target_duration", "1")]:
+        with pytest.raises(TypeError, match=f"setting {key!r} should be"):
+            SeriesToWaveformConfig.from_dict({key: value})
+    assert SeriesToWaveformConfig.from_dict({"offset": 7, "target_duration": 1}).offset == 7  # str | int, float
 
 
 def _dominant_hz(tone: torch.Tensor, sample_rate: int) -> float:

@@ -9,16 +9,15 @@ import torch
 
 from adapters_modal.audio import BCResNetSource
 from tests.conftest import BC_RESNET_FILE
-from xmodal.bridges.tones import SeriesToTones
 from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import PersistenceError
 from xmodal.maps import build_output_map
 from xmodal.persistence import (
     CONFIG_FILE,
     FORMAT_VERSION,
-    WEIGHTS_FILE,
     load_reprogrammer,
     save_reprogrammer,
+    weights_file,
 )
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.training.config import TrainConfig
@@ -46,8 +45,8 @@ def test_round_trip_gives_identical_predictions(trained):
 
 def test_save_is_kilobytes_and_holds_no_source_weights(trained):
     _, folder, _ = trained
-    assert (folder / WEIGHTS_FILE).stat().st_size < 100_000
-    keys = safetensors.torch.load_file(str(folder / WEIGHTS_FILE)).keys()
+    assert weights_file(folder).stat().st_size < 100_000
+    keys = safetensors.torch.load_file(str(weights_file(folder))).keys()
     assert keys and not any(k.startswith("source.") for k in keys)
     document = json.loads((folder / CONFIG_FILE).read_text())
     assert document["source"]["name"] == "bc-resnet-gsc35" and len(document["source"]["weights_sha256"]) == 64
@@ -79,8 +78,8 @@ def test_corrupt_json_is_named(trained, tmp_path):
 
 def test_truncated_weights_are_detected(trained, tmp_path):
     copy = _copy(trained[1], tmp_path)
-    data = (copy / WEIGHTS_FILE).read_bytes()
-    (copy / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
+    data = weights_file(copy).read_bytes()
+    weights_file(copy).write_bytes(data[: len(data) // 2])
     with pytest.raises(PersistenceError, match="corrupt or was interrupted"):
         load_reprogrammer(copy)
 
@@ -89,19 +88,9 @@ def test_missing_folder_and_missing_weights(trained, tmp_path):
     with pytest.raises(PersistenceError, match="not a saved reprogrammer"):
         load_reprogrammer(tmp_path / "nothing")
     copy = _copy(trained[1], tmp_path)
-    (copy / WEIGHTS_FILE).unlink()
+    weights_file(copy).unlink()
     with pytest.raises(PersistenceError, match="incomplete"):
         load_reprogrammer(copy)
-
-
-def test_unknown_keys_are_tolerated(trained, tmp_path):
-    copy = _copy(trained[1], tmp_path)
-    document = json.loads((copy / CONFIG_FILE).read_text())
-    document["added_later"] = 1
-    document["bridge"]["config"]["new_setting"] = "x"
-    (copy / CONFIG_FILE).write_text(json.dumps(document))
-    loaded, _ = load_reprogrammer(copy)
-    assert torch.equal(loaded.predict_proba(trained[2][:5]), trained[0].predict_proba(trained[2][:5]))
 
 
 def test_failed_save_leaves_the_previous_save_intact(trained, tmp_path, monkeypatch):
@@ -112,7 +101,7 @@ def test_failed_save_leaves_the_previous_save_intact(trained, tmp_path, monkeypa
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    monkeypatch.setattr(safetensors.torch, "save", broken)
     with pytest.raises(OSError):
         save_reprogrammer(model, copy)
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
@@ -133,7 +122,7 @@ def test_malformed_document_is_named(trained, tmp_path):
     document = json.loads((copy / CONFIG_FILE).read_text())
     document["bridge"] = "oops"
     (copy / CONFIG_FILE).write_text(json.dumps(document))
-    with pytest.raises(PersistenceError, match="malformed"):
+    with pytest.raises(PersistenceError, match="'bridge' is missing or not a JSON dict"):
         load_reprogrammer(copy)
 
 
@@ -152,54 +141,7 @@ def test_a_newer_format_is_refused_naming_both_versions(trained, tmp_path):
         load_reprogrammer(copy)
 
 
-# What xmodal 0.2 (format 2) wrote for a series bridge: kind "series_to_audio", one config
-# holding the placement and the tone settings, the unused ones at their neutral values.
-_FORMAT_2_DEFAULTS = {"encoding": "waveform", "pitch_low": 80.0, "pitch_high": 7000.0, "upsample_factor": 1,
-                      "target_duration": None, "copies": 1, "offset": "start", "masked": True}
-
-
-def _as_format_2(document, **changes):
-    config = {**_FORMAT_2_DEFAULTS, **document["bridge"]["config"], **changes}
-    document.update(format_version=2, xmodal_version="0.2.0", bridge={"kind": "series_to_audio", "config": config})
-
-
 def test_saves_name_the_bridge_kind_and_the_current_format(trained):
     document = json.loads((trained[1] / CONFIG_FILE).read_text())
-    assert document["format_version"] == FORMAT_VERSION == 3
+    assert document["format_version"] == FORMAT_VERSION == 4
     assert document["bridge"]["kind"] == "series_to_waveform" and "encoding" not in document["bridge"]["config"]
-
-
-def test_a_format_2_waveform_save_still_loads(trained, tmp_path):
-    model, folder, x_test = trained
-    copy = _rewrite(folder, tmp_path, _as_format_2)
-    loaded, document = load_reprogrammer(copy)
-    assert type(loaded.bridge) is SeriesToWaveform and loaded.bridge.config == model.bridge.config
-    assert document["bridge"]["kind"] == "series_to_waveform" and document["format_version"] == 2
-    assert torch.equal(loaded.predict_proba(x_test), model.predict_proba(x_test))
-
-
-def test_a_format_2_tone_save_still_loads(source, gunpoint, tmp_path):
-    x = torch.tensor(gunpoint.x_test[:8], dtype=torch.float32)
-    bridge = SeriesToTones(encoding="pitch+slope", seed=5)
-    with torch.no_grad():
-        bridge.delta.normal_(0, 0.05, generator=torch.Generator().manual_seed(5))  # as if trained
-    model = Reprogrammer(bridge, source, build_output_map("random", 35, 2, seed=1), classes=gunpoint.classes)
-    expected = model.predict_proba(x)  # fixes the series length, as a fit does
-    folder = save_reprogrammer(model, tmp_path / "tones")
-    assert json.loads((folder / CONFIG_FILE).read_text())["bridge"]["kind"] == "series_to_tones"
-    copy = _rewrite(folder, tmp_path, lambda d: _as_format_2(d, masked=False))
-    assert json.loads((copy / CONFIG_FILE).read_text())["bridge"]["config"]["encoding"] == "pitch+slope"
-    loaded, _ = load_reprogrammer(copy, source=source)
-    assert type(loaded.bridge) is SeriesToTones and loaded.bridge.config == model.bridge.config
-    assert torch.equal(loaded.predict_proba(x), expected)
-
-
-def test_a_format_1_series_save_loads_as_the_waveform_bridge(trained, tmp_path):
-    def as_format_1(document):
-        _as_format_2(document)
-        document["format_version"] = 1
-        for name in ("encoding", "pitch_low", "pitch_high"):  # format 1 had no tones
-            del document["bridge"]["config"][name]
-
-    loaded, _ = load_reprogrammer(_rewrite(trained[1], tmp_path, as_format_1))
-    assert type(loaded.bridge) is SeriesToWaveform and loaded.bridge.config == trained[0].bridge.config

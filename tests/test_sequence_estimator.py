@@ -10,7 +10,7 @@ from sklearn.base import clone
 
 from xmodal.errors import DataError, PersistenceError
 from xmodal.estimators.sequence import SequenceClassifier
-from xmodal.persistence import CONFIG_FILE, WEIGHTS_FILE
+from xmodal.persistence import CONFIG_FILE, weights_file
 from xmodal.training.probe import PROBE_C
 
 
@@ -85,9 +85,9 @@ def test_round_trip_predicts_the_same(fitted):
     document = json.loads((folder / CONFIG_FILE).read_text())
     assert document["reads"] == "features" and document["bridge"]["kind"] == "tokens_to_embeddings"
     assert document["source"]["name"] == "minilm-l6" and document["metadata"]["sparsity"]["k"] == 6
-    state = safetensors.torch.load_file(str(folder / WEIGHTS_FILE))
+    state = safetensors.torch.load_file(str(weights_file(folder)))
     assert state["bridge.theta_values"].shape == state["bridge.theta_indices"].shape == (22, 6)
-    assert (folder / WEIGHTS_FILE).stat().st_size < 90_000  # the head (8064 x 2) and k-sparse theta, not 22 x 30522
+    assert weights_file(folder).stat().st_size < 90_000  # the head (8064 x 2) and k-sparse theta, not 22 x 30522
     # Rows of tokens seen in training hold k = 6 atoms; [PAD] and [UNK] get no gradient and keep
     # the (sparser) OMP code of their spelling.
     nonzeros = (loaded.reprogrammer_.bridge.theta != 0).sum(dim=1)
@@ -101,7 +101,7 @@ def test_corrupt_save_is_refused(fitted, tmp_path):
     import shutil
 
     copy = shutil.copytree(folder, tmp_path / "copy")
-    (copy / WEIGHTS_FILE).write_bytes((copy / WEIGHTS_FILE).read_bytes()[:-10])
+    weights_file(copy).write_bytes(weights_file(copy).read_bytes()[:-10])
     with pytest.raises(PersistenceError, match="sha256 differs"):
         SequenceClassifier.from_pretrained(copy)
 

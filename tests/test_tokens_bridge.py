@@ -143,5 +143,7 @@ def test_bad_inputs_are_refused(minilm, source):
                      LinearHead(minilm.feature_dim, 2), reads="features")
     with pytest.raises(XmodalError, match="reads 384 features but 'minilm-l6' pools 8064"):
         Reprogrammer(TokensToEmbeddings(TokensToEmbeddingsConfig(tokens=["A"])), minilm, LinearHead(384, 2), reads="features")
-    assert TokensToEmbeddingsConfig.from_dict({"tokens": ["A"], "from_the_future": 1}).tokens == ["A"]
+    assert TokensToEmbeddingsConfig.from_dict({"tokens": ["A"]}).tokens == ["A"]
+    with pytest.raises(TypeError, match="unknown TokensToEmbeddingsConfig setting"):
+        TokensToEmbeddingsConfig.from_dict({"tokens": ["A"], "from_the_future": 1})
     assert token_counts(ids_of(["GLF", "G"])).tolist() == [3, 1]

@@ -1,29 +1,39 @@
 """Save and load a trained reprogrammer: a folder of JSON + safetensors.
 
-    reprogrammer.json          format version, source identity, bridge and map
-                               settings, class labels, free-form metadata
-    reprogrammer.safetensors   theta and omega only (kilobytes): never the source
+    reprogrammer.json                   format version, source identity, bridge and map
+                                        settings, class labels, free-form metadata, and
+                                        the name and sha256 of the weights file
+    reprogrammer.<sha256[:16]>.safetensors
+                                        theta and omega only (kilobytes): never the source
 
-The JSON records the sha256 of the safetensors file and is written last, each
-file through a temporary name and an atomic rename: an interrupted save
-leaves the previous save intact or is detected on load, never mixed silently.
-Loading re-resolves the source model by name and refuses a source whose
-weights differ from the ones the reprogrammer was trained against.
+Saving over an existing save is atomic: the weights go to a new file named by their hash
+(the old one stays), then the JSON is replaced in one rename, the commit point, then the
+old weights file is removed. A process killed at any moment leaves the previous save or
+the new one, never a mixture (tests/test_fault_injection.py kills savers to show it).
+
+A save is data from anywhere (run folders are shared and downloaded), so loading checks
+it all before use: every key and type of the JSON, the weights' hash and tensor shapes,
+and the source: only a registered source name is loaded unless the caller trusts the run
+(`trust_source=True`, `--trust-source`), because an `hf:` name or a model folder would
+make xmodal load whatever that path or hub id holds. The source's weights must have the
+sha256 the save recorded. Every problem is one PersistenceError line; nothing is changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import tempfile
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
-from adapters_modal.base import SourceModel, load_source
+from adapters_modal.base import SourceModel, get_entry, load_source
 from adapters_modal.weights import sha256_of
 from xmodal import __version__
+from xmodal.atomic import atomic_write
 from xmodal.bridges.series_image import SeriesToImage, SeriesToImageConfig
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
 from xmodal.bridges.tokens_to_embeddings import (
@@ -32,9 +42,9 @@ from xmodal.bridges.tokens_to_embeddings import (
 )
 from xmodal.bridges.tones import SeriesToTones, SeriesToTonesConfig
 from xmodal.bridges.waveform import SeriesToWaveform, SeriesToWaveformConfig
-from xmodal.errors import PersistenceError
+from xmodal.errors import PersistenceError, XmodalError
 from xmodal.maps import output_map_from_settings
-from xmodal.reprogrammer import Reprogrammer
+from xmodal.reprogrammer import READS, Reprogrammer
 
 FORMAT = "xmodal-reprogrammer"
 # 2: a series bridge may play the series as tones (`encoding`); xmodal reading version 1
@@ -46,9 +56,27 @@ FORMAT = "xmodal-reprogrammer"
 # The kind "series_to_image" came later without a new version: a version-3 reader that predates it
 # refuses it by name ("unknown to this xmodal; upgrade xmodal") before building anything, and no
 # older kind changed meaning, so nothing is misread.
-FORMAT_VERSION = 3
+# 4: the weights file is named by its hash, and the JSON names it ("weights_file"), so that
+# overwriting a save is atomic (module docstring); a version-3 reader would look for
+# reprogrammer.safetensors and call the save incomplete, so it must refuse on the version.
+FORMAT_VERSION = 4
 CONFIG_FILE = "reprogrammer.json"
-WEIGHTS_FILE = "reprogrammer.safetensors"
+LEGACY_WEIGHTS_FILE = "reprogrammer.safetensors"  # format versions 1 to 3
+WEIGHTS_FILE_PATTERN = re.compile(r"reprogrammer\.[0-9a-f]{16}\.safetensors")
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+# The JSON's keys and their types; "weights_file" from version 4 on, "reads" from version 2.
+DOCUMENT_KEYS = {"format": str, "format_version": int, "xmodal_version": str, "source": dict, "bridge": dict,
+                 "output_map": dict, "reads": str, "classes": list, "weights_sha256": str, "weights_file": str,
+                 "metadata": dict}
+
+
+def weights_file_name(sha256: str) -> str:
+    return f"reprogrammer.{sha256[:16]}.safetensors"
+
+
+def weights_file(folder: str | Path) -> Path:
+    """The weights file a save's JSON names (after checking the JSON)."""
+    return Path(folder) / read_document(folder).get("weights_file", LEGACY_WEIGHTS_FILE)
 
 # bridge kind -> (module class, config class); one entry per bridge module.
 BRIDGES = {
@@ -72,48 +100,24 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _staging_file(folder: Path, name: str) -> str:
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    os.close(handle)
-    return temporary
-
-
-def _publish(staged: str, path: Path) -> None:
-    """Atomically move a staged file into place, with the permissions a plain open()
-    would give (mkstemp files are owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staged, 0o666 & ~umask)
-    os.replace(staged, path)
-
-
-def _write_atomically(path: Path, write) -> None:
-    temporary = _staging_file(path.parent, path.name)
-    try:
-        write(temporary)
-        _publish(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
 def save_reprogrammer(model: Reprogrammer, folder: str | Path, metadata: dict | None = None) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.trainable_state().items()}
-    staged = _staging_file(folder, WEIGHTS_FILE)
-    try:
-        safetensors.torch.save_file(state, staged)
-        text = _document_text(model, sha256_of(Path(staged)), metadata)  # fails before anything is replaced
-        _publish(staged, folder / WEIGHTS_FILE)
-    finally:
-        if os.path.exists(staged):
-            os.remove(staged)
-    _write_atomically(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.trainable_state().items()}
+    data = safetensors.torch.save(state)
+    digest = hashlib.sha256(data).hexdigest()
+    name = weights_file_name(digest)
+    text = _document_text(model, digest, name, metadata)  # fails before anything is written
+    if not (folder / name).is_file() or sha256_of(folder / name) != digest:
+        atomic_write(folder / name, data)
+    atomic_write(folder / CONFIG_FILE, text)  # the commit point
+    for stale in folder.glob("reprogrammer*.safetensors"):
+        if stale.name != name:
+            stale.unlink(missing_ok=True)
     return folder
 
 
-def _document_text(model: Reprogrammer, weights_sha256: str, metadata: dict | None) -> str:
+def _document_text(model: Reprogrammer, weights_sha256: str, weights_name: str, metadata: dict | None) -> str:
     document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -124,6 +128,7 @@ def _document_text(model: Reprogrammer, weights_sha256: str, metadata: dict | No
         "reads": model.reads,
         "classes": [_plain(c) for c in model.classes],
         "weights_sha256": weights_sha256,
+        "weights_file": weights_name,
         "metadata": metadata or {},
     }
     try:
@@ -145,31 +150,91 @@ def read_document(folder: str | Path) -> dict:
         raise PersistenceError(f"{path} is corrupt ({exc}); re-run the fit that produced it") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise PersistenceError(f"{path} is not an xmodal reprogrammer file")
-    if isinstance(document.get("format_version"), int) and document["format_version"] > FORMAT_VERSION:
+    version = document.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise PersistenceError(f"{path}: format_version is missing or not a positive integer; the save is damaged")
+    if version > FORMAT_VERSION:
         raise PersistenceError(
-            f"{path} has format version {document['format_version']} (written by xmodal "
-            f"{document.get('xmodal_version', '?')}), this xmodal ({__version__}) reads up to {FORMAT_VERSION}; "
-            "upgrade xmodal"
+            f"{path} has format version {version} (written by xmodal {document.get('xmodal_version', '?')}), "
+            f"this xmodal ({__version__}) reads up to {FORMAT_VERSION}; upgrade xmodal"
         )
-    expected = {"source": dict, "bridge": dict, "output_map": dict, "classes": list, "weights_sha256": str}
-    for key, kind in expected.items():
-        if not isinstance(document.get(key), kind):
-            raise PersistenceError(f"{path}: key {key!r} is missing or malformed; the save is damaged, re-run the fit")
-    if not isinstance(document.get("format_version"), int):
-        raise PersistenceError(f"{path}: format_version is missing or not an integer; the save is damaged")
+    _check_keys(document, path)
     return _upgrade(document)
+
+
+def _check_keys(document: dict, path: Path) -> None:
+    """Every key known and of its type: a hand-edited or foreign file stops here, by name."""
+    unknown = sorted(set(document) - set(DOCUMENT_KEYS))
+    if unknown:
+        raise PersistenceError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; the file was not written "
+                               "by xmodal, or by a newer one that should have said so in format_version")
+    required = {"source", "bridge", "output_map", "classes", "weights_sha256"}
+    required |= {"weights_file"} if document["format_version"] >= 4 else set()
+    for key, kind in DOCUMENT_KEYS.items():
+        if (key in required or key in document) and not isinstance(document.get(key), kind):
+            raise PersistenceError(f"{path}: key {key!r} is missing or not a JSON {kind.__name__}; "
+                                   "the save is damaged, re-run the fit")
+    source = document["source"]
+    if (set(source) != {"name", "weights_sha256"} or not isinstance(source["name"], str)
+            or not SHA256_PATTERN.fullmatch(str(source["weights_sha256"]))):
+        raise PersistenceError(f"{path}: 'source' must hold a name and a 64-digit weights_sha256, got {source!r}")
+    if not SHA256_PATTERN.fullmatch(document["weights_sha256"]):
+        raise PersistenceError(f"{path}: weights_sha256 is not a sha256; the save is damaged")
+    if "weights_file" in document and not WEIGHTS_FILE_PATTERN.fullmatch(document["weights_file"]):
+        # never a path: a save names a file beside its JSON, nothing elsewhere on the disk
+        raise PersistenceError(f"{path}: weights_file {document['weights_file']!r} is not a weights file name "
+                               "of this folder (reprogrammer.<16 hex digits>.safetensors)")
+    if document.get("reads", "logits") not in READS:
+        raise PersistenceError(f"{path}: reads must be one of {', '.join(READS)}, got {document['reads']!r}")
+    if not document["classes"] or not all(isinstance(c, (str, int, float, bool)) for c in document["classes"]):
+        raise PersistenceError(f"{path}: 'classes' must be a non-empty list of labels (strings or numbers)")
+    if not isinstance(document["bridge"].get("kind"), str) or not isinstance(document["bridge"].get("config"), dict):
+        raise PersistenceError(f"{path}: 'bridge' must hold a kind and a config; the save is damaged")
 
 
 def _upgrade(document: dict) -> dict:
     """An older save in today's terms (the version number stays as written): a version 1 or 2
     "series_to_audio" bridge is the waveform or the tone bridge, by its config's encoding
     (version 1 had only the waveform). The old config's settings that the new bridge lacks
-    are at their neutral values there (format 2 refused anything else), and from_dict drops them."""
+    are at their neutral values there (format 2 refused anything else), so they are dropped."""
     bridge = document["bridge"]
-    if bridge.get("kind") == "series_to_audio" and isinstance(bridge.get("config"), dict):
+    if bridge["kind"] == "series_to_audio":
         tones = bridge["config"].get("encoding", "waveform") != "waveform"
-        document["bridge"] = {**bridge, "kind": "series_to_tones" if tones else "series_to_waveform"}
+        kind = "series_to_tones" if tones else "series_to_waveform"
+        known = {field.name for field in fields(BRIDGES[kind][1])}
+        document["bridge"] = {"kind": kind, "config": {k: v for k, v in bridge["config"].items() if k in known}}
     return document
+
+
+def is_trusted_by_default(source_name: str) -> bool:
+    """A registered source: xmodal's own code and weights it checks by hash. Anything else
+    (an hf: name, a model folder, a hub id) is whatever that location holds."""
+    try:
+        get_entry(source_name)
+    except XmodalError:
+        return False
+    return True
+
+
+def check_source_trust(document: dict, folder: str | Path, trust_source: bool) -> None:
+    """Refuse, before anything is loaded, a run whose source is not a registered name
+    unless the caller trusts it; a trusted location's weights must hash as recorded."""
+    saved = document["source"]
+    if is_trusted_by_default(saved["name"]):
+        return
+    if not trust_source:
+        raise PersistenceError(
+            f"{folder} names the source {saved['name']!r}, which is not a registered source: loading the run "
+            "would load whatever that folder or hub id holds. If you trust this run, pass trust_source=True "
+            "(CLI: --trust-source)")
+    from adapters_modal.hf_loading import resolve_location, weights_identity
+
+    location, local = resolve_location(saved["name"].removeprefix("hf:"), "model")
+    found = weights_identity(local, location)
+    if found != saved["weights_sha256"]:
+        raise PersistenceError(
+            f"{folder} was trained against weights with sha256 {saved['weights_sha256'][:12]}… but {location} "
+            f"holds {found[:12]}…; refusing to load other weights than the run's")
 
 
 def _check_source(document: dict, source: SourceModel, folder: Path) -> None:
@@ -182,41 +247,58 @@ def _check_source(document: dict, source: SourceModel, folder: Path) -> None:
         )
 
 
-def load_reprogrammer(folder: str | Path, source: SourceModel | None = None,
-                      weights_path: str | Path | None = None) -> tuple[Reprogrammer, dict]:
-    """(reprogrammer in eval mode, its JSON document)."""
-    folder = Path(folder)
-    document = read_document(folder)
-    weights_file = folder / WEIGHTS_FILE
-    if not weights_file.is_file():
-        raise PersistenceError(f"{weights_file} not found; the save is incomplete, re-run the fit")
-    if sha256_of(weights_file) != document["weights_sha256"]:
-        raise PersistenceError(
-            f"{weights_file} does not match {CONFIG_FILE} (sha256 differs): the save is corrupt or was "
-            "interrupted; re-run the fit"
-        )
-    if source is None:
-        source = load_source(document["source"]["name"], weights_path)
-    _check_source(document, source, folder)
-    kind = document["bridge"].get("kind")
+def _build(document: dict, source: SourceModel, folder: Path) -> Reprogrammer:
+    kind = document["bridge"]["kind"]
     if kind not in BRIDGES:
         raise PersistenceError(f"{folder} uses bridge {kind!r}, unknown to this xmodal; upgrade xmodal")
     bridge_cls, config_cls = BRIDGES[kind]
     try:
         bridge = bridge_cls(config_cls.from_dict(document["bridge"]["config"]))
         output_map = output_map_from_settings(document["output_map"])
-    except (KeyError, TypeError) as exc:
-        raise PersistenceError(f"{folder}: bridge or map settings are damaged ({exc!r}); re-run the fit") from exc
-    model = Reprogrammer(bridge, source, output_map, document["classes"], reads=document.get("reads", "logits"))
+        return Reprogrammer(bridge, source, output_map, document["classes"], reads=document.get("reads", "logits"))
+    except (KeyError, TypeError, ValueError, XmodalError, RuntimeError) as exc:
+        raise PersistenceError(f"{folder}/{CONFIG_FILE}: the bridge or map settings are damaged "
+                               f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); re-run the fit") from exc
+
+
+def _load_state(model: Reprogrammer, weights: Path) -> None:
+    """theta and omega from the safetensors file, every tensor's name, shape and dtype checked first."""
     try:
-        state = safetensors.torch.load_file(str(weights_file))
+        state = safetensors.torch.load_file(str(weights))
     except Exception as exc:  # safetensors raises its own SafetensorError
-        raise PersistenceError(f"{weights_file} is corrupt ({exc}); re-run the fit") from exc
-    expected = set(model.trainable_state())
-    if set(state) != expected:
-        raise PersistenceError(
-            f"{weights_file} holds tensors {sorted(state)} but this reprogrammer needs {sorted(expected)}; "
-            "the save does not match its JSON"
-        )
+        raise PersistenceError(f"{weights} is corrupt ({exc}); re-run the fit") from exc
+    expected = model.trainable_state()
+    if set(state) != set(expected):
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise PersistenceError(f"{weights} does not match {CONFIG_FILE}: missing tensors {missing}, "
+                               f"unexpected tensors {extra}; the save is damaged, re-run the fit")
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape or tensor.dtype != expected[name].dtype:
+            raise PersistenceError(
+                f"{weights}: tensor {name!r} is {tuple(tensor.shape)} {tensor.dtype} but {CONFIG_FILE} needs "
+                f"{tuple(expected[name].shape)} {expected[name].dtype}; the save is damaged, re-run the fit")
     model.load_state_dict(state, strict=False)
+
+
+def load_reprogrammer(folder: str | Path, source: SourceModel | None = None,
+                      weights_path: str | Path | None = None, trust_source: bool = False) -> tuple[Reprogrammer, dict]:
+    """(reprogrammer in eval mode, its JSON document). `source` given by the caller is used
+    as is (after the identity check); otherwise it is loaded by its saved name, which must
+    be a registered source unless `trust_source`."""
+    folder = Path(folder)
+    document = read_document(folder)
+    weights = folder / document.get("weights_file", LEGACY_WEIGHTS_FILE)
+    if not weights.is_file():
+        raise PersistenceError(f"{weights} not found; the save is incomplete, re-run the fit")
+    if sha256_of(weights) != document["weights_sha256"]:
+        raise PersistenceError(
+            f"{weights} does not match {CONFIG_FILE} (sha256 differs): the save is corrupt or was "
+            "interrupted; re-run the fit"
+        )
+    if source is None:
+        check_source_trust(document, folder, trust_source)
+        source = load_source(document["source"]["name"], weights_path)
+    _check_source(document, source, folder)
+    model = _build(document, source, folder)
+    _load_state(model, weights)
     return model.eval(), document

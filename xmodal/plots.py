@@ -15,12 +15,11 @@ reader never sees half a file.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from xmodal.atomic import atomic_write
 from xmodal.errors import DataError
 from xmodal.risk_bound import AlignmentMeasurement
 
@@ -52,17 +51,8 @@ def _save(figure, path: str | Path, dpi: int = 110) -> Path:
         raise DataError(f"{path}: cannot write a {kind!r} image; use one of "
                         f"{', '.join(sorted(figure.canvas.get_supported_filetypes()))}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=dpi, format=kind)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make the figure private
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=dpi, format=kind))
     finally:
         plt.close(figure)
     return path
