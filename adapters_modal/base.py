@@ -163,17 +163,26 @@ def check_source_name(name: str) -> None:
 
 
 def load_source(name: str, weights_path: str | Path | None = None) -> SourceModel:
-    """Build a registered (or scheme-named) source with its checked weights; the result is frozen."""
+    """Build a registered (or scheme-named) source with its checked weights; the result is frozen
+    (on the CPU: a reprogrammer moves it with itself)."""
     scheme = _scheme(name)
     if scheme is not None:
         if weights_path is not None:
             raise XmodalError(f"source {name!r} takes its weights from its own folder or hub id; drop --weights")
         loader, location = scheme
-        return loader(location).freeze()
+        with keep_global_rng():
+            return loader(location).freeze()
     entry = get_entry(name)
     locate = entry.locate or (lambda path: resolve_weights(entry.weight_file, path))
-    model = entry.build(locate(weights_path))
+    with keep_global_rng():
+        model = entry.build(locate(weights_path))
     return model.freeze()
+
+
+def keep_global_rng():
+    """A block after which the caller's global torch RNG is as before: building a network draws
+    its random initialisation from it, only for the loaded weights to replace it."""
+    return torch.random.fork_rng(devices=[])
 
 
 def local_weights(name: str) -> Path | None:

@@ -36,6 +36,7 @@ from adapters_modal.base import (
     SourceEntry,
     SourceModel,
     get_entry,
+    keep_global_rng,
     load_source,
     register_source,
 )
@@ -113,7 +114,9 @@ class TextSource(SourceModel):
         """Plain text through the source's own tokenizer (the 'letters as English' baseline)."""
         batch = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt",
                                max_length=max_length or self.input_spec.max_positions)
-        return TextInput(self.encoder.get_input_embeddings()(batch["input_ids"]), batch["attention_mask"])
+        device = self.embedding_matrix.device  # the tokenizer gives CPU tensors
+        return TextInput(self.encoder.get_input_embeddings()(batch["input_ids"].to(device)),
+                         batch["attention_mask"].to(device))
 
     @property
     def feature_dim(self) -> int:
@@ -172,7 +175,8 @@ def load_text_source(name_or_path: str) -> TextSource:
     try:
         get_entry(name_or_path)
     except XmodalError:
-        return TextSource(name_or_path, name=str(name_or_path)).freeze()
+        with keep_global_rng():
+            return TextSource(name_or_path, name=str(name_or_path)).freeze()
     source = load_source(name_or_path)
     if not isinstance(source, TextSource):
         raise XmodalError(f"source {name_or_path!r} takes {source.input_spec.modality}, not text")

@@ -340,8 +340,9 @@ def test_overwrite_replaces_the_run_and_drops_its_stale_files(tmp_path, capsys):
     (out / "notes.txt").write_text("mine")
     assert main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--out", str(out),
                  "--epochs", "0", "--quiet", "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "notes.txt", "reprogrammer.json",
-                                                     "reprogrammer.safetensors"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names[:3] == ["metrics.json", "notes.txt", "reprogrammer.json"] and len(names) == 4
+    assert names[3] == json.loads((out / "reprogrammer.json").read_text())["weights_file"]
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from adapters_modal.base import InputSpec, SourceModel
+from xmodal.devices import module_device
 from xmodal.errors import DataError, XmodalError
 
 
@@ -73,7 +74,8 @@ class BlackBoxSource(SourceModel):
                               f"inputs; it must return ({len(x)}, {self.num_classes}) class probabilities")
         if not np.isfinite(probabilities).all() or (probabilities < 0).any():
             raise XmodalError(f"black-box source {self.name!r} returned NaN, infinite or negative probabilities")
-        return torch.from_numpy(np.log(np.clip(probabilities, 1e-12, None))).float()
+        # back on the input's device: the API answers in numpy, the reprogrammer may be on a GPU
+        return torch.from_numpy(np.log(np.clip(probabilities, 1e-12, None))).float().to(x.device)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise XmodalError(f"{self.name!r} is a black box: it gives class probabilities only, no features")
@@ -86,6 +88,7 @@ def hide_gradients(source: SourceModel) -> BlackBoxSource:
 
     @torch.no_grad()
     def predict(batch: np.ndarray) -> np.ndarray:
-        return source.logits(torch.from_numpy(batch)).softmax(dim=1).numpy()
+        device = module_device(source)  # read per call: the source moves with its reprogrammer
+        return source.logits(torch.from_numpy(batch).to(device)).softmax(dim=1).cpu().numpy()
 
     return BlackBoxSource(predict, source.input_spec, source.class_names, source.name, source.weights_sha256)

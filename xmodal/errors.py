@@ -21,3 +21,7 @@ class DataError(XmodalError, ValueError):
 
 class PersistenceError(XmodalError):
     """A saved reprogrammer is missing, corrupt or belongs to another source."""
+
+
+class DeviceError(XmodalError):
+    """The requested device (e.g. cuda) is not available on this machine."""

@@ -17,6 +17,7 @@ from torch import nn
 
 from adapters_modal.base import SourceModel
 from xmodal.bridges.cell_readout import cell_means
+from xmodal.devices import module_device
 from xmodal.errors import XmodalError
 from xmodal.maps import OutputMap
 
@@ -48,6 +49,11 @@ class Reprogrammer(nn.Module):
         self.output_map = output_map
         self.classes = list(classes) if classes is not None else list(range(output_map.num_target))
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model is (`.to(device)` moves bridge, source and output map together)."""
+        return module_device(self)
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("source.") and p.requires_grad]
 
@@ -71,10 +77,13 @@ class Reprogrammer(nn.Module):
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Target-class probabilities (N, K_T) on the CPU; x may be on any device, each batch
+        goes to the model's."""
         was_training = self.training
         self.eval()
+        device = self.device
         try:
-            parts = [self(x[i : i + batch_size]).softmax(dim=1) for i in range(0, len(x), batch_size)]
+            parts = [self(x[i : i + batch_size].to(device)).softmax(dim=1).cpu() for i in range(0, len(x), batch_size)]
         finally:
             self.train(was_training)
         return torch.cat(parts)

@@ -27,6 +27,7 @@ import torch
 
 from adapters_modal.base import SourceModel
 from xmodal.alignment import Distance, wasserstein1
+from xmodal.devices import module_device
 from xmodal.errors import DataError
 from xmodal.maps import output_map_from_settings
 from xmodal.reprogrammer import Reprogrammer
@@ -34,9 +35,14 @@ from xmodal.reprogrammer import Reprogrammer
 REPRESENTATIONS = ("logits", "features")
 
 
-def _batched(function, inputs, batch_size: int) -> np.ndarray:
+def _batched(function, inputs, batch_size: int, device: torch.device | None = None) -> np.ndarray:
+    """function over batches of inputs (each moved to `device` when it is a tensor), as float64 numpy."""
+    def batch(i):
+        part = inputs[i : i + batch_size]
+        return part.to(device) if device is not None and isinstance(part, torch.Tensor) else part
+
     with torch.no_grad():
-        parts = [function(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
+        parts = [function(batch(i)).cpu() for i in range(0, len(inputs), batch_size)]
     return torch.cat(parts).double().numpy()
 
 
@@ -52,7 +58,7 @@ def source_representations(source: SourceModel, inputs, kind: str = "logits", ba
     represent = _representation(source, kind)
     if isinstance(inputs, list):
         return _batched(lambda batch: represent(source.text_inputs(batch)), inputs, batch_size)
-    return _batched(represent, inputs, batch_size)
+    return _batched(represent, inputs, batch_size, module_device(source))
 
 
 def reprogrammed_representations(model: Reprogrammer, x: torch.Tensor, kind: str = "logits",
@@ -60,7 +66,7 @@ def reprogrammed_representations(model: Reprogrammer, x: torch.Tensor, kind: str
     """The source model's representation of reprogrammed target samples, z_S(x~_T)."""
     represent = _representation(model.source, kind)
     model.eval()
-    return _batched(lambda batch: represent(model.bridge(batch)), x, batch_size)
+    return _batched(lambda batch: represent(model.bridge(batch)), x, batch_size, model.device)
 
 
 def l2_risk(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -88,16 +94,17 @@ def untrained(model: Reprogrammer, seed: int = 0, fit_data: tuple | None = None)
         else:
             for parameter in bridge.parameters():
                 parameter.zero_()
-    output_map = output_map_from_settings(model.output_map.settings(), seed=seed)
+    output_map = output_map_from_settings(model.output_map.settings(), seed=seed).to(model.device)
     before = Reprogrammer(bridge, model.source, output_map, model.classes, reads=model.reads).eval()
     if output_map.remap_every > 0:  # ilm / blm: the trained map is the last re-mapping, not the first
         if fit_data is None:
             raise DataError("an iteratively re-mapped output map (ilm, blm) needs the training data to rebuild "
                             "its initial mapping; pass fit_data=(x_train, class indices)")
         x_fit, y_fit = fit_data
+        device = model.device
         with torch.no_grad():
-            outputs = torch.cat([before.source_logits(x_fit[i : i + 64]) for i in range(0, len(x_fit), 64)])
-        output_map.prepare(outputs, torch.as_tensor(y_fit))
+            outputs = torch.cat([before.source_logits(x_fit[i : i + 64].to(device)) for i in range(0, len(x_fit), 64)])
+        output_map.prepare(outputs, torch.as_tensor(y_fit, device=device))
     else:  # frequency / random: the assignment was fixed before training, so the trained one is the initial one
         buffers = dict(model.output_map.named_buffers())
         output_map.load_state_dict({k: v for k, v in model.output_map.state_dict().items() if k in buffers},

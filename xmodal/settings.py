@@ -97,6 +97,11 @@ _HEAD_INIT = Setting("head_init", str, "linear head at the start: a logistic-reg
 _BLACKBOX = Setting("query_budget", int, "train black-box (zeroth-order, the source seen as probabilities only) "
                     "within this many source queries; none: white-box", nullable=True, minimum=1)
 SERIES_MAPPINGS = ("frequency", "random", "ilm", "blm", "blm+", "linear", "layers")
+DEVICES = ("auto", "cpu", "cuda")
+# Where, not what: the same for every task, and not part of what a run learned (a saved run
+# loads on any device; xmodal.devices).
+DEVICE = Setting("device", str, "where to fit and predict: auto (cuda when torch sees a GPU, else cpu), cpu or "
+                  "cuda", choices=DEVICES)
 
 SETTINGS: dict[str, dict[str, Setting]] = {
     "series": _settings(
@@ -127,6 +132,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("delta_dropout", float, "dropout probability on delta in training", minimum=0, maximum=1),
         *_TRAINING,
         _BLACKBOX,
+        DEVICE,
     ),
     "sequence": _settings(
         Setting("source", str, "frozen language model: a registered name, a model folder or hf:ID"),
@@ -144,6 +150,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("unknown", str, "unknown tokens: refuse, or map to <unk>", choices=("error", "unk")),
         Setting("validate_smiles", bool, "check SMILES with RDKit while tokenising"),
         *_TRAINING,
+        DEVICE,
     ),
     "table": _settings(
         Setting("source", str, "frozen image-style source (see `xmodal sources`)"),
@@ -163,6 +170,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         _HEAD_INIT,
         *_TRAINING,
         _BLACKBOX,
+        DEVICE,
     ),
 }
 

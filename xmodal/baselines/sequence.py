@@ -40,6 +40,7 @@ from xmodal.data.tokenizers import (
     encode,
     make_tokenizer,
 )
+from xmodal.devices import seeded_global_rng
 from xmodal.errors import DataError
 from xmodal.presets import PRESETS
 from xmodal.training.split import validation_split
@@ -149,7 +150,13 @@ class TokenCNN(nn.Module):
 
 
 def cnn_from_scratch(alphabet, train, val, test, seed, epochs: int = 30, patience: int = 5) -> np.ndarray:
-    torch.manual_seed(seed)
+    # The network's initialisation and dropout draw from torch's global RNG: seeded inside a
+    # fork, so the caller's random state is the same afterwards.
+    with seeded_global_rng(seed):
+        return _train_cnn(alphabet, train, val, test, seed, epochs, patience)
+
+
+def _train_cnn(alphabet, train, val, test, seed: int, epochs: int, patience: int) -> np.ndarray:
     tokenizer = make_tokenizer(alphabet)
     parts = [[tokenizer.tokenize(s) for s in part.sequences] for part in (train, val, test)]
     vocabulary = Vocabulary.build(tokenizer, parts[0])

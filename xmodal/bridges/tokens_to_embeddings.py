@@ -60,6 +60,12 @@ INITS = ("spelled", "random")
 DEFAULT_SPARSITY = 200
 
 
+def reserved_positions(mode: str, prompt_length: int) -> int:
+    """Source positions a record's tokens cannot use: [CLS], [SEP] and, in prompt mode, the prompt
+    (a function, so `fit` can check record lengths before any bridge is built)."""
+    return 2 + (prompt_length if mode == "prompt" else 0)
+
+
 @dataclass
 class TokensToEmbeddingsConfig(SettingsRecord):
     """tokens: the target vocabulary (ids 2.. ; 0 = pad, 1 = unk), saved so a reload encodes alike.
@@ -95,7 +101,7 @@ class TokensToEmbeddingsConfig(SettingsRecord):
 
     @property
     def _overhead(self) -> int:
-        return 2 + (self.prompt_length if self.mode == "prompt" else 0)  # [CLS], [SEP], prompt
+        return reserved_positions(self.mode, self.prompt_length)
 
     @property
     def max_tokens(self) -> int:
@@ -131,10 +137,12 @@ def keep_top_k(theta: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def target_embeddings(source_embeddings: torch.Tensor, count: int, seed: int) -> torch.Tensor:
-    """Random vectors with V_S's per-dimension mean and std (what sparse mode codes)."""
+    """Random vectors with V_S's per-dimension mean and std (what sparse mode codes), on V_S's
+    device; drawn on the CPU, so a seed gives the same vectors on any device."""
     generator = torch.Generator().manual_seed(seed)
     mean, std = source_embeddings.mean(dim=0), source_embeddings.std(dim=0)
-    return mean + std * torch.randn(count, source_embeddings.shape[1], generator=generator)
+    noise = torch.randn(count, source_embeddings.shape[1], generator=generator, dtype=source_embeddings.dtype)
+    return mean + std * noise.to(source_embeddings.device)
 
 
 def _pack_theta(bridge, state, prefix, _metadata) -> None:
@@ -146,7 +154,9 @@ def _pack_theta(bridge, state, prefix, _metadata) -> None:
 def _unpack_theta(bridge, state, prefix, *_) -> None:
     if prefix + "theta_values" in state:
         values, indices = state.pop(prefix + "theta_values"), state.pop(prefix + "theta_indices")
-        state[prefix + "theta"] = bridge.theta.new_zeros(bridge.theta.shape).scatter(1, indices.long(), values)
+        device = bridge.theta.device  # a saved state is on the CPU, the bridge may be on a GPU
+        state[prefix + "theta"] = bridge.theta.new_zeros(bridge.theta.shape).scatter(1, indices.long().to(device),
+                                                                                       values.to(device))
 
 
 class TokensToEmbeddings(nn.Module):
@@ -202,13 +212,14 @@ class TokensToEmbeddings(nn.Module):
         if self.config.mode == "prompt":
             generator = torch.Generator().manual_seed(seed)
             picks = torch.randint(0, len(vocabulary), (self.config.prompt_length,), generator=generator)
-            self.prompt.copy_(vocabulary[picks])
+            self.prompt.copy_(vocabulary[picks.to(vocabulary.device)])
             return
         if self.config.init == "spelled":
             targets = self._spelled(self._source)
         else:
             targets = target_embeddings(vocabulary, self.config.num_target_tokens, seed)
-        codes = code_sparsely(targets.numpy(), vocabulary.numpy(), self.config.sparsity)
+        # OMP is scikit-learn's, on the CPU: the same code on any device
+        codes = code_sparsely(targets.cpu().numpy(), vocabulary.cpu().numpy(), self.config.sparsity)
         self.theta.copy_(torch.from_numpy(codes))
 
     @torch.no_grad()
@@ -244,7 +255,7 @@ class TokensToEmbeddings(nn.Module):
             parts.append(self.prompt.expand(n, -1, -1))
         offset = sum(p.shape[1] for p in parts)
         body = torch.cat(parts + [tokens, tokens.new_zeros(n, 1, dim)], dim=1)
-        positions = torch.arange(body.shape[1])
+        positions = torch.arange(body.shape[1], device=body.device)
         end_at = (offset + lengths)[:, None]
         embeds = torch.where((positions == end_at)[..., None], self.ends[1], body)
         return TextInput(embeds, (positions <= end_at).long())

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xmodal.cli.arguments import add_device_flag
 from xmodal.cli.tasks import add_run_data_flags
 from xmodal.errors import DataError
 
@@ -36,6 +37,7 @@ def add_parser(commands) -> None:
     align.add_argument("--representation", choices=("logits", "features"), default="logits",
                        help="source logits (the theorem's z_S, default) or penultimate features")
     add_run_data_flags(align)
+    add_device_flag(align)
     align.add_argument("--split", choices=("test", "train"), default="test", help="target split (default test)")
     align.add_argument("--json", metavar="OUT.json", help="write the report as JSON")
     align.add_argument("--plot", metavar="OUT.png", help="write a 2-D PCA plot of both distributions, before and after")
@@ -86,6 +88,18 @@ def _model_input(task_name: str, estimator, records):
     return estimator.reprogrammer_.bridge.encode(records.X)
 
 
+def run_seed(run) -> int:
+    """The seed the run was fitted with, from which the untrained ("before") state is rebuilt
+    (a head's draw, R2DL's random start). A run saved before seeds were recorded gets 0, the
+    default of `xmodal fit --seed`, and a note on stderr says so."""
+    seed = run.metadata.get("seed")
+    if seed is None:
+        print(f"note: {run.folder} records no seed (saved by an older xmodal): the untrained state is rebuilt with "
+              "seed 0, the default of `xmodal fit --seed`; a fit with another seed started elsewhere", file=sys.stderr)
+        return 0
+    return int(seed)
+
+
 def run_align(args: argparse.Namespace) -> None:
     from xmodal.cli.evaluate import load
     from xmodal.data.source_samples import read_source_samples
@@ -114,10 +128,11 @@ def run_align(args: argparse.Namespace) -> None:
         print(f"note: no source risk, so no bound: {samples.unlabelled_reason}", file=sys.stderr)
     points = (samples.representations if samples.representations is not None
               else source_representations(model.source, samples.inputs, args.representation))
+    seed = run_seed(run)
     measurement = measure_alignment(model, x, labels, points, risk, args.representation, args.method,
-                                    seed=int(run.metadata.get("seed") or 0), fit_data=fit_data)
+                                    seed=seed, fit_data=fit_data)
     report = {"run_dir": str(args.run_dir), "task": run.task, "dataset": records.name, "split": args.split,
-              "source_samples": samples.description, **measurement.to_dict()}
+              "source_samples": samples.description, "seed": seed, **measurement.to_dict()}
     print(f"{records.name} ({args.split} split) against {samples.description}")
     print(format_table(report))
     if args.json:

@@ -12,7 +12,7 @@ import argparse
 
 from xmodal.errors import DataError
 from xmodal.presets import DEFAULT_PRESET, get_preset, preset_names
-from xmodal.settings import SETTINGS, Setting
+from xmodal.settings import DEVICE, SETTINGS, Setting
 
 
 def shown(value) -> str:
@@ -62,6 +62,13 @@ def add_setting_flags(parser: argparse.ArgumentParser, task: str) -> None:
         else:
             group.add_argument(setting.flag, dest=setting.name, type=_converter(setting), default=None,
                                metavar="N" if setting.kind is int else "X", help=help_text)
+
+
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    """--device of evaluate / predict / align, from the fit setting's definition: where a saved
+    run is loaded and predicts, whatever device it was trained on."""
+    parser.add_argument(DEVICE.flag, dest=DEVICE.name, choices=DEVICE.choices, default=None,
+                        help=_escape(f"{DEVICE.help}; a saved run loads on any (default: auto)"))
 
 
 def setting_overrides(task: str, args: argparse.Namespace) -> dict:

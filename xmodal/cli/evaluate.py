@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from xmodal.cli.arguments import add_device_flag
 from xmodal.cli.tasks import add_run_data_flags
 
 
@@ -22,6 +23,7 @@ def add_parser(commands) -> None:
                                    description="Score a saved run (any task) on a labelled split; prints one JSON line.")
     evaluate.add_argument("run_dir", metavar="RUN", help="a run folder written by `xmodal fit`")
     add_run_data_flags(evaluate)
+    add_device_flag(evaluate)
     evaluate.add_argument("--split", choices=("test", "train"), default="test", help="which split (default test)")
     evaluate.set_defaults(run=run_evaluate)
 

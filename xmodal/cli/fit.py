@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from xmodal.cli.arguments import add_setting_flags, setting_overrides
-from xmodal.cli.runs import check_out, new_run_folder, remove_stale, write_json
+from xmodal.cli.runs import check_out, remove_stale, run_folder, write_json
 from xmodal.cli.tasks import TASKS
 from xmodal.errors import DataError
 
@@ -182,6 +182,9 @@ def run_fit(args: argparse.Namespace) -> None:
     task = TASKS[args.task]
     overrides = setting_overrides(args.task, args)
     settings = resolve_settings(args.task, args.preset, overrides)  # bad combinations fail before any work
+    from xmodal.devices import resolve_device
+
+    resolve_device(settings["device"])  # --device cuda without a GPU: refused before any data is read
     out = check_out(args.out, args.overwrite)
     baselines = _baselines(args.task, args.baseline)
     task.check_fit_args(args, settings)
@@ -189,6 +192,7 @@ def run_fit(args: argparse.Namespace) -> None:
 
     check_source_name(settings["source"])  # an unknown source fails before any data is read
     split = task.load_fit(args, settings)
+    task.check_split(split, settings)  # every split checked now: no bad record surfaces after the training
     blackbox = "" if settings.get("query_budget") is None else f", black box within {settings['query_budget']} queries"
     _say(f"fitting {split.summary}; preset {args.preset}, source {settings['source']}{blackbox}")
 
@@ -220,19 +224,19 @@ def run_fit(args: argparse.Namespace) -> None:
         metrics["baselines"] = _fit_baselines(args.task, baselines, split, args.seed, task.baseline_options(estimator))
     metrics["history"] = result.history
 
-    folder = out if out is not None else new_run_folder(split.name)
-    estimator.save_pretrained(folder, metadata={"dataset": split.name, "data": split.record})
-    write_json(folder / "metrics.json", metrics)
-    written = {"reprogrammer.json", "reprogrammer.safetensors", "metrics.json"}
-    if args.plot:
-        from xmodal.plots import confusion_matrix, learning_curve
+    with run_folder(out, split.name) as folder:  # a write failed or interrupted leaves no half run behind
+        estimator.save_pretrained(folder, metadata={"dataset": split.name, "data": split.record})
+        write_json(folder / "metrics.json", metrics)
+        written = {"metrics.json"}
+        if args.plot:
+            from xmodal.plots import confusion_matrix, learning_curve
 
-        predicted = estimator.classes_[np.argmax(probabilities, axis=1)]
-        title = f"{split.name}: {estimator.task}, preset {metrics['preset']}"
-        learning_curve(result.history, folder / "learning_curve.png", best_epoch=result.best_epoch, title=title)
-        confusion_matrix(split.y_test, predicted, estimator.classes_, folder / "confusion_matrix.png",
-                         title=f"{title}, test split")
-        written |= {"learning_curve.png", "confusion_matrix.png"}
-    if args.overwrite:
-        remove_stale(folder, written)
+            predicted = estimator.classes_[np.argmax(probabilities, axis=1)]
+            title = f"{split.name}: {estimator.task}, preset {metrics['preset']}"
+            learning_curve(result.history, folder / "learning_curve.png", best_epoch=result.best_epoch, title=title)
+            confusion_matrix(split.y_test, predicted, estimator.classes_, folder / "confusion_matrix.png",
+                             title=f"{title}, test split")
+            written |= {"learning_curve.png", "confusion_matrix.png"}
+        if args.overwrite:
+            remove_stale(folder, written)
     _print_report(split, estimator, metrics, probe_scores, folder)

@@ -7,6 +7,10 @@
 FASTA or CSV; tables: CSV rows with the run's columns). The CSV has one row per sample:
 id, (label, for a dataset split,) prediction, p_<class> for every class. An existing
 CSV is never replaced without --overwrite.
+
+--input is read, scored and written a batch at a time (xmodal.data.inputs.iter_inputs: series
+files are streamed), so 100 000 series need the memory of one batch; a progress bar shows on
+a terminal. The CSV appears whole when the last batch is written (xmodal.atomic), never half.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from xmodal.atomic import atomic_write
+from xmodal.cli.arguments import add_device_flag
 from xmodal.cli.tasks import add_run_data_flags
+from xmodal.data.inputs import BATCH_SIZE
 from xmodal.errors import DataError
 
 
@@ -30,6 +37,7 @@ def add_parser(commands) -> None:
                          help="new data to score: series as .tsv/.ts/.csv/.npy, sequences as FASTA or CSV, table rows "
                               "as CSV (instead of --dataset)")
     add_run_data_flags(predict)
+    add_device_flag(predict)
     predict.add_argument("--split", choices=("test", "train"),
                          help="split of the dataset to score (default test; not with --input)")
     predict.add_argument("--csv", required=True, metavar="OUT.csv",
@@ -63,19 +71,41 @@ def run_predict(args: argparse.Namespace) -> None:
     out = check_csv(args.csv, args.overwrite)
     run, task, estimator = load(args)
     if args.input is not None:
-        records = task.read_inputs(run, estimator, args, args.input)
-    else:
-        records = task.load_run(run, estimator, args, args.split or "test")
-    probabilities = estimator.predict_proba(task.model_input(records.X))
-    classes = estimator.classes_
-    predicted = classes[np.argmax(probabilities, axis=1)]
+        batches = task.iter_inputs(run, estimator, args, args.input, BATCH_SIZE)
+    else:  # a split of the run's dataset, read whole as evaluate reads it
+        batches = iter([task.load_run(run, estimator, args, args.split or "test")])
     out.parent.mkdir(parents=True, exist_ok=True)
-    labelled = records.y is not None
-    with open(out, "w", newline="") as handle:
+    summary = {}
+    # written under a temporary name and moved into place at the end: a failure or Ctrl-C in
+    # the middle of a long input leaves no half CSV (and an --overwrite'n one untouched)
+    atomic_write(out, lambda temporary: summary.update(_write_predictions(temporary, batches, task, estimator)))
+    correct = summary["correct"]
+    accuracy = "" if correct is None else f" (accuracy {correct / summary['n']:.4f})"
+    print(f"wrote {summary['n']} predictions for {summary['name']} to {out}{accuracy}")
+
+
+def _write_predictions(path: str, batches, task, estimator) -> dict:
+    """Score and write one batch at a time, with a progress bar on a terminal: the memory of a
+    batch, whatever the input's length. {"name", "n", "correct"} (correct: None without labels)."""
+    from tqdm.auto import tqdm
+
+    classes = estimator.classes_
+    summary = {"name": None, "n": 0, "correct": None}
+    with open(path, "w", newline="") as handle, tqdm(desc="predict", unit=" records", disable=None,
+                                                      leave=False) as bar:
         writer = csv.writer(handle)
-        writer.writerow(["id"] + (["label"] if labelled else []) + ["prediction"] + [f"p_{c}" for c in classes])
-        for i, (record, guess, row) in enumerate(zip(records.ids, predicted, probabilities)):
-            label = [records.y[i]] if labelled else []
-            writer.writerow([record, *label, guess] + [f"{p:.6f}" for p in row])
-    accuracy = f" (accuracy {float(np.mean(predicted == np.asarray(records.y))):.4f})" if labelled else ""
-    print(f"wrote {len(predicted)} predictions for {records.name} to {out}{accuracy}")
+        for records in batches:
+            probabilities = estimator.predict_proba(task.model_input(records.X))
+            predicted = classes[np.argmax(probabilities, axis=1)]
+            labelled = records.y is not None
+            if summary["name"] is None:
+                summary["name"] = records.name
+                writer.writerow(["id"] + (["label"] if labelled else []) + ["prediction"] + [f"p_{c}" for c in classes])
+            for i, (record, guess, row) in enumerate(zip(records.ids, predicted, probabilities)):
+                label = [records.y[i]] if labelled else []
+                writer.writerow([record, *label, guess] + [f"{p:.6f}" for p in row])
+            if labelled:
+                summary["correct"] = (summary["correct"] or 0) + int(np.sum(predicted == np.asarray(records.y)))
+            summary["n"] += len(predicted)
+            bar.update(len(predicted))
+    return summary

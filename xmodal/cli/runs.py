@@ -1,7 +1,8 @@
 """Run folders: where `fit` writes, what a run records, atomic JSON.
 
 A run folder holds reprogrammer.json (settings, classes, and the metadata of the run: its
-task and data), reprogrammer.safetensors, metrics.json and, with --plot, two PNGs. An
+task and data), the weights reprogrammer.<hash>.safetensors (xmodal.persistence), metrics.json
+and, with --plot, two PNGs. An
 existing non-empty folder is never written into without --overwrite; without --out a
 new folder runs/<dataset>-<YYYYmmdd-HHMMSS> is made.
 """
@@ -9,20 +10,21 @@ new folder runs/<dataset>-<YYYYmmdd-HHMMSS> is made.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from xmodal.atomic import atomic_write
 from xmodal.errors import PersistenceError, XmodalError
 
 RUNS_FOLDER = Path("runs")
 # What `fit` writes into a run; with --overwrite the ones this fit did not write are removed
-# (a learning curve of the previous run must not sit beside the new one). Nothing else is.
-RUN_FILES = ("reprogrammer.json", "reprogrammer.safetensors", "metrics.json", "learning_curve.png",
-             "confusion_matrix.png")
+# (a learning curve of the previous run must not sit beside the new one). Nothing else is;
+# the previous weights file is removed by the save itself.
+RUN_FILES = ("metrics.json", "learning_curve.png", "confusion_matrix.png")
 
 # bridge kind -> task, for runs saved before the metadata recorded the task
 BRIDGE_TASKS = {"series_to_waveform": "series", "series_to_tones": "series", "series_to_audio": "series",
@@ -58,6 +60,35 @@ def new_run_folder(dataset: str, when: float | None = None) -> Path:
     raise XmodalError(f"cannot make a new run folder for {dataset} in {RUNS_FOLDER}; give --out")
 
 
+@contextmanager
+def run_folder(out: Path | None, dataset: str):
+    """The folder a fit writes its run into: `out`, or a new runs/<dataset>-<time>. When the
+    writing fails or is interrupted (Ctrl-C), the folders this fit made are removed, so no
+    half-written run is left to pass for a finished one; a folder the user had is never removed."""
+    if out is None:
+        runs = _first_missing(RUNS_FOLDER)
+        folder = new_run_folder(dataset)
+        made = runs or folder
+    else:
+        folder, made = out, _first_missing(out)
+    try:
+        yield folder
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder on the way to `path` that does not exist yet (None: all exist)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
 def remove_stale(folder: Path, written: set[str]) -> None:
     """Remove the run files of an overwritten run that this fit did not write."""
     for name in RUN_FILES:
@@ -75,20 +106,8 @@ def _plain(value):
 
 
 def write_json(path: Path, document) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then os.replace."""
-    path = Path(path)
-    text = json.dumps(document, indent=2, default=_plain) + "\n"
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    """Write JSON atomically (xmodal.atomic)."""
+    atomic_write(path, json.dumps(document, indent=2, default=_plain) + "\n")
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Unlabelled inputs for `xmodal predict RUN --input FILE`: one reader per task.
 
     ids, X = read_inputs("series", "new.tsv", run)
+    for ids, X in iter_inputs("series", "new.tsv", run):   # a batch at a time (predict)
 
 `run` is the saved run's record; the readers use
   series    run["series_length"]  (every series must have it)
@@ -33,11 +34,16 @@ table   -> X: pandas DataFrame with run["columns"], in that order (numeric colum
 
 Every problem with the file (missing, empty, unknown extension, ragged rows, NaN, a wrong
 series length, missing columns) is one DataError naming the file and the problem.
+
+iter_inputs streams series in .tsv, .csv and .npy files (BATCH_SIZE lines, or a slice of a
+memory map, at a time), so scoring 100 000 series takes the memory of one batch; a .ts
+file and the sequence and table formats are read whole and handed out in batches.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +57,8 @@ SEQUENCE_SUFFIXES = FASTA_SUFFIXES + (".csv",)
 TABLE_SUFFIXES = (".csv",)
 SEQUENCE_COLUMNS = ("sequence", "smiles")
 ID_COLUMN = "id"
+BATCH_SIZE = 2048  # records `predict` reads and scores at a time: its memory is bounded by a batch
+READ_WHOLE = 2**62  # a batch size no file reaches: read_inputs reads a file in one piece
 
 
 def read_inputs(task: str, path: str | Path, run: dict) -> tuple[list[str], object]:
@@ -64,6 +72,21 @@ def read_inputs(task: str, path: str | Path, run: dict) -> tuple[list[str], obje
     if task == "sequence":
         return _read_sequences(path)
     return _read_table(path, run)
+
+
+def iter_inputs(task: str, path: str | Path, run: dict, batch_size: int = BATCH_SIZE) -> Iterator[tuple[list[str], object]]:
+    """read_inputs a batch at a time: (ids, X) of at most batch_size records, ids running on
+    across batches. Series in .tsv / .csv / .npy files are streamed (memory bounded by a
+    batch); other files are read whole, then cut. A bad record is a DataError when its batch is read."""
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if task == "series":
+        yield from _series_batches(_checked_file(Path(path).expanduser(), SERIES_SUFFIXES, task), run, batch_size)
+        return
+    ids, X = read_inputs(task, path, run)
+    for start in range(0, len(ids), batch_size):
+        part = X.iloc[start : start + batch_size] if hasattr(X, "iloc") else X[start : start + batch_size]
+        yield ids[start : start + batch_size], part
 
 
 def _checked_file(path: Path, suffixes: tuple[str, ...], task: str) -> Path:
@@ -93,25 +116,44 @@ def _row_ids(n: int) -> list[str]:
 # --- series -------------------------------------------------------------------------------
 
 def _read_series(path: Path, run: dict) -> tuple[list[str], np.ndarray]:
+    [(ids, x)] = list(_series_batches(path, run, READ_WHOLE))
+    return ids, x
+
+
+def _series_batches(path: Path, run: dict, batch_size: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(ids, series) of at most batch_size series at a time: text files are read a batch of
+    lines at a time and .npy files through a memory map; a .ts file is read whole, then cut."""
     length = int(run["series_length"])
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        x = _series_npy(path)
+        whole = _series_npy(path, mmap=True)
+        batches = (whole[i : i + batch_size] for i in range(0, len(whole), batch_size))
     elif suffix == ".ts":
-        x = _series_ts(path)
+        whole = _series_ts(path)
+        batches = (whole[i : i + batch_size] for i in range(0, len(whole), batch_size))
     else:
-        x = _series_text(path, "\t" if suffix == ".tsv" else ",", length)
-    if x.shape[0] == 0:
+        batches = _series_text(path, "\t" if suffix == ".tsv" else ",", length, batch_size)
+    done = 0
+    for x in batches:
+        x = _checked_series(path, np.asarray(x, dtype=np.float64), length, done)
+        yield [str(i) for i in range(done + 1, done + len(x) + 1)], x
+        done += len(x)
+    if done == 0:
         raise DataError(f"{path}: holds no series")
+
+
+def _checked_series(path: Path, x: np.ndarray, length: int, done: int) -> np.ndarray:
+    """x, the series after the first `done` of the file, refused for a wrong length or a gap."""
     if x.shape[1] != length:
         raise DataError(f"{path}: the series have length {x.shape[1]}, but the run was trained on length {length}; "
                         "resample them to that length first")
-    bad = np.argwhere(~np.isfinite(x))
-    if bad.size:
-        row, column = bad[0]
-        raise DataError(f"{path}: {len(bad)} missing or infinite values (first: series {row + 1}, "
-                        f"position {column + 1}: {x[row, column]}); fill or remove them")
-    return _row_ids(x.shape[0]), x
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row = int(bad.any(axis=1).argmax())
+        column = int(bad[row].argmax())
+        raise DataError(f"{path}: missing or infinite values in series {done + row + 1} ({int(bad[row].sum())} of "
+                        f"them, first at position {column + 1}: {x[row, column]}); fill or remove them")
+    return x
 
 
 def _is_number(text: str) -> bool:
@@ -132,42 +174,75 @@ def _is_header(fields: list[str]) -> bool:
     return len(fields) > 1 and numbers == list(range(len(fields)))
 
 
-def _series_text(path: Path, separator: str, length: int) -> np.ndarray:
-    lines = [(number, line) for number, line in enumerate(_text(path).splitlines(), 1) if line.strip()]
-    if not lines:
-        raise DataError(f"{path}: the file holds no series (only blank lines)")
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of the non-blank lines of a UTF-8 text file, read as they are needed."""
+    number = 0
+    try:
+        with open(path, encoding="utf-8-sig") as stream:  # -sig: a byte-order mark is not data
+            for number, line in enumerate(stream, 1):
+                if line.strip():
+                    yield number, line
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} after line {number})") from exc
+
+
+def _series_text(path: Path, separator: str, length: int, batch_size: int) -> Iterator[np.ndarray]:
+    """The series of a .tsv / .csv file, batch_size lines at a time (see the module docstring)."""
     name = "tab" if separator == "\t" else "comma"
-    rows = [(number, [field.strip() for field in line.strip().split(separator)]) for number, line in lines]
-    width = len(rows[0][1])
-    if width not in (length, length + 1):
-        hint = " (is it comma-separated? a .tsv must be tab-separated)" if width == 1 and separator == "\t" else ""
-        raise DataError(f"{path}: line {rows[0][0]} has {width} {name}-separated fields{hint}, but the run takes "
-                        f"series of length {length} ({length} values per line, or {length + 1} with a label first)")
-    labelled, first_line = width == length + 1, rows[0][0]
-    if _is_header(rows[0][1][1:] if labelled else rows[0][1]):
-        rows = rows[1:]
-        if not rows:
-            raise DataError(f"{path}: the file holds a header line and no series")
-    values = np.empty((len(rows), length))
+    width = labelled = first_line = None
+    rows: list[tuple[int, list[str]]] = []
+    done = 0
+    for number, line in _lines(path):
+        fields = [field.strip() for field in line.strip().split(separator)]
+        if width is None:
+            width, first_line = len(fields), number
+            if width not in (length, length + 1):
+                hint = " (is it comma-separated? a .tsv must be tab-separated)" if width == 1 and separator == "\t" else ""
+                raise DataError(f"{path}: line {number} has {width} {name}-separated fields{hint}, but the run takes "
+                                f"series of length {length} ({length} values per line, or {length + 1} with a label "
+                                "first)")
+            labelled = width == length + 1
+            if _is_header(fields[1:] if labelled else fields):
+                continue
+        rows.append((number, fields))
+        if len(rows) == batch_size:
+            yield _series_values(path, rows, width, first_line, labelled)
+            done, rows = done + len(rows), []
+    if width is None:
+        raise DataError(f"{path}: the file holds no series (only blank lines)")
+    if rows:
+        yield _series_values(path, rows, width, first_line, labelled)
+    elif done == 0:
+        raise DataError(f"{path}: the file holds a header line and no series")
+
+
+def _series_values(path: Path, rows: list[tuple[int, list[str]]], width: int, first_line: int,
+                   labelled: bool) -> np.ndarray:
+    values = np.empty((len(rows), width - labelled))
     for r, (number, fields) in enumerate(rows):
         if len(fields) != width:
             raise DataError(f"{path}: ragged rows: line {number} has {len(fields)} fields, line {first_line} has "
                             f"{width}; every series must have the same length")
-        for c, field in enumerate(fields[1:] if labelled else fields):
-            try:
-                values[r, c] = float(field) if field else math.nan
-            except ValueError:
-                raise DataError(f"{path}: line {number}, field {c + 1 + labelled}: {field!r} is not a number") from None
+        fields = fields[1:] if labelled else fields
+        try:  # numpy parses a line at once; field by field only to name a bad field or fill a gap
+            values[r] = np.array(fields, dtype=np.float64)
+        except ValueError:
+            values[r] = [_field(path, number, c + 1 + labelled, field) for c, field in enumerate(fields)]
     return values
 
 
-def _series_npy(path: Path) -> np.ndarray:
+def _field(path: Path, number: int, position: int, field: str) -> float:
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array of numbers ({exc})") from exc
-    if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise DataError(f"{path}: the array holds {getattr(array, 'dtype', type(array))} values; series must be numbers")
+        return float(field) if field else math.nan
+    except ValueError:
+        raise DataError(f"{path}: line {number}, field {position}: {field!r} is not a number") from None
+
+
+def _series_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """The series of a .npy file; with `mmap`, a memory-mapped view (read a slice at a time)."""
+    from xmodal.data.npy import read_npy
+
+    array = read_npy(path, mmap_mode="r" if mmap else None)
     if array.ndim == 3 and array.shape[1] == 1:
         array = array[:, 0, :]
     elif array.ndim == 3:
@@ -176,7 +251,7 @@ def _series_npy(path: Path) -> np.ndarray:
     if array.ndim != 2:
         raise DataError(f"{path}: an array of shape {array.shape}; series must be a 2-D (n, length) "
                         "or 3-D (n, 1, length) array")
-    return array.astype(np.float64)
+    return array if mmap else array.astype(np.float64)
 
 
 def _series_ts(path: Path) -> np.ndarray:
@@ -231,11 +306,7 @@ def _read_sequences(path: Path) -> tuple[list[str], list[str]]:
     if path.suffix.lower() in FASTA_SUFFIXES:
         from xmodal.data.sequences import read_fasta
 
-        ids, sequences = read_fasta(path)
-        for record, sequence in zip(ids, sequences):
-            if not sequence.strip():
-                raise DataError(f"{path}: record {record!r} has an empty sequence")
-        return ids, sequences
+        return read_fasta(path)  # refuses empty records itself
     table = _read_csv(path, dtype=str, keep_default_na=False)
     by_lower = {str(c).strip().lower(): c for c in table.columns}
     id_column = by_lower.get(ID_COLUMN)
@@ -274,7 +345,7 @@ def _read_csv(path: Path, **options):
 # --- tables -------------------------------------------------------------------------------
 
 def _read_table(path: Path, run: dict):
-    from xmodal.data.tables import tidy_columns
+    from xmodal.data.tables import refuse_infinite, tidy_columns
 
     frame = _read_csv(path)
     frame.columns = [str(c) for c in frame.columns]
@@ -295,4 +366,5 @@ def _read_table(path: Path, run: dict):
             first = int(np.flatnonzero(gaps.any(axis=1).to_numpy())[0])
             raise DataError(f"{path}: empty cells (NaN) in columns {holes} (first on line {first + 2}); fill or drop "
                             "them, or train the run with missing='impute' (CLI --impute)")
+    refuse_infinite(frame, path)
     return _row_ids(len(frame)), tidy_columns(frame).reset_index(drop=True)

@@ -62,14 +62,16 @@ class SequenceDataset:
 def read_fasta(path: str | Path) -> tuple[list[str], list[str]]:
     from Bio import SeqIO
 
-    try:
-        records = list(SeqIO.parse(str(path), "fasta"))
+    try:  # str(seq) inside: Biopython decodes a sequence as ASCII only when it is asked for it
+        records = [(r.id, str(r.seq)) for r in SeqIO.parse(str(path), "fasta")]
     except (ValueError, UnicodeDecodeError) as exc:
         reason = str(exc).split("\n\n")[0].replace("\n", " ")  # Biopython's first paragraph says it
         raise DataError(f"cannot read {path} as FASTA: {reason}") from exc
     if not records:
         raise DataError(f"{path} holds no FASTA records (is it a FASTA file?)")
-    return [r.id for r in records], [str(r.seq) for r in records]
+    if empty := [name for name, sequence in records if not sequence.strip()]:
+        raise DataError(f"{path}: {len(empty)} records have an empty sequence (first: {empty[0]!r}); remove them")
+    return [name for name, _ in records], [sequence for _, sequence in records]
 
 
 def load_fasta_folder(folder: str | Path) -> dict[str, SequenceRecords]:

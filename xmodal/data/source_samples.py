@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from adapters_modal.base import SourceModel
+from xmodal.data.npy import read_npy
 from xmodal.errors import DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -74,7 +75,11 @@ def _read_sentences(path: Path, source: SourceModel) -> SourceSamples:
     if source.input_spec.modality != "text":
         raise DataError(f"{path} is a text file of sentences but source {source.name!r} takes "
                         f"{source.input_spec.modality}; sentences are source samples for language models")
-    sentences = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of the first sentence
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from exc
+    sentences = [line.strip() for line in text.splitlines() if line.strip()]
     if not sentences:
         raise DataError(f"{path} holds no sentences; write one sentence per line")
     return SourceSamples(f"{len(sentences)} sentences from {path}", sentences, inputs=sentences,
@@ -82,12 +87,12 @@ def _read_sentences(path: Path, source: SourceModel) -> SourceSamples:
 
 
 def _read_representations(path: Path) -> SourceSamples:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read {path} as a .npy array ({exc})") from exc
-    if array.ndim != 2 or len(array) == 0:
+    array = read_npy(path).astype(np.float64)
+    if array.ndim != 2 or 0 in array.shape:
         raise DataError(f"{path} must hold an (n, d) array of representations, got shape {array.shape}")
+    if not np.isfinite(array).all():  # the Wasserstein distances would come out NaN
+        raise DataError(f"{path}: {int((~np.isfinite(array)).sum())} values are NaN or infinite; "
+                        "remove the rows that hold them")
     return SourceSamples(f"{len(array)} precomputed representations from {path}",
                          [f"{path.name}[{i}]" for i in range(len(array))], representations=array,
                          unlabelled_reason="a .npy file of representations carries no labels")

@@ -45,25 +45,56 @@ class TableDataset:
         return TableDataset(self.name, self.features.iloc[indices].reset_index(drop=True), self.labels[indices])
 
 
+def _read_csv(path: Path, missing_hint: str, **options) -> pd.DataFrame:
+    """pd.read_csv, with each of its failures as one DataError line naming the file."""
+    try:
+        return pd.read_csv(path, **options)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path} not found; {missing_hint}") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__  # pandas' messages span lines
+        raise DataError(f"{path} is not a readable CSV file ({reason})") from exc
+
+
 def read_german_credit(path: str | Path) -> TableDataset:
     """german.data (or its folder): 1000 rows, labels 'good' / 'bad'."""
     path = Path(path)
     if path.is_dir():
         path = path / GERMAN_FILE
-    try:
-        frame = pd.read_csv(path, sep=r"\s+", header=None)
-    except FileNotFoundError as exc:
-        raise DataError(f"{path} not found; give the german.data file or its folder") from exc
-    if frame.shape[1] != len(GERMAN_COLUMNS) + 1:
-        raise DataError(f"{path}: expected {len(GERMAN_COLUMNS) + 1} space-separated columns (UCI german.data), "
-                        f"found {frame.shape[1]}")
+    frame = _read_csv(path, "give the german.data file or its folder", sep=r"\s+", header=None, dtype=str)
+    if frame.shape[1] != len(GERMAN_COLUMNS) + 1 or frame.isna().to_numpy().any():
+        short = np.flatnonzero(frame.isna().any(axis=1).to_numpy())
+        where = f"line {short[0] + 1} has fewer fields" if len(short) else f"found {frame.shape[1]}"
+        raise DataError(f"{path}: expected {len(GERMAN_COLUMNS) + 1} space-separated columns (UCI german.data); "
+                        f"{where}")
     frame.columns = [name for name, _ in GERMAN_COLUMNS] + ["class"]
     for name, kind in GERMAN_COLUMNS:
-        frame[name] = frame[name].astype(float if kind == "numeric" else str)
+        if kind == "numeric":
+            frame[name] = _german_numbers(frame[name], name, path)
+    frame["class"] = pd.to_numeric(frame["class"], errors="coerce")
     labels = frame.pop("class").map(GERMAN_LABELS)
     if labels.isna().any():
         raise DataError(f"{path}: the class column must hold 1 (good) or 2 (bad)")
     return TableDataset("german_credit", frame, labels.to_numpy(dtype=object))
+
+
+def _german_numbers(values: pd.Series, name: str, path: Path) -> pd.Series:
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = np.flatnonzero(~np.isfinite(numbers.to_numpy(dtype=float)))
+    if len(bad):
+        raise DataError(f"{path}: line {bad[0] + 1}: {name} must be a number, got {values.iloc[bad[0]]!r}")
+    return numbers.astype(float)
+
+
+def refuse_infinite(frame: pd.DataFrame, path: Path) -> None:
+    """A number beyond the float range (1e400) reads as inf, which the encoder cannot scale:
+    refuse it here, where the file and line are known."""
+    numeric = frame.select_dtypes("number")
+    rows = np.flatnonzero(np.isinf(numeric.to_numpy(dtype=float)).any(axis=1)) if numeric.shape[1] else []
+    if len(rows):
+        columns = [c for c in numeric.columns if np.isinf(numeric[c].to_numpy(dtype=float)).any()]
+        raise DataError(f"{path}: infinite values in columns {columns} (first on line {rows[0] + 2}); "
+                        "replace them with finite numbers")
 
 
 def tidy_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -81,12 +112,9 @@ def read_csv_table(path: str | Path, label_column: str, drop_columns: list[str] 
     """A comma-separated file with a header row. Unnamed columns (a saved pandas
     index) are dropped, as are `drop_columns`."""
     path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError as exc:
-        raise DataError(f"{path} not found; give a CSV file with a header row") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} is not a readable CSV file ({exc})") from exc
+    frame = _read_csv(path, "give a CSV file with a header row")
+    if len(frame) == 0:
+        raise DataError(f"{path}: a header and no rows")
     if label_column not in frame.columns:
         raise DataError(f"{path} has no column {label_column!r}; its columns are {list(frame.columns)[:12]}; "
                         "name the label with --label-column")
@@ -97,6 +125,7 @@ def read_csv_table(path: str | Path, label_column: str, drop_columns: list[str] 
         raise DataError(f"{path}: {int(labels.isna().sum())} rows have no label in {label_column!r}; drop them first")
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides the label {label_column!r}")
+    refuse_infinite(frame, path)
     return TableDataset(path.stem, tidy_columns(frame), labels.to_numpy())
 
 

@@ -34,6 +34,8 @@ class SeriesDataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str  # where it was read from
+    train_file: str = ""  # the split files, for error lines that name them
+    test_file: str = ""
 
     @property
     def classes(self) -> list:
@@ -203,4 +205,6 @@ def load_ucr(name_or_path: str, data_dir: str | Path | None = None, unequal: str
         x_test=x_test,
         y_test=parse_labels(test_labels),
         source=str(train_file.parent),
+        train_file=str(train_file),
+        test_file=str(test_file),
     )

@@ -7,6 +7,12 @@ writes that `__init__` from xmodal.settings, so a setting is named once, and the
 class docstring lists them. Fitted attributes: `settings_` (the effective settings),
 `seed_` (drawn once when random_state is None), `fit_result_` (epochs, validation,
 history), `reprogrammer_`, `classes_`.
+
+The seed is the only source of randomness: every draw (initialisation, validation split,
+shuffling, dropout, zeroth-order directions) comes from it, so the same seed gives the same
+model bit for bit on the CPU, and the caller's global random state (torch, numpy, Python's
+random) is the same after fit, predict, save and load as before. The `device` setting
+says where the model (bridge, frozen source, output map) is moved for fit and predict.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ import numpy as np
 import torch
 from sklearn.utils.multiclass import check_classification_targets
 
+from xmodal.devices import resolve_device
 from xmodal.errors import DataError, PersistenceError
 from xmodal.presets import DEFAULT_PRESET, preset_names, resolve_settings
-from xmodal.settings import SETTINGS, check_settings
+from xmodal.settings import DEVICE, SETTINGS, check_settings
 from xmodal.training.config import FitResult, TrainConfig
 from xmodal.training.gradients import BLACK_BOX_MAPPINGS, Backprop, ZerothOrder
 from xmodal.training.loop import train
@@ -81,8 +88,9 @@ class ReprogrammingEstimator:
         return resolve_settings(self.task, self.preset, {name: getattr(self, name) for name in SETTINGS[self.task]})
 
     def _begin_fit(self, y) -> None:
-        """settings_, seed_ and classes_; refuses a single class."""
+        """settings_, seed_ and classes_; refuses a single class, and a device this machine lacks."""
         self.settings_ = self.resolved_settings()
+        resolve_device(self.settings_["device"])  # device="cuda" without a GPU fails before any model loads
         self.seed_ = (int(np.random.default_rng().integers(2**31 - 1)) if self.random_state is None
                       else int(self.random_state))
         try:  # continuous or multi-output targets are no classes
@@ -125,6 +133,7 @@ class ReprogrammingEstimator:
                              head_init=head_init, select_on=select_on, probe_cs=probe_cs)
         budget = s.get("query_budget")
         gradients = Backprop() if budget is None else ZerothOrder(budget, seed=self.seed_)
+        model.to(resolve_device(s["device"]))  # built on the CPU; trained and kept where the setting says
         self.fit_result_ = train(model, x, targets, config, validation, lengths, gradients)
         self.start_state_ = self.fit_result_.start_state
         return self.fit_result_
@@ -156,20 +165,29 @@ class ReprogrammingEstimator:
         return {k: v for k, v in saved.items() if k in SETTINGS[cls.task]}
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, weights_path=None):
-        """The saved estimator, ready to predict (and to train further: theta stays trainable)."""
-        from xmodal.persistence import load_reprogrammer, read_document
+    def from_pretrained(cls, folder: str | Path, weights_path=None, trust_source: bool = False,
+                        device: str | None = None):
+        """The saved estimator, ready to predict (and to train further: theta stays trainable).
+        A run whose source is not a registered name (an hf: name, a model folder) is refused
+        unless `trust_source` (xmodal.persistence explains why). device: where to load it,
+        auto (the default: cuda when torch sees a GPU), cpu or cuda, whatever device it was
+        trained on (the saved tensors are CPU tensors, moved on load)."""
+        from xmodal.persistence import check_source_trust, load_reprogrammer, read_document
 
+        device = DEVICE.check("auto" if device is None else device)
+        where = resolve_device(device)  # cuda without a GPU fails before the save is read
         document = read_document(folder)
         metadata = document.get("metadata", {})
         task = metadata.get("task", "series" if "series" in document["bridge"].get("kind", "") else None)
         if metadata.get("estimator", cls.__name__) != cls.__name__ or (task and task != cls.task):
             raise PersistenceError(f"{folder} holds a {metadata.get('estimator', task)} run, not a {cls.__name__}; "
                                    f"load it with {metadata.get('estimator', 'its own estimator')}.from_pretrained")
+        check_source_trust(document, folder, trust_source)
         reprogrammer, document = load_reprogrammer(folder, source=cls._saved_source(document),
-                                                   weights_path=weights_path)
+                                                   weights_path=weights_path, trust_source=trust_source)
         preset = metadata.get("preset", DEFAULT_PRESET)
-        saved = cls._saved_settings(metadata)
+        # The device the run was trained on says nothing about this machine: the one asked for here.
+        saved = {**cls._saved_settings(metadata), "device": device}
         estimator = cls(preset if preset in preset_names(cls.task) else DEFAULT_PRESET,
                         **{k: v for k, v in saved.items() if v is not None})
         estimator.random_state = metadata.get("seed", estimator.random_state)
@@ -179,7 +197,7 @@ class ReprogrammingEstimator:
         estimator.settings_ = check_settings(cls.task, saved) if complete else estimator.resolved_settings()
         estimator.seed_ = metadata.get("seed")
         estimator.fit_result_ = FitResult.from_dict(metadata["fit"]) if metadata.get("fit") else None
-        estimator.reprogrammer_ = reprogrammer
+        estimator.reprogrammer_ = reprogrammer.to(where)
         estimator.classes_ = np.array(document["classes"])
         estimator._restore(document)
         return estimator

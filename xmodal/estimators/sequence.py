@@ -121,8 +121,10 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
     def predict_proba(self, X) -> np.ndarray:
         ids = self.encode(X).ids
         model = self.reprogrammer_.eval()
+        device = model.device
         with torch.no_grad():
-            probabilities = in_batches(lambda batch: model(batch).softmax(dim=1), ids, 64, token_counts(ids))
+            probabilities = in_batches(lambda batch: model(batch.to(device)).softmax(dim=1).cpu(), ids, 64,
+                                       token_counts(ids))
         return probabilities.numpy().astype(np.float64)
 
     def predict(self, X) -> np.ndarray:

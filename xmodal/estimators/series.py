@@ -17,6 +17,7 @@ from sktime.classification.base import BaseClassifier
 
 from adapters_modal.base import load_source
 from xmodal.bridges.series_factory import BRIDGE_SETTINGS, series_bridge
+from xmodal.devices import module_device
 from xmodal.errors import XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import LinearHead, build_output_map
@@ -88,7 +89,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         if s["mapping"] == "layers":
             shape = (spec.channels, spec.height, spec.width) if spec.modality == "image" else (spec.num_samples,)
             with torch.no_grad():
-                width = source.layer_features(torch.zeros(1, *shape)).shape[1]
+                width = source.layer_features(torch.zeros(1, *shape, device=module_device(source))).shape[1]
             head = LinearHead(width, len(self.classes_), seed=self.seed_)
             return Reprogrammer(bridge, source, head, list(self.classes_), reads="layers")
         output_map = build_output_map(s["mapping"], source.num_classes, len(self.classes_), s["labels_per_class"],

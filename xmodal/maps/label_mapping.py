@@ -48,7 +48,7 @@ def frequency_assignment(
         score[source, :] = -math.inf
         if len(owned[target]) == per_class:
             score[:, target] = -math.inf
-    return torch.tensor(owned, dtype=torch.long)
+    return torch.tensor(owned, dtype=torch.long, device=source_logits.device)
 
 
 class LabelMapping(OutputMap):

@@ -25,7 +25,9 @@ class LinearHead(OutputMap):
         if num_target < 2:
             raise XmodalError(f"need at least 2 target classes, got {num_target}")
         self.num_source, self.num_target = num_source, num_target
-        self.linear = nn.Linear(num_source, num_target)
+        # skip_init: nn.Linear's own initialisation would draw from the caller's global RNG;
+        # the weights come from the seed alone
+        self.linear = nn.utils.skip_init(nn.Linear, num_source, num_target)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             bound = 1 / math.sqrt(num_source)

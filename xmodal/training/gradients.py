@@ -126,7 +126,8 @@ def zeroth_order_gradient(loss: Callable[[torch.Tensor], float], theta: torch.Te
     base = loss(theta)
     estimate = torch.zeros_like(theta)
     for _ in range(directions):
-        u = torch.randn(d, generator=generator, dtype=theta.dtype)
+        # drawn on the generator's device (the CPU), then moved: the same directions on any device
+        u = torch.randn(d, generator=generator, dtype=theta.dtype).to(theta.device)
         if distribution == "sphere":
             u = u / u.norm()
         estimate += (loss(theta + smoothing * u) - base) * u

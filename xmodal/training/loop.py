@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from xmodal.blackbox import BudgetExhausted
+from xmodal.devices import module_device, seeded_global_rng
 from xmodal.errors import DataError
 from xmodal.maps import LinearHead
 from xmodal.reprogrammer import Reprogrammer
@@ -37,10 +38,11 @@ from xmodal.training.split import validation_split
 def in_batches(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int,
                lengths: torch.Tensor | None = None) -> torch.Tensor:
     """function over mini-batches of x, rows in input order. With `lengths` (variable-length
-    samples) batches hold similar lengths: less padding, same result."""
+    samples) batches hold similar lengths: less padding, same result. The batches stay on
+    x's device; the order is kept on the CPU, which can index a tensor on any device."""
     if len(x) == 0:
         raise DataError("no samples to score")
-    order = torch.arange(len(x)) if lengths is None else torch.argsort(torch.as_tensor(lengths), stable=True)
+    order = torch.arange(len(x)) if lengths is None else torch.argsort(torch.as_tensor(lengths).cpu(), stable=True)
     parts = torch.cat([function(x[order[i : i + batch_size]]) for i in range(0, len(x), batch_size)])
     result = torch.empty_like(parts)
     result[order] = parts
@@ -84,10 +86,17 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
         raise DataError(f"{len(x)} samples but {len(y)} labels; give one label per sample")
     start = time.perf_counter()
     gradients = gradients or Backprop()
-    lengths = None if lengths is None else torch.as_tensor(lengths)
+    # The data goes where the model is (these inputs are small next to the activations);
+    # lengths and every index stay on the CPU, so shuffling is the same on any device.
+    device = module_device(model)
+    lengths = None if lengths is None else torch.as_tensor(lengths).cpu()
+    targets = y.cpu().numpy()
+    x, y = x.to(device), y.to(device)
+    if validation is not None:
+        validation = tuple(part.to(device) for part in validation)
     if validation is None:
         fraction = config.val_fraction if config.epochs > 0 else 0.0  # nothing to select without training
-        fit_idx, val_idx = validation_split(y.numpy(), fraction, config.seed)
+        fit_idx, val_idx = validation_split(targets, fraction, config.seed)
         x_fit, y_fit, x_val, y_val = x[fit_idx], y[fit_idx], x[val_idx], y[val_idx]
         fit_lengths, val_lengths = (None, None) if lengths is None else (lengths[fit_idx], lengths[val_idx])
     else:
@@ -120,10 +129,10 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
             best_key, best_epoch, best_state = key, record["epoch"], copy.deepcopy(model.trainable_state())
 
     shuffle = torch.Generator().manual_seed(config.seed)
-    # Dropout on delta draws from torch's global RNG: seeded here, inside a fork, so the
-    # caller's global RNG state is the same after the fit as before it.
-    with torch.random.fork_rng(devices=[]), gradients.attached(model, config.lr):
-        torch.manual_seed(config.seed)
+    # Dropout on delta can only draw from torch's global RNG (the CPU's, or the GPU's the model
+    # is on): seeded here, inside a fork, so the caller's global RNG state is the same after
+    # the fit as before it.
+    with seeded_global_rng(config.seed, device), gradients.attached(model, config.lr):
         start_cost = (len(x_fit) if head.needs_source_outputs else 0) + len(y_val)
         if not gradients.can_afford(0, start_cost):  # only a query budget refuses: before any query is spent
             raise BudgetExhausted(f"a query budget of {gradients.limit} does not cover preparing the output map and "

@@ -45,7 +45,7 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
               cs: tuple[float, ...] = PROBE_C) -> Probe:
     """Logistic regression on standardised features; C given, or chosen among `cs` by k-fold
     log-loss (k = min(5, the smallest class's count); C = 1 when a class has one example)."""
-    x, y = features.double().numpy(), targets.numpy()
+    x, y = features.double().cpu().numpy(), targets.cpu().numpy()  # scikit-learn: on the CPU, whatever the model's
     mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)
     z = (x - mean) / scale
     folds = min(PROBE_FOLDS, int(np.unique(y, return_counts=True)[1].min()))

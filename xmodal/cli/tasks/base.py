@@ -36,6 +36,31 @@ class Split:
     test_ids: list[str] | None = None
     validation_ids: list[str] | None = None
     extras: dict = field(default_factory=dict)  # task-specific metrics.json entries
+    sources: dict = field(default_factory=dict)  # part name -> the file(s) it was read from, for error lines
+
+    def parts(self) -> list[Part]:
+        """train, then the validation part the data gives (if any), then test."""
+        given = [("train", self.X_train, self.y_train, self.train_ids)]
+        if self.validation is not None:
+            given.append(("validation", *self.validation, self.validation_ids))
+        given.append(("test", self.X_test, self.y_test, self.test_ids))
+        path = self.record.get("path") or self.name
+        return [Part(name, self.sources.get(name, path), X, np.asarray(y), ids) for name, X, y, ids in given]
+
+
+@dataclass
+class Part:
+    """One part of a fit's data, as the checks before training name it."""
+
+    name: str  # train, validation or test
+    source: str  # the file(s) it was read from
+    X: object
+    y: np.ndarray
+    ids: list[str] | None
+
+    @property
+    def where(self) -> str:
+        return f"the {self.name} split ({self.source})"
 
 
 @dataclass
@@ -131,6 +156,9 @@ def add_run_data_flags(parser: argparse.ArgumentParser) -> None:
                            "(as at fit time)")
     data.add_argument("--impute", action="store_true", help="series: fill missing values by linear interpolation")
     data.add_argument("--weights", help="series: explicit weights file for the source model")
+    parser.add_argument("--trust-source", action="store_true",
+                        help="load the run even if its source is not a registered name (an hf: name or a model "
+                             "folder, which would load whatever that location holds); only for runs you trust")
 
 
 class Task:
@@ -148,6 +176,23 @@ class Task:
 
     def load_fit(self, args, settings: dict) -> Split:
         raise NotImplementedError
+
+    def check_split(self, split: Split, settings: dict) -> None:
+        """The one check of `fit` before any training, on every part (train, validation, test):
+        labels first, then the task's own values (tokens, lengths, missing values). A bad
+        record so fails in seconds, in one line naming the split, its file, the value and the
+        fix, instead of after minutes of training when the test split is first scored."""
+        from xmodal.data.labels import check_class_labels, check_known_classes
+
+        parts = split.parts()
+        for part in parts:
+            check_class_labels(part.y, part.where)
+        for part in parts[1:]:
+            check_known_classes(part.y, np.unique(parts[0].y), part.where)
+        self.check_values(split, parts, settings)
+
+    def check_values(self, split: Split, parts: list[Part], settings: dict) -> None:
+        """The task's own checks of its samples (see check_split); the loaders check the rest."""
 
     def estimator(self, args, overrides: dict, split: Split):
         raise NotImplementedError
@@ -180,6 +225,13 @@ class Task:
 
         ids, X = read_inputs(self.name, path, self.input_record(run, estimator))
         return self.check_inputs(run, estimator, args, Records(Path(path).name, list(ids), X))
+
+    def iter_inputs(self, run, estimator, args, path: str, batch_size: int):
+        """read_inputs a batch of at most batch_size records at a time (xmodal.data.inputs.iter_inputs)."""
+        from xmodal.data.inputs import iter_inputs
+
+        for ids, X in iter_inputs(self.name, path, self.input_record(run, estimator), batch_size):
+            yield self.check_inputs(run, estimator, args, Records(Path(path).name, list(ids), X))
 
     def input_record(self, run, estimator) -> dict:
         """What xmodal.data.inputs.read_inputs reads of the run."""

@@ -13,6 +13,7 @@ from xmodal.cli.tasks.base import (
     check_labels,
     existing_path,
 )
+from xmodal.data.labels import SHOWN, check_class_labels
 from xmodal.errors import DataError
 
 NUCLEOTIDE_LETTERS = frozenset("ACGTUN")  # N: any base
@@ -41,6 +42,60 @@ def check_alphabet(sequences, data_alphabet: str, alphabet: str, name: str) -> N
     if found != alphabet:
         raise DataError(f"{name} holds {found} records but this run reads {alphabet} sequences; "
                         "give data in the run's alphabet")
+
+
+def _record_names(part) -> list[str]:
+    return part.ids or [f"{part.name} record {i + 1}" for i in range(len(part.X))]
+
+
+def _tokenized(tokenizer, part) -> list[list[str]]:
+    """The part's records as tokens; a record the tokeniser refuses names its split too."""
+    try:
+        return [tokenizer.tokenize(sequence, name) for sequence, name in zip(part.X, _record_names(part))]
+    except DataError as exc:
+        raise DataError(f"{part.where}: {exc}") from None
+
+
+def _refuse_unknown(part, token_lists, vocabulary: frozenset, tokenizer) -> None:
+    names = _record_names(part)
+    holders: dict[str, list[str]] = {}  # unknown token -> the records that hold it
+    for name, tokens in zip(names, token_lists):
+        for token in dict.fromkeys(t for t in tokens if t not in vocabulary):
+            holders.setdefault(token, []).append(name)
+    if not holders:
+        return
+    records = len({name for held in holders.values() for name in held})
+    ranked = sorted(holders.items(), key=lambda item: -len(item[1]))
+    listed = ", ".join(f"{token!r} in {len(held)} (first {held[0]})" for token, held in ranked[:SHOWN])
+    more = f" and {len(ranked) - SHOWN} more tokens" if len(ranked) > SHOWN else ""
+    why = ("no training record holds them" if tokenizer.kind == "smiles"
+           else f"the {tokenizer.kind} alphabet is {''.join(tokenizer.alphabet)}")
+    raise DataError(f"{part.where}: unknown tokens in {records} of {len(names)} records: {listed}{more}; {why}, so "
+                    "the model has no embedding for them: clean or drop those records, or map such tokens to <unk> "
+                    "with --unknown unk")
+
+
+def _max_tokens(settings: dict) -> int:
+    """Tokens per record the source takes (its positions less [CLS], [SEP] and a prompt)."""
+    from adapters_modal.text import load_text_source
+    from xmodal.bridges.tokens_to_embeddings import reserved_positions
+
+    positions = load_text_source(settings["source"]).input_spec.max_positions
+    return positions - reserved_positions(settings["mode"], settings["prompt_length"])
+
+
+def _refuse_long(part, token_lists, limit: int) -> None:
+    long = [(name, len(tokens)) for name, tokens in zip(_record_names(part), token_lists) if len(tokens) > limit]
+    if long:
+        listed = ", ".join(f"{name} ({count} tokens)" for name, count in long[:SHOWN])
+        raise DataError(f"{part.where}: {len(long)} of {len(token_lists)} records are longer than the source takes "
+                        f"({limit} tokens): {listed}; shorten or drop them, or cut them with --truncation keep_start "
+                        "or keep_end")
+
+
+def _files(ids) -> str:
+    """The files records come from: record names are "<file>:<record>"."""
+    return ", ".join(sorted({str(name).split(":", 1)[0] for name in ids}))
 
 
 class SequenceTask(Task):
@@ -81,6 +136,7 @@ class SequenceTask(Task):
 
         path = existing_path(args.dataset)
         data = load_sequence_dataset(path, args.label_column, settings["alphabet"])
+        check_class_labels(data.train.labels, str(path))  # before a stratified split refuses them less clearly
         data = self._split(data, args.split, args.test_size, args.seed, settings["val_fraction"])
         record = {"dataset": data.name, "path": absolute(args.dataset), "label_column": args.label_column,
                   "alphabet": data.alphabet, "split": args.split, "test_split": data.split, "test_size": args.test_size,
@@ -92,7 +148,9 @@ class SequenceTask(Task):
                   "dropped_missing_labels": data.dropped_missing_labels}
         return Split(data.name, data.train.sequences, data.train.labels, data.test.sequences, data.test.labels,
                      record, summary, validation, train_ids=list(data.train.ids), test_ids=list(data.test.ids),
-                     validation_ids=None if data.validation is None else list(data.validation.ids), extras=extras)
+                     validation_ids=None if data.validation is None else list(data.validation.ids), extras=extras,
+                     sources={part: _files(records.ids) for part, records in
+                              (("train", data.train), ("validation", data.validation), ("test", data.test)) if records})
 
     def estimator(self, args, overrides, split):
         from xmodal.estimators.sequence import SequenceClassifier
@@ -101,30 +159,24 @@ class SequenceTask(Task):
         return SequenceClassifier(args.preset, **overrides, random_state=args.seed, verbose=not args.quiet)
 
     def fit(self, estimator, split):
-        self._check_tokens(estimator.resolved_settings(), split)
         estimator.fit(split.X_train, split.y_train, split.validation, names=split.train_ids)
 
-    @staticmethod
-    def _check_tokens(settings: dict, split) -> None:
-        """With unknown "error", a validation or test token the training records never hold
-        is refused before the fit (the fitted vocabulary would refuse it after), naming the record."""
-        from xmodal.data.tokenizers import make_tokenizer
+    def check_values(self, split, parts, settings):
+        """Every record of every part tokenised now, so that an unknown token (with unknown
+        "error") or a record longer than the source takes (with truncation "error") is refused
+        before the fit, naming the split and its records, not when the test split is scored."""
+        from xmodal.data.tokenizers import Vocabulary, make_tokenizer
 
-        if settings["unknown"] != "error":
-            return
         tokenizer = make_tokenizer(split.record["alphabet"], validate=settings["validate_smiles"])
-        seen = {t for s, n in zip(split.X_train, split.train_ids) for t in tokenizer.tokenize(s, n)}
-        parts = [("test", split.X_test, split.test_ids)]
-        if split.validation is not None:
-            parts.append(("validation", split.validation[0], split.validation_ids))
-        for part, sequences, ids in parts:
-            for i, sequence in enumerate(sequences):
-                name = ids[i] if ids else f"{part} record {i}"
-                unknown = sorted(set(tokenizer.tokenize(sequence, name)) - seen)
-                if unknown:
-                    raise DataError(f"{name}: unknown token {unknown[0]!r}: no training record holds it, so the "
-                                    f"model has no embedding for it; clean the record, or map such tokens to <unk> "
-                                    "with --unknown unk")
+        tokens = [_tokenized(tokenizer, part) for part in parts]
+        if settings["unknown"] == "error":
+            vocabulary = frozenset(Vocabulary.build(tokenizer, tokens[0]).tokens)
+            for part, lists in zip(parts, tokens):
+                _refuse_unknown(part, lists, vocabulary, tokenizer)
+        if settings["truncation"] == "error":
+            limit = _max_tokens(settings)
+            for part, lists in zip(parts, tokens):
+                _refuse_long(part, lists, limit)
 
     def fit_extras(self, estimator, split, probabilities):
         return {**split.extras, "truncated_train": estimator.n_truncated_, "sparsity": estimator.sparsity_}
@@ -135,7 +187,7 @@ class SequenceTask(Task):
     def load_estimator(self, run, args):
         from xmodal.estimators.sequence import SequenceClassifier
 
-        return SequenceClassifier.from_pretrained(run.folder)
+        return SequenceClassifier.from_pretrained(run.folder, trust_source=args.trust_source, device=args.device)
 
     @staticmethod
     def alphabet(run, estimator) -> str:

@@ -70,7 +70,8 @@ class SeriesTask(Task):
                    f"{data.x_train.shape[1]}, {len(data.classes)} classes")
         return Split(data.name, data.x_train, data.y_train, data.x_test, data.y_test, record, summary,
                      train_ids=[str(i) for i in range(len(data.x_train))],
-                     extras={"series_length": int(data.x_train.shape[1])})
+                     extras={"series_length": int(data.x_train.shape[1])},
+                     sources={"train": data.train_file, "test": data.test_file})
 
     def estimator(self, args, overrides, split):
         from xmodal.estimators.series import V2SClassifier
@@ -84,7 +85,8 @@ class SeriesTask(Task):
     def load_estimator(self, run, args):
         from xmodal.estimators.series import V2SClassifier
 
-        return V2SClassifier.from_pretrained(run.folder, weights_path=args.weights)
+        return V2SClassifier.from_pretrained(run.folder, weights_path=args.weights, trust_source=args.trust_source,
+                                            device=args.device)
 
     @staticmethod
     def length(estimator) -> int:

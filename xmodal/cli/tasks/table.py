@@ -12,7 +12,20 @@ from xmodal.cli.tasks.base import (
     check_labels,
     existing_path,
 )
+from xmodal.data.labels import SHOWN, check_class_labels
 from xmodal.errors import DataError
+
+
+def _refuse_gaps(part) -> None:
+    """Empty cells of a part (the loader refuses infinite ones)."""
+    gaps = part.X.isna()
+    rows = gaps.any(axis=1).to_numpy()
+    if not rows.any():
+        return
+    columns = [str(c) for c in gaps.columns[gaps.any(axis=0).to_numpy()]]
+    raise DataError(f"{part.where}: {int(rows.sum())} of {len(rows)} rows have empty cells, in columns "
+                    f"{columns[:SHOWN]}{' ...' if len(columns) > SHOWN else ''} (first: the split's row "
+                    f"{int(rows.argmax()) + 1}); fill or drop them, or impute them with --missing impute")
 
 
 class TableTask(Task):
@@ -29,7 +42,9 @@ class TableTask(Task):
     def load_fit(self, args, settings):
         from xmodal.data.tables import load_table, split_table
 
-        data = load_table(existing_path(args.dataset), args.label_column)
+        path = existing_path(args.dataset)
+        data = load_table(path, args.label_column)
+        check_class_labels(data.labels, str(path))  # before a stratified split refuses them less clearly
         train, test = split_table(data, args.test_size, args.seed)
         columns = [str(c) for c in data.features.columns]
         record = {"dataset": data.name, "path": absolute(args.dataset), "label_column": args.label_column,
@@ -38,6 +53,14 @@ class TableTask(Task):
                    f"{len(data.classes)} classes")
         return Split(data.name, train.features, train.labels, test.features, test.labels, record, summary,
                      train_ids=[str(i) for i in range(len(train.labels))], extras={"n_columns": len(columns)})
+
+    def check_values(self, split, parts, settings):
+        """Empty cells of any part refused now, unless imputed (the encoder would refuse a test
+        row's only when the test split is scored, after the training)."""
+        if settings["missing"] == "impute":
+            return
+        for part in parts:
+            _refuse_gaps(part)
 
     def estimator(self, args, overrides, split):
         from xmodal.estimators.table import TableClassifier
@@ -52,7 +75,7 @@ class TableTask(Task):
     def load_estimator(self, run, args):
         from xmodal.estimators.table import TableClassifier
 
-        return TableClassifier.from_pretrained(run.folder)
+        return TableClassifier.from_pretrained(run.folder, trust_source=args.trust_source, device=args.device)
 
     @staticmethod
     def _columns(frame, estimator, name: str):
