@@ -227,6 +227,8 @@ def check_source_trust(document: dict, folder: str | Path, trust_source: bool) -
             f"{folder} names the source {saved['name']!r}, which is not a registered source: loading the run "
             "would load whatever that folder or hub id holds. If you trust this run, pass trust_source=True "
             "(CLI: --trust-source)")
+    if saved["name"].startswith(("http:", "https:")):
+        return  # a served source: the server reports its weights' sha256, compared once connected (_check_source)
     from adapters_modal.hf_loading import resolve_location, weights_identity
 
     location, local = resolve_location(saved["name"].removeprefix("hf:"), "model")
@@ -239,7 +241,8 @@ def check_source_trust(document: dict, folder: str | Path, trust_source: bool) -
 
 def _check_source(document: dict, source: SourceModel, folder: Path) -> None:
     saved = document["source"]
-    if source.identity != saved:
+    served = saved["name"].startswith(("http:", "https:"))  # trained through a server: its model, by hash, is it
+    if source.identity != saved and not (served and source.weights_sha256 == saved["weights_sha256"]):
         raise PersistenceError(
             f"{folder} was trained against source {saved['name']!r} (weights sha256 {saved['weights_sha256'][:12]}…) "
             f"but the given source is {source.name!r} (sha256 {source.weights_sha256[:12]}…); "

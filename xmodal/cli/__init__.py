@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         fit,
         predict,
         presets,
+        serve,
         sources,
         synthesize,
     )
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sources.add_parsers(commands)
     datasets.add_parser(commands)
     synthesize.add_parser(commands)
+    serve.add_parser(commands)
     return parser
 
 

@@ -54,6 +54,7 @@ def add_parser(commands) -> None:
         run.add_argument("--baseline", metavar="NAME[,NAME]",
                          help="fit baselines on the same split and print them beside the model "
                               "(see xmodal.baselines: " + _baseline_names(name) + ")")
+        _add_blackbox_flags(sub)
         sub.set_defaults(run=run_fit, command_name=f"fit {name}")  # error lines name the task
         parsers.append(sub)
     owners: dict[str, list[str]] = {}  # which task takes which flag, for the error on another task's flag
@@ -62,6 +63,54 @@ def add_parser(commands) -> None:
             for flag in action.option_strings:
                 owners.setdefault(flag, []).append(sub.prog)
         sub.flag_owners = owners
+
+
+def _add_blackbox_flags(parser) -> None:
+    group = parser.add_argument_group("black box (a source behind `xmodal serve`, class probabilities only)")
+    group.add_argument("--blackbox-url", metavar="URL",
+                       help="reprogram the source served at URL (http://HOST:PORT); needs --query-budget")
+    group.add_argument("--api-key-file", metavar="FILE", help="the server's API key, in a file")
+    group.add_argument("--query-journal", metavar="FILE.npz",
+                       help="keep every answer bought here: the same fit run again after an interruption takes "
+                            "them from the file instead of spending queries again")
+    group.add_argument("--price-per-1000", type=float, default=1.0, metavar="USD",
+                       help="the API's price per 1000 queries, for the cost estimate in the query log (default 1.00)")
+
+
+def _use_blackbox(args, overrides: dict) -> None:
+    """--blackbox-url and its companions: the source becomes the URL (adapters_modal.http)."""
+    if args.blackbox_url is None:
+        if args.api_key_file or args.query_journal:
+            raise DataError("--api-key-file and --query-journal go with --blackbox-url")
+        return
+    import os
+
+    from adapters_modal.http import API_KEY_VARIABLE, JOURNAL_VARIABLE
+    from xmodal.cli.serve import read_api_key
+
+    if overrides.get("source") is not None:
+        raise DataError("give --blackbox-url or --source, not both: the served source is the source")
+    if overrides.get("query_budget") is None:
+        raise DataError("--blackbox-url needs --query-budget N: every sample sent to the server is a paid query")
+    if not args.blackbox_url.startswith(("http://", "https://")):
+        raise DataError(f"--blackbox-url {args.blackbox_url!r}: give an http:// or https:// address")
+    overrides["source"] = args.blackbox_url
+    key = read_api_key(args.api_key_file)
+    if key is not None:
+        os.environ[API_KEY_VARIABLE] = key
+    if args.query_journal:
+        os.environ[JOURNAL_VARIABLE] = args.query_journal
+
+
+def query_log(estimator, result, price_per_1000: float) -> dict | None:
+    """What the black box cost: queries spent training, samples sent in all, and in dollars."""
+    source = estimator.reprogrammer_.source
+    sent = getattr(source, "sent", None)
+    if result.queries is None and sent is None:
+        return None
+    billed = sent if sent is not None else result.queries
+    return {"training_queries": result.queries, "queries_sent": sent, "price_per_1000_usd": price_per_1000,
+            "cost_usd": round(billed * price_per_1000 / 1000, 4)}
 
 
 def _baseline_names(task: str) -> str:
@@ -181,6 +230,7 @@ def run_fit(args: argparse.Namespace) -> None:
 
     task = TASKS[args.task]
     overrides = setting_overrides(args.task, args)
+    _use_blackbox(args, overrides)
     settings = resolve_settings(args.task, args.preset, overrides)  # bad combinations fail before any work
     from xmodal.devices import resolve_device
 
@@ -215,6 +265,7 @@ def run_fit(args: argparse.Namespace) -> None:
         "probe_test_roc_auc": None if probe_scores is None else probe_scores["roc_auc"],
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_by": result.stopped_by,
         "selection": result.selection, "queries": result.queries, "data": split.record,
+        "query_log": query_log(estimator, result, args.price_per_1000),
     })
     search = getattr(estimator, "search_result_", None)
     if search is not None:

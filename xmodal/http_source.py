@@ -1,0 +1,149 @@
+"""The client of `xmodal serve` (or of any server speaking its protocol): a black-box source
+reached over HTTP, with timeouts, retries with backoff, every sample sent charged to the
+query budget, and an optional journal of answers that makes an interrupted fit resumable.
+
+    source = HttpBlackBoxSource("http://127.0.0.1:8000", api_key="...", journal="queries.npz")
+
+The journal maps the sha256 of each input (float32 bytes) to the probabilities the server
+gave for it. Black-box training is deterministic for a seed, so a fit run again after an
+interruption sends the same inputs in the same order: every one the journal holds is
+answered from it, free, and only the rest is sent. The journal is rewritten atomically
+after each answered batch, so a kill loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from adapters_modal.base import InputSpec
+from xmodal.atomic import atomic_write
+from xmodal.blackbox import BlackBoxSource
+from xmodal.errors import XmodalError
+from xmodal.serve import NPY
+
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
+
+
+class QueryJournal:
+    """Answers already paid for: input sha256 -> probabilities, kept in an .npz file."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = None if path is None else Path(path)
+        self.answers: dict[str, np.ndarray] = {}
+        if self.path is not None and self.path.is_file():
+            try:
+                with np.load(self.path, allow_pickle=False) as saved:
+                    self.answers = dict(zip(saved["keys"].tolist(), saved["probabilities"]))
+            except (OSError, ValueError, KeyError) as exc:
+                raise XmodalError(f"{self.path} is not a query journal ({exc}); give another --query-journal "
+                                  "or remove it") from None
+
+    @staticmethod
+    def key(sample: np.ndarray) -> str:
+        return hashlib.sha256(np.ascontiguousarray(sample, dtype=np.float32).tobytes()).hexdigest()
+
+    def record(self, keys: list[str], probabilities: np.ndarray) -> None:
+        self.answers.update(zip(keys, probabilities))
+        if self.path is not None:
+            buffer = io.BytesIO()
+            np.savez(buffer, keys=np.array(list(self.answers)), probabilities=np.stack(list(self.answers.values())))
+            atomic_write(self.path, buffer.getvalue())
+
+
+class HttpBlackBoxSource(BlackBoxSource):
+    """A source known only through an `xmodal serve` endpoint. Its identity is the one the
+    server reports for its model, under the URL as name: a run trained through it reloads
+    through the same URL (`trust_source`: a run that makes xmodal contact a server is a
+    trust decision), or with the served model itself via `load_reprogrammer(source=...)`."""
+
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0, retries: int = 4,
+                 backoff: float = 0.5, journal: str | Path | None = None):
+        self.url, self.api_key = url.rstrip("/"), api_key
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        info = self._info()
+        shape = info["input_shape"]
+        if info["modality"] == "audio":
+            spec = InputSpec("audio", sample_rate=info["sample_rate"], num_samples=shape[0])
+        else:
+            spec = InputSpec("image", channels=shape[0], height=shape[1], width=shape[2],
+                             value_range=tuple(info["value_range"]))
+        super().__init__(self._ask, spec, info["class_names"], self.url, info["weights_sha256"])
+        self.served_name, self.max_batch = info["name"], int(info["max_batch"])
+        self.journal = QueryJournal(journal)
+        self.sent = 0  # samples sent over the network, retries included (what an API bills)
+
+    # -- HTTP ---------------------------------------------------------------------------
+    def _request(self, path: str, body: bytes | None = None) -> dict:
+        headers = {"Content-Type": NPY} if body is not None else {}
+        if self.api_key is not None:
+            headers["X-API-Key"] = self.api_key
+        for attempt in range(self.retries + 1):
+            request = urllib.request.Request(self.url + path, data=body, headers=headers,
+                                             method="POST" if body is not None else "GET")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                detail = _detail(exc)
+                if exc.code not in RETRIED_STATUSES or attempt == self.retries:
+                    raise XmodalError(f"{self.url}{path} answered HTTP {exc.code}: {detail}") from None
+                wait = float(exc.headers.get("Retry-After") or 0) or self.backoff * 2 ** attempt
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                if attempt == self.retries:
+                    raise XmodalError(f"cannot reach {self.url}{path} after {self.retries + 1} attempts "
+                                      f"({getattr(exc, 'reason', exc)}); is `xmodal serve` running there?") from None
+                wait = self.backoff * 2 ** attempt
+            if body is not None and attempt < self.retries:
+                self.budget.charge(self._batch_size)  # a retried batch may be billed again
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _info(self) -> dict:
+        info = self._request("/info")
+        needed = {"name", "weights_sha256", "modality", "input_shape", "class_names", "max_batch"}
+        if not isinstance(info, dict) or not needed <= set(info):
+            raise XmodalError(f"{self.url}/info did not describe a source (needs {sorted(needed)}); "
+                              "is this an `xmodal serve` endpoint?")
+        return info
+
+    def _ask(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities for `batch`: journalled answers free, the rest sent in chunks the server takes."""
+        keys = [QueryJournal.key(sample) for sample in batch]
+        first = {}  # each new input once, however often the batch repeats it
+        for i, key in enumerate(keys):
+            if key not in self.journal.answers:
+                first.setdefault(key, i)
+        missing = list(first.values())
+        for start in range(0, len(missing), self.max_batch):
+            chunk = missing[start:start + self.max_batch]
+            buffer = io.BytesIO()
+            np.save(buffer, batch[chunk].astype(np.float32), allow_pickle=False)
+            self._batch_size = len(chunk)
+            answer = self._request("/predict", buffer.getvalue())
+            probabilities = np.asarray(answer.get("probabilities"), dtype=np.float64)
+            if probabilities.shape != (len(chunk), self.num_classes):
+                raise XmodalError(f"{self.url}/predict answered shape {probabilities.shape} for {len(chunk)} inputs; "
+                                  f"expected ({len(chunk)}, {self.num_classes}) probabilities")
+            self.sent += len(chunk)
+            self.journal.record([keys[i] for i in chunk], probabilities)
+        return np.stack([self.journal.answers[key] for key in keys])
+
+    def cost(self, x) -> int:
+        """Only inputs the journal cannot answer are charged."""
+        keys = {QueryJournal.key(sample) for sample in x.detach().cpu().numpy()}
+        return sum(key not in self.journal.answers for key in keys)
+
+
+def _detail(error: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(error.read())["detail"])
+    except Exception:  # not JSON, or no detail: the status line says enough
+        return error.reason or "no detail"

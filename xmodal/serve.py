@@ -1,0 +1,166 @@
+"""A frozen source behind HTTP, as a real black box: class probabilities and nothing else.
+
+    xmodal serve bc-resnet-gsc35 --port 8000 --api-key-file key.txt
+
+    GET  /info      the source's name, weights sha256, input spec, class names and limits
+    POST /predict   a batch of inputs -> {"probabilities": [[...], ...]}
+
+A batch is sent as a .npy file (Content-Type application/x-npy: float32, shape (N, *input
+shape), no pickles) or as JSON {"inputs": [...]}; the answer is always JSON probabilities
+(softmax of the source's logits), never logits, features or gradients. Every request but
+/info's needs the API key (header X-API-Key) when the server has one. Bodies over the size
+limit get 413, batches over the batch limit 413, a wrong key 401, requests beyond the rate
+limit 429 with Retry-After, malformed or mis-shaped inputs 422, each with a one-line
+"detail" that names the problem. `HttpBlackBoxSource` (xmodal.http_source) is the client.
+"""
+
+
+import hmac
+import io
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from adapters_modal.base import SourceModel
+from xmodal.errors import XmodalError
+
+NPY = "application/x-npy"
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """max_batch: inputs per request; max_body_bytes: request body size; rate: requests per
+    second per client address, with bursts of up to `burst` requests."""
+
+    max_batch: int = 256
+    max_body_bytes: int = 64 * 1024 * 1024
+    rate: float = 50.0
+    burst: int = 100
+
+    def __post_init__(self):
+        if self.max_batch < 1 or self.max_body_bytes < 1 or not self.rate > 0 or self.burst < 1:
+            raise XmodalError("serve limits must be positive: --max-batch, --max-body-mb, --rate-limit")
+
+
+class RateLimiter:
+    """A token bucket per client: `rate` tokens a second, at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, time of last refill)
+        self.lock = threading.Lock()
+
+    def wait_time(self, client: str) -> float:
+        """0 when the request may go now (and spends a token), else seconds until it may."""
+        with self.lock:
+            now = time.monotonic()
+            tokens, last = self.buckets.get(client, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self.buckets[client] = (tokens - 1, now)
+                return 0.0
+            self.buckets[client] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+def input_shape(source: SourceModel) -> tuple[int, ...]:
+    """The shape of one input of `source` (without the batch)."""
+    spec = source.input_spec
+    if spec.modality == "audio":
+        return (spec.num_samples,)
+    if spec.modality == "image":
+        return (spec.channels, spec.height, spec.width)
+    raise XmodalError(f"{source.name} takes {spec.modality}; xmodal serve serves audio and image sources")
+
+
+def describe(source: SourceModel, limits: ServeLimits) -> dict:
+    spec = source.input_spec
+    return {"name": source.name, "weights_sha256": source.weights_sha256, "modality": spec.modality,
+            "input_shape": list(input_shape(source)), "sample_rate": spec.sample_rate,
+            "value_range": list(spec.value_range) if spec.value_range else None,
+            "class_names": list(source.class_names), "max_batch": limits.max_batch,
+            "max_body_bytes": limits.max_body_bytes}
+
+
+def parse_batch(body: bytes, content_type: str, shape: tuple[int, ...], max_batch: int) -> np.ndarray:
+    """The request's inputs as float32 (N, *shape), or ValueError naming what is wrong."""
+    if content_type.split(";")[0].strip() == NPY:
+        try:
+            batch = np.load(io.BytesIO(body), allow_pickle=False)
+        except Exception as exc:  # numpy raises ValueError, OSError, EOFError... for a bad file
+            raise ValueError(f"the body is not a readable .npy array ({type(exc).__name__}: {exc})") from None
+    else:
+        import json
+
+        try:
+            document = json.loads(body)
+            batch = np.asarray(document["inputs"], dtype=np.float32)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f'send {NPY} or JSON {{"inputs": [[...], ...]}} of numbers ({type(exc).__name__})') \
+                from None
+    if batch.dtype.kind not in "fiu":
+        raise ValueError(f"inputs must be numbers, got dtype {batch.dtype}")
+    batch = batch.astype(np.float32, copy=False)
+    if batch.ndim != len(shape) + 1 or tuple(batch.shape[1:]) != shape:
+        raise ValueError(f"inputs must have shape (N, {', '.join(map(str, shape))}), got {tuple(batch.shape)}")
+    if not 1 <= len(batch) <= max_batch:
+        raise ValueError(f"a batch holds 1 to {max_batch} inputs, got {len(batch)}")
+    if not np.isfinite(batch).all():
+        raise ValueError("inputs hold NaN or infinite values")
+    return batch
+
+
+def create_app(source: SourceModel, api_key: str | None = None, limits: ServeLimits = ServeLimits()):
+    """The FastAPI application serving `source` (frozen, eval mode)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    shape = input_shape(source)
+    limiter = RateLimiter(limits.rate, limits.burst)
+    lock = threading.Lock()  # one forward pass at a time: torch threads are shared
+    app = FastAPI(title=f"xmodal serve {source.name}", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def refuse(status: int, detail: str, headers: dict | None = None):
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    @app.get("/info")
+    def info():
+        return describe(source, limits)
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        if api_key is not None and not hmac.compare_digest(request.headers.get("x-api-key", ""), api_key):
+            return refuse(401, "missing or wrong API key (header X-API-Key)")
+        client = request.client.host if request.client else "unknown"
+        wait = limiter.wait_time(client)
+        if wait > 0:
+            return refuse(429, f"rate limit of {limits.rate:g} requests/s exceeded; retry after {wait:.2f} s",
+                          {"Retry-After": f"{max(1, round(wait))}"})
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limits.max_body_bytes):
+            return refuse(413, f"the body is larger than {limits.max_body_bytes} bytes; send smaller batches")
+        body = bytearray()
+        async for chunk in request.stream():  # counted as it arrives: a lying Content-Length does not help
+            body += chunk
+            if len(body) > limits.max_body_bytes:
+                return refuse(413, f"the body is larger than {limits.max_body_bytes} bytes; send smaller batches")
+        try:
+            batch = parse_batch(bytes(body), request.headers.get("content-type", ""), shape, limits.max_batch)
+        except ValueError as exc:
+            return refuse(413 if "a batch holds" in str(exc) else 422, str(exc))
+        with lock, torch.no_grad():
+            probabilities = source.logits(torch.from_numpy(batch)).softmax(dim=1)
+        return {"probabilities": probabilities.double().tolist()}
+
+    return app
+
+
+def serve(source: SourceModel, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          limits: ServeLimits = ServeLimits()) -> None:
+    """Run the server until interrupted (uvicorn)."""
+    import uvicorn
+
+    uvicorn.run(create_app(source, api_key, limits), host=host, port=port, log_level="warning")
