@@ -2,7 +2,7 @@
 predict streams its input, so its peak memory must not grow with the number of series.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_predict_stream.py [--sizes 10000,100000] [--formats tsv,npy]
-        [--baseline-tree DIR]
+        [--baseline-tree DIR [--baseline-label TEXT]]
 
 A GunPoint run is fitted (epochs 0: the probe start, seconds). Input files of N series
 of GunPoint's length are made by repeating the 200 real series of its train and test splits
@@ -107,7 +107,7 @@ def _markdown(rows: list[dict], baseline: str | None) -> str:
                      f"{row['input_float64_mb']:.1f} | {row['peak_rss_mb']:.0f} | {row['seconds']:.1f} |")
     lines += ["", f"{REFERENCE} series: the fixed cost (Python, torch, the source model, one scored batch)."]
     if baseline:
-        lines.append(f"`before`: the xmodal of {baseline}, which read the whole input, then scored it.")
+        lines.append(f"`before`: {baseline}, which read the whole input, then scored it.")
     return "\n".join(lines) + "\n"
 
 
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="numbers of series, comma-separated")
     parser.add_argument("--formats", default="tsv,npy", help="input formats: tsv, npy")
     parser.add_argument("--baseline-tree", help="another checkout's tree to measure beside this one")
+    parser.add_argument("--baseline-label", help="what the results call that tree (default: its path)")
     args = parser.parse_args()
     sizes = [REFERENCE] + [int(size) for size in args.sizes.split(",")]
     trees = [("this", REPO)] + ([("before", Path(args.baseline_tree).resolve())] if args.baseline_tree else [])
@@ -135,7 +136,9 @@ def main() -> None:
                     print(json.dumps(row), flush=True)
                     rows.append(row)
                 path.unlink()
-    write_results("predict_stream", {"rows": rows, "machine": platform.platform()}, _markdown(rows, args.baseline_tree))
+    baseline = args.baseline_label or args.baseline_tree
+    write_results("predict_stream", {"rows": rows, "baseline": baseline, "machine": platform.platform()},
+                  _markdown(rows, baseline))
 
 
 if __name__ == "__main__":

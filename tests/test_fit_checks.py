@@ -75,7 +75,7 @@ def test_missing_and_unseen_labels_name_the_split():
     labels = np.array(["AMP", None, "DECOY", ""], dtype=object)
     with pytest.raises(DataError, match=r"^the test split \(x.fa\): 2 of 4 labels are missing \(first: sample 2\)"):
         check_class_labels(labels, "the test split (x.fa)")
-    with pytest.raises(DataError, match=r"1 samples have labels \['TOXIN'\] that no training sample has"):
+    with pytest.raises(DataError, match=r"1 of 2 samples have labels \['TOXIN'\] that no training sample has"):
         check_known_classes(["AMP", "TOXIN"], ["AMP", "DECOY"], "the test split (x.fa)")
 
 
@@ -87,7 +87,7 @@ def test_a_test_class_training_never_saw_is_refused(tmp_path, capsys):
     rows[4] = "3" + rows[4][rows[4].index("\t"):]  # a class GunPoint's training split does not have
     (folder / "GunPoint_TEST.tsv").write_text("\n".join(rows) + "\n")
     line = _refused(["series", "--dataset", str(folder)], capsys, tmp_path)
-    assert "the test split (" in line and "GunPoint_TEST.tsv): 1 samples have labels [3]" in line
+    assert "the test split (" in line and "GunPoint_TEST.tsv): 1 of 150 samples have labels [3]" in line
 
 
 # -- tokens and lengths ----------------------------------------------------------------

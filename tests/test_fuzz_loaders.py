@@ -4,11 +4,14 @@ Every loader gets near-valid files (a valid file with a few mutations: truncated
 lines, wrong delimiters, NaN / inf, empty labels, unicode junk, binary bytes, huge numbers,
 byte-order marks, CRLF, missing headers, duplicate columns, zero-length files) and random
 bytes. The property: a file either loads into a well-formed result or raises one
-XmodalError, on one line, naming the file; never another exception, never a hang (the inputs
-are small, and an alarm turns a hang into a failure).
+XmodalError, on one line, naming the file; never another exception, never a numpy warning,
+never a hang or a memory blow-up (the inputs are small; an alarm and an address-space cap
+turn either into a failure). At least one case in ten must load, so the near-valid files
+really reach the loaders' later checks.
 
 The quick profile runs with the suite; `pytest -m slow tests/test_fuzz_loaders.py` runs
-10 000 examples per loader. Both are derandomized: CI sees the same examples on every run.
+10 000 examples per loader (about 5 minutes on 2 cores). Both are derandomized: CI sees the
+same examples on every run.
 """
 
 from __future__ import annotations
@@ -42,9 +45,10 @@ from xmodal.data.tables import load_table
 from xmodal.data.ucr import load_ucr
 from xmodal.errors import XmodalError
 
-QUICK_EXAMPLES = 60  # per loader: seven loaders, about 420 examples in all, a few seconds
+QUICK_EXAMPLES = 200  # per loader: seven loaders, 1400 examples in all, about 10 s
 SLOW_EXAMPLES = 10_000  # per loader
 HANG_SECONDS = 20  # far above any small file's load time: reaching it is a hang
+MEMORY_BYTES = 2 * 2**30  # a loader reading a file of a few hundred bytes needs far less
 
 _COMMON = {"deadline": None, "derandomize": True, "database": None,
            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]}
@@ -395,7 +399,7 @@ def wav_file(draw, rng) -> bytes:
         samples = np.clip(samples, -3.4e38, 3.4e38).astype(np.float32)
     flac = rng.random() < 0.1
     buffer = io.BytesIO()
-    soundfile.write(buffer, np.clip(samples, -1, 1) if flac else samples,
+    soundfile.write(buffer, np.clip(np.nan_to_num(samples), -1, 1) if flac else samples,  # FLAC: integers
                     rng.choice([8000, 11025, 16000, 22050, 44100, 48000]),
                     format="FLAC" if flac else "WAV", subtype="PCM_16" if flac else subtype)
     data = bytearray(buffer.getvalue())
@@ -428,6 +432,26 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+@contextmanager
+def memory_limit(extra: int):
+    """The address space capped at the process's present size plus `extra` bytes: a loader that
+    asks for gigabytes then fails here (MemoryError) rather than in the OOM killer."""
+    try:
+        import resource
+
+        size = int(re.search(r"VmSize:\s+(\d+) kB", Path("/proc/self/status").read_text())[1]) * 1024
+    except (ImportError, OSError, TypeError):  # not Linux: no cap
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = size + extra if hard == resource.RLIM_INFINITY else min(size + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def run_case(loader: Loader, case: Case, folder: Path) -> str:
     """"loaded" (the result passed the loader's check) or "refused" (one XmodalError naming a file)."""
     paths = [folder / name for name in case.files]
@@ -435,7 +459,7 @@ def run_case(loader: Loader, case: Case, folder: Path) -> str:
         for path, content in zip(paths, case.files.values()):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
-        with time_limit(HANG_SECONDS), warnings.catch_warnings():
+        with time_limit(HANG_SECONDS), memory_limit(MEMORY_BYTES), warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)  # numpy's overflow / invalid value: garbled numbers
             try:
                 result = loader.load(folder, case)
@@ -456,7 +480,8 @@ def assert_labels(labels: np.ndarray, n: int):
     if labels.dtype.kind in "fiu":
         assert np.isfinite(labels.astype(np.float64)).all(), labels
     else:
-        assert all(isinstance(v, str) and v.strip() and v.lower() not in ("nan", "") for v in labels), labels
+        assert all(isinstance(v, str) and v.strip() and v.lower() != "nan"
+                   or isinstance(v, int) or isinstance(v, float) and math.isfinite(v) for v in labels), labels
 
 
 def assert_columns(frame: pd.DataFrame):
@@ -482,7 +507,8 @@ def ucr_cases(draw):
     files = {f"{FOLDER}_{split}{suffix}": (near_valid_or_random if fuzzed in (split, "both") else valid)(draw, build)
              for split in ("TRAIN", "TEST")}
     return Case(files, {"unequal": draw(st.sampled_from(["error", "resample"])),
-                        "missing": draw(st.sampled_from(["error", "interpolate"]))})
+                        "missing": draw(st.sampled_from(["error", "interpolate"])),
+                        "length": draw(st.sampled_from([None, None, length, length + 1]))})  # a run's length
 
 
 def check_ucr(data, case):
@@ -494,7 +520,7 @@ def check_ucr(data, case):
 
 # Sequences: a CSV, or a folder of <LABEL>.<SPLIT>.fa files.
 
-FASTA_NAMES = ["AMP.tr.fa", "DECOY.tr.fa", "AMP.te.fasta", "DECOY.eval.fa", "AMP.xx.fa", "notes.txt"]
+FASTA_NAMES = ["AMP.tr.fa", "DECOY.tr.fa", "AMP.te.fasta", "DECOY.eval.fa", "notes.txt"]
 
 
 @st.composite
@@ -505,6 +531,8 @@ def sequence_cases(draw):
     names = draw(st.lists(st.sampled_from(FASTA_NAMES), min_size=1, max_size=3, unique=True))
     if draw(st.integers(0, 4)):  # mostly with a training file
         names = ["AMP.tr.fa"] + [name for name in names if name != "AMP.tr.fa"]
+    if draw(st.integers(0, 9)) == 0:
+        names.append("AMP.xx.fa")  # no such split
     fuzzed = draw(st.sampled_from(names))  # the others stay valid
     return Case({name: (near_valid_or_random if name == fuzzed else valid)(draw, fasta_file) for name in names})
 

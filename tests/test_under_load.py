@@ -118,7 +118,12 @@ def test_a_failed_or_interrupted_write_removes_only_the_folders_it_made(tmp_path
 def _interrupt_when_training(process: subprocess.Popen, timeout: float = 180) -> str:
     """SIGINT once the training's progress bar shows; the whole stderr."""
     seen = bytearray()
-    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: process.stderr.read(1), b"")), daemon=True)
+
+    def drain():
+        while chunk := process.stderr.read1(4096):
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     deadline = time.monotonic() + timeout
     while b"fit:" not in seen:

@@ -92,6 +92,14 @@ def _write_traceback(command: str) -> str:
     return path
 
 
+def _close_progress_bars() -> None:
+    """Close the progress bars a Ctrl-C left open, so that the line after them starts a line."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None:
+        for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+            bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -108,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"xmodal {command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f"xmodal {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001  (anything else is a bug in xmodal: reported, never a traceback)

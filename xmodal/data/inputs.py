@@ -117,7 +117,7 @@ def _row_ids(n: int) -> list[str]:
 
 def _read_series(path: Path, run: dict) -> tuple[list[str], np.ndarray]:
     [(ids, x)] = list(_series_batches(path, run, READ_WHOLE))
-    return ids, x
+    return ids, np.array(x)  # an array of its own, not a view of a memory-mapped .npy
 
 
 def _series_batches(path: Path, run: dict, batch_size: int) -> Iterator[tuple[list[str], np.ndarray]]:
@@ -126,8 +126,10 @@ def _series_batches(path: Path, run: dict, batch_size: int) -> Iterator[tuple[li
     length = int(run["series_length"])
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        whole = _series_npy(path, mmap=True)
-        batches = (whole[i : i + batch_size] for i in range(0, len(whole), batch_size))
+        # each batch maps the file afresh: the pages it touched are unmapped with it, so the
+        # resident memory is one batch's, not the whole file's
+        batches = (_series_npy(path, mmap=True)[i : i + batch_size]
+                   for i in range(0, len(_series_npy(path, mmap=True)), batch_size))
     elif suffix == ".ts":
         whole = _series_ts(path)
         batches = (whole[i : i + batch_size] for i in range(0, len(whole), batch_size))
@@ -337,7 +339,8 @@ def _read_csv(path: Path, **options):
         return pd.read_csv(path, **options)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: the file holds no CSV rows") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    # OverflowError: pandas' answer to a 400-digit integer
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError) as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable CSV file ({reason})") from exc
 

@@ -79,6 +79,6 @@ def check_known_classes(labels, classes, where: str) -> None:
     unseen = sorted({value for value in values if value not in known}, key=str)
     if unseen:
         count = sum(value not in known for value in values)
-        raise DataError(f"{where}: {count} samples have labels {unseen[:SHOWN]} that no training sample has (the "
-                        f"training classes are {sorted(known, key=str)[:SHOWN * 2]}); a classifier cannot predict "
-                        "them: give this split only the training classes")
+        raise DataError(f"{where}: {count} of {len(values)} samples have labels {unseen[:SHOWN]} that no training "
+                        f"sample has (the training classes are {sorted(known, key=str)[:SHOWN * 2]}); a classifier "
+                        "cannot predict them: give this split only the training classes")

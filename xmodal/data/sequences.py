@@ -5,8 +5,8 @@
 PATH is
   - a CSV with a `sequence` or `smiles` column and a label column (`label`,
     the one other column, or the one named by `label_column`); rows whose
-    label cell is empty are dropped and counted (MoleculeNet marks missing
-    labels so);
+    label cell is empty (or NaN, ?) are dropped and counted (MoleculeNet marks
+    missing labels so);
   - a folder of FASTA files named `<LABEL>.<SPLIT>.fa` (or `.fasta`), SPLIT one
     of tr/train, eval/val, te/test: the AMP Scanner v2 layout. Every record of
     a file gets the file's label.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xmodal.data.ucr import parse_labels
+from xmodal.data.ucr import is_missing_label, parse_labels
 from xmodal.errors import DataError
 
 SPLIT_NAMES = {"tr": "train", "train": "train", "eval": "validation", "val": "validation",
@@ -115,15 +115,18 @@ def load_sequence_csv(path: str | Path, label_column: str | None = None) -> tupl
     path = Path(path)
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as exc:  # pandas says "No columns to parse from file"
+        raise DataError(f"{path} is empty (or only blank lines); give a CSV file with a header row") from exc
     except Exception as exc:  # pandas raises several parser error types
-        raise DataError(f"cannot read {path} as CSV: {exc}") from exc
+        reason = " ".join(str(exc).split())  # pandas' messages end in (or span) new lines
+        raise DataError(f"cannot read {path} as CSV: {reason}") from exc
     columns = list(table.columns)
     sequence_column = _pick_column(columns, None, SEQUENCE_COLUMNS, "sequence column", path)
     others = [c for c in columns if c != sequence_column]
     label_candidates = ("label",) + ((others[0].lower(),) if len(others) == 1 else ())
     label = _pick_column(columns, label_column, label_candidates, "label column", path)
     raw_labels = table[label].str.strip()
-    keep = (raw_labels != "").to_numpy()
+    keep = ~raw_labels.map(is_missing_label).to_numpy(dtype=bool)
     if not keep.any():
         raise DataError(f"{path}: column {label!r} has no labels")
     rows = np.flatnonzero(keep)

@@ -51,7 +51,10 @@ def _read_csv(path: Path, missing_hint: str, **options) -> pd.DataFrame:
         return pd.read_csv(path, **options)
     except FileNotFoundError as exc:
         raise DataError(f"{path} not found; {missing_hint}") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+    except pd.errors.EmptyDataError as exc:  # pandas says "No columns to parse from file"
+        raise DataError(f"{path} is empty (or only blank lines); {missing_hint}") from exc
+    # OverflowError: pandas' answer to a 400-digit integer
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__  # pandas' messages span lines
         raise DataError(f"{path} is not a readable CSV file ({reason})") from exc
 
@@ -121,12 +124,22 @@ def read_csv_table(path: str | Path, label_column: str, drop_columns: list[str] 
     unnamed = [c for c in frame.columns if str(c).startswith("Unnamed:")]
     frame = frame.drop(columns=unnamed + list(drop_columns or []))
     labels = frame.pop(label_column)
-    if labels.isna().any():
-        raise DataError(f"{path}: {int(labels.isna().sum())} rows have no label in {label_column!r}; drop them first")
+    _refuse_bad_labels(labels, label_column, path)
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides the label {label_column!r}")
     refuse_infinite(frame, path)
     return TableDataset(path.stem, tidy_columns(frame), labels.to_numpy())
+
+
+def _refuse_bad_labels(labels: pd.Series, label_column: str, path: Path) -> None:
+    """Missing labels (empty, NaN or blank cells) and infinite ones (1e400) are no class."""
+    missing = (labels.isna() | labels.map(lambda v: isinstance(v, str) and not v.strip())).to_numpy(dtype=bool)
+    if missing.any():
+        raise DataError(f"{path}: {int(missing.sum())} rows have no label in {label_column!r} (first on line "
+                        f"{np.flatnonzero(missing)[0] + 2}); drop them first")
+    if pd.api.types.is_float_dtype(labels) and np.isinf(labels.to_numpy()).any():
+        raise DataError(f"{path}: infinite labels in {label_column!r} (first on line "
+                        f"{np.flatnonzero(np.isinf(labels.to_numpy()))[0] + 2}); labels must be classes")
 
 
 def load_table(path: str | Path, label_column: str | None = None) -> TableDataset:

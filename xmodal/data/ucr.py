@@ -58,16 +58,32 @@ def folder_names(data_dir: str | Path) -> list[str]:
     return sorted({p.parent.name for p in Path(data_dir).glob("*/*_TRAIN.ts*")})
 
 
+MISSING_LABELS = ("", "nan", "?")  # an empty cell, a NaN written out, the .ts format's missing value
+
+
+def is_missing_label(value) -> bool:
+    return value is None or str(value).strip().lower() in MISSING_LABELS  # str(NaN) is "nan"
+
+
 def parse_labels(raw: list) -> np.ndarray:
-    """Numbers when every label is a number (ints when integral), else strings."""
+    """Numbers when every label is a finite number (ints when integral and exact in a float),
+    else strings: "inf" or "1e400" stay text rather than become garbage integers."""
     text = [str(v).strip() for v in raw]
     try:
         numbers = np.array([float(v) for v in text])
     except ValueError:
         return np.array(text, dtype=object)
-    if np.all(numbers == np.round(numbers)):
+    if not np.isfinite(numbers).all():
+        return np.array(text, dtype=object)
+    if np.all(numbers == np.round(numbers)) and np.all(np.abs(numbers) <= 2**53):
         return numbers.astype(np.int64)
     return numbers
+
+
+def _refuse_missing_labels(labels: list, path: Path) -> None:
+    if missing := [i for i, label in enumerate(labels) if is_missing_label(label)]:
+        raise DataError(f"{path}: {len(missing)} series have no class label (first: series {missing[0]}); "
+                        "label them or remove them")
 
 
 def _read_tsv(path: Path) -> tuple[list[np.ndarray], list]:
@@ -75,9 +91,13 @@ def _read_tsv(path: Path) -> tuple[list[np.ndarray], list]:
 
     try:
         table = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=True)
+    except pd.errors.EmptyDataError as exc:  # pandas says "No columns to parse from file"
+        raise DataError(f"{path} is empty (or only blank lines); it should hold one labelled series a line") from exc
     except Exception as exc:  # pandas raises several parser error types
-        raise DataError(f"cannot read {path} as a UCR tab-separated file: {exc}") from exc
+        reason = " ".join(str(exc).split())  # pandas' messages end in (or span) new lines
+        raise DataError(f"cannot read {path} as a UCR tab-separated file: {reason}") from exc
     labels = table.iloc[:, 0].tolist()
+    _refuse_missing_labels(labels, path)
     values = table.iloc[:, 1:].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     series = []
     for row in values:  # UCR 2018 pads shorter series with trailing NaN
@@ -99,6 +119,7 @@ def _read_ts(path: Path) -> tuple[list[np.ndarray], list]:
             "univariate series: select one channel first"
         )
     series = [np.asarray(cell, dtype=np.float64) for cell in frame.iloc[:, 0]]
+    _refuse_missing_labels(list(labels), path)
     return series, list(labels)
 
 
