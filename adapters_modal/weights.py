@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from xmodal.atomic import atomic_write
 from xmodal.errors import WeightsError
 
 # The shared folder of real weights next to a checkout (the project's data and model
@@ -99,24 +99,23 @@ def find_weights(weight_file: WeightFile, explicit_path: str | Path | None = Non
     return None
 
 
+def _download(weight_file: WeightFile, path: Path) -> None:
+    """Fetch the file's URL into `path` with a progress bar, then check its hash."""
+    with open(path, "wb") as out, urllib.request.urlopen(weight_file.url, timeout=60) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {weight_file.filename}") as bar:
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                out.write(chunk)
+                bar.update(len(chunk))
+    _checked(path, weight_file)
+
+
 def download_weights(weight_file: WeightFile) -> Path:
     """Download into the cache through a temporary file, so a failed or corrupt
     download never leaves a half-written file where the next run would find it."""
     target = cache_dir() / weight_file.filename
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{weight_file.filename}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(weight_file.url, timeout=60) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {weight_file.filename}") as bar:
-                for chunk in iter(lambda: response.read(1 << 16), b""):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        _checked(Path(partial), weight_file)
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    atomic_write(target, lambda partial: _download(weight_file, Path(partial)))
     return target
 
 

@@ -135,7 +135,7 @@ def test_the_rate_limit_answers_429_and_the_client_waits_and_retries(speech):
         assert status == 429 and "rate limit" in answer["detail"]
         client = HttpBlackBoxSource(slow.url, retries=3, backoff=0.1)
         client._ask(np.ones((1, 16000), np.float32))  # waits for Retry-After, then succeeds
-        assert client.sent == 1
+        assert client.sent == 2  # the refused attempt counts too: what an API may bill
     finally:
         slow.stop()
 
@@ -171,25 +171,46 @@ def test_reprogramming_through_http_within_budget_reloads_with_the_served_model(
                                    remote, atol=1e-5)
 
 
-def test_a_fit_run_again_with_its_journal_spends_no_queries(server, gunpoint, tmp_path, monkeypatch):
+def test_a_fit_run_again_with_its_journal_sends_nothing_and_ends_the_same(server, gunpoint, tmp_path,
+                                                                            monkeypatch):
     monkeypatch.setenv("XMODAL_API_KEY", KEY)
     monkeypatch.setenv("XMODAL_QUERY_JOURNAL", str(tmp_path / "queries.npz"))
     x, y, x_test = _gunpoint(gunpoint, 16)
 
-    def fit():
-        model = V2SClassifier("v2s", source=server.url, query_budget=800, epochs=1, batch_size=8,
+    def fit(budget):
+        model = V2SClassifier("v2s", source=server.url, query_budget=budget, epochs=3, batch_size=8,
                               random_state=3).fit(x, y)
         return model, model.reprogrammer_.source
 
-    first, first_source = fit()
-    assert first_source.sent > 0
-    second, second_source = fit()  # as after an interruption: the same queries, all answered by the journal
-    assert second_source.sent == 0
-    assert second.fit_result_.queries == 0
-    np.testing.assert_array_equal(first.predict_proba(x_test), second.predict_proba(x_test))
+    monkeypatch.delenv("XMODAL_QUERY_JOURNAL")
+    reference, reference_source = fit(700)  # uninterrupted, no journal
+    monkeypatch.setenv("XMODAL_QUERY_JOURNAL", str(tmp_path / "queries.npz"))
+    interrupted, interrupted_source = fit(300)  # stops part-way, as an interrupted fit would
+    assert interrupted.fit_result_.stopped_by == "budget" and interrupted_source.sent > 0
+    resumed, resumed_source = fit(700)  # the same command again: the journal answers the first part
+    # nothing asked twice goes over the network again, and the model is the uninterrupted one
+    assert resumed_source.from_journal > 0
+    # the same questions, fewer sent (the reference too answers repeats from its in-memory journal)
+    assert resumed_source.sent + resumed_source.from_journal == reference_source.sent + reference_source.from_journal
+    assert resumed_source.sent < reference_source.sent
+    assert resumed.fit_result_.queries == reference.fit_result_.queries <= 700  # the budget counts every question
+    np.testing.assert_array_equal(resumed.predict_proba(x_test), reference.predict_proba(x_test))
 
 
-def test_the_cli_reprograms_through_the_server_and_logs_the_cost(server, tmp_path, capsys):
+def test_a_journal_of_another_server_is_refused(server, speech, tmp_path):
+    journal = tmp_path / "queries.npz"
+    client = HttpBlackBoxSource(server.url, api_key=KEY, journal=journal)
+    client._ask(np.zeros((1, 16000), np.float32))
+    other = Server(create_app(speech))
+    try:
+        with pytest.raises(XmodalError, match="holds answers of http://127.0.0.1"):
+            HttpBlackBoxSource(other.url, journal=journal)
+    finally:
+        other.stop()
+
+
+def test_the_cli_reprograms_through_the_server_and_logs_the_cost(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("XMODAL_API_KEY", raising=False)  # the CLI sets it from --api-key-file: restored after
     key = tmp_path / "key.txt"
     key.write_text(KEY + "\n")
     out = tmp_path / "run"

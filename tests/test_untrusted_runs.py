@@ -187,3 +187,37 @@ def test_the_source_weights_must_be_the_recorded_ones(current_run, tmp_path):
     folder = _hostile(current_run, tmp_path, change_document=_set("source.weights_sha256", "0" * 64))
     with pytest.raises(PersistenceError, match="exact source it was trained on"):
         V2SClassifier.from_pretrained(folder)
+
+
+HOSTILE_METADATA = {
+    "settings name another source": (_set("metadata.settings.source", "hf:/tmp/evil-model"), None),
+    "fit record a string": (_set("metadata.fit", "x"), "metadata 'fit' should be"),
+    "fit record empty of fields": (_set("metadata.fit", {"bogus": 1}), "fit record are damaged"),
+    "settings a list": (_set("metadata.settings", [1]), "metadata 'settings' should be"),
+    "seed a string": (_set("metadata.seed", "abc"), "metadata 'seed' should be"),
+    "setting a nested object": (_set("metadata.settings.lr", {"a": 1}), "should be a JSON scalar"),
+    "sha256 a number": (_set("source.weights_sha256", 10 ** 63), "'source' must hold"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_METADATA))
+def test_hostile_metadata_is_refused_or_ignored_never_obeyed(case, current_run, tmp_path, monkeypatch):
+    change, message = HOSTILE_METADATA[case]
+    folder = _hostile(current_run, tmp_path, change_document=change)
+    before = _snapshot(folder)
+    if message is None:  # the settings' source is overruled by the save's checked identity
+        model = V2SClassifier.from_pretrained(folder)
+        assert model.settings_["source"] == "bc-resnet-gsc35"
+    else:
+        with pytest.raises(XmodalError, match=message) as caught:
+            V2SClassifier.from_pretrained(folder)
+        assert "\n" not in str(caught.value)
+    assert _snapshot(folder) == before
+
+
+def test_absurdly_nested_json_is_one_line(current_run, tmp_path):
+    folder = _hostile(current_run, tmp_path)
+    text = (folder / CONFIG_FILE).read_text()
+    (folder / CONFIG_FILE).write_text(text[:-1] + ', "metadata": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(PersistenceError, match="corrupt"):
+        V2SClassifier.from_pretrained(folder)

@@ -15,10 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once: setting and restoring the process umask on every write would race with other threads.
+_UMASK = _read_umask()
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -50,7 +54,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None] | bytes | str) -
                 stream.write(write.encode() if isinstance(write, str) else write)
         with open(temporary, "rb+") as stream:
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -66,13 +66,8 @@ class BlackBoxSource(SourceModel):
         self.predict, self.input_spec, self.class_names, self.name = predict, input_spec, list(class_names), name
         self.budget = QueryBudget()
 
-    def cost(self, x: torch.Tensor) -> int:
-        """Queries that asking about `x` spends: one per sample (a source that keeps answers
-        it paid for charges only new ones)."""
-        return len(x)
-
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        self.budget.charge(self.cost(x))
+        self.budget.charge(len(x))
         probabilities = np.asarray(self.predict(x.detach().cpu().numpy()), dtype=np.float64)
         if probabilities.shape != (len(x), self.num_classes):
             raise XmodalError(f"black-box source {self.name!r} returned shape {probabilities.shape} for {len(x)} "

@@ -5,10 +5,13 @@ query budget, and an optional journal of answers that makes an interrupted fit r
     source = HttpBlackBoxSource("http://127.0.0.1:8000", api_key="...", journal="queries.npz")
 
 The journal maps the sha256 of each input (float32 bytes) to the probabilities the server
-gave for it. Black-box training is deterministic for a seed, so a fit run again after an
-interruption sends the same inputs in the same order: every one the journal holds is
-answered from it, free, and only the rest is sent. The journal is rewritten atomically
-after each answered batch, so a kill loses at most the batch in flight.
+gave for it, and records which server and model (URL, weights sha256) gave them: another
+server's journal is refused. Black-box training is deterministic for a seed, so a fit run
+again after an interruption asks about the same inputs in the same order: every one the
+journal holds is answered from it without sending anything, and only the rest is sent. The
+query budget still counts every question asked, journalled or not, so the resumed fit stops
+where the uninterrupted one would have and ends with the same model. The journal is
+rewritten atomically after each answered batch, so a kill loses at most the batch in flight.
 """
 
 from __future__ import annotations
@@ -30,21 +33,38 @@ from xmodal.errors import XmodalError
 from xmodal.serve import NPY
 
 RETRIED_STATUSES = (429, 500, 502, 503, 504)
+MAX_WAIT_SECONDS = 60.0  # the longest pause between attempts, whatever Retry-After says
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: following it would send the API key and the inputs elsewhere."""
+
+    def redirect_request(self, request, fp, code, message, headers, new_url):
+        raise urllib.error.HTTPError(request.full_url, code, f"redirect to {new_url} refused", headers, fp)
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 class QueryJournal:
-    """Answers already paid for: input sha256 -> probabilities, kept in an .npz file."""
+    """Answers already paid for: input sha256 -> probabilities, kept in an .npz file with the
+    identity (URL, weights sha256) of the server that gave them."""
 
-    def __init__(self, path: str | Path | None):
-        self.path = None if path is None else Path(path)
+    def __init__(self, path: str | Path | None, server: tuple[str, str]):
+        self.path, self.server = None if path is None else Path(path), server
         self.answers: dict[str, np.ndarray] = {}
-        if self.path is not None and self.path.is_file():
-            try:
-                with np.load(self.path, allow_pickle=False) as saved:
-                    self.answers = dict(zip(saved["keys"].tolist(), saved["probabilities"]))
-            except (OSError, ValueError, KeyError) as exc:
-                raise XmodalError(f"{self.path} is not a query journal ({exc}); give another --query-journal "
-                                  "or remove it") from None
+        if self.path is None or not self.path.is_file():
+            return
+        try:
+            with np.load(self.path, allow_pickle=False) as saved:
+                recorded = tuple(saved["server"].tolist())
+                self.answers = dict(zip(saved["keys"].tolist(), saved["probabilities"]))
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise XmodalError(f"{self.path} is not a query journal ({exc}); give another --query-journal "
+                              "or remove it") from None
+        if recorded != server:
+            raise XmodalError(f"{self.path} holds answers of {recorded[0]} (model sha256 {recorded[1][:12]}…), not of "
+                              f"{server[0]} (model sha256 {server[1][:12]}…); give another --query-journal")
 
     @staticmethod
     def key(sample: np.ndarray) -> str:
@@ -54,7 +74,8 @@ class QueryJournal:
         self.answers.update(zip(keys, probabilities))
         if self.path is not None:
             buffer = io.BytesIO()
-            np.savez(buffer, keys=np.array(list(self.answers)), probabilities=np.stack(list(self.answers.values())))
+            np.savez(buffer, server=np.array(self.server), keys=np.array(list(self.answers)),
+                     probabilities=np.stack(list(self.answers.values())))
             atomic_write(self.path, buffer.getvalue())
 
 
@@ -77,33 +98,43 @@ class HttpBlackBoxSource(BlackBoxSource):
                              value_range=tuple(info["value_range"]))
         super().__init__(self._ask, spec, info["class_names"], self.url, info["weights_sha256"])
         self.served_name, self.max_batch = info["name"], int(info["max_batch"])
-        self.journal = QueryJournal(journal)
+        self.journal = QueryJournal(journal, (self.url, info["weights_sha256"]))
         self.sent = 0  # samples sent over the network, retries included (what an API bills)
+        self.from_journal = 0  # distinct inputs per call answered by the journal instead
 
     # -- HTTP ---------------------------------------------------------------------------
-    def _request(self, path: str, body: bytes | None = None) -> dict:
+    def _request(self, path: str, body: bytes | None = None, samples: int = 0) -> dict:
+        """One call, retried with backoff on 429, 5xx and connection errors; every attempt's
+        samples count as sent (an API may bill a request whose answer was lost), and every
+        retry is charged to the budget first."""
         headers = {"Content-Type": NPY} if body is not None else {}
         if self.api_key is not None:
             headers["X-API-Key"] = self.api_key
         for attempt in range(self.retries + 1):
+            if samples:  # /predict (/info is free, and comes before the budget exists)
+                if attempt:
+                    self.budget.charge(samples)
+                self.sent += samples
             request = urllib.request.Request(self.url + path, data=body, headers=headers,
                                              method="POST" if body is not None else "GET")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read())
+                with _OPENER.open(request, timeout=self.timeout) as response:
+                    answer = json.loads(response.read())
+                if not isinstance(answer, dict):
+                    raise ValueError("not a JSON object")
+                return answer
             except urllib.error.HTTPError as exc:
-                detail = _detail(exc)
                 if exc.code not in RETRIED_STATUSES or attempt == self.retries:
-                    raise XmodalError(f"{self.url}{path} answered HTTP {exc.code}: {detail}") from None
-                wait = float(exc.headers.get("Retry-After") or 0) or self.backoff * 2 ** attempt
+                    raise XmodalError(f"{self.url}{path} answered HTTP {exc.code}: {_detail(exc)}") from None
+                wait = _retry_after(exc) or self.backoff * 2 ** attempt
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 if attempt == self.retries:
                     raise XmodalError(f"cannot reach {self.url}{path} after {self.retries + 1} attempts "
                                       f"({getattr(exc, 'reason', exc)}); is `xmodal serve` running there?") from None
                 wait = self.backoff * 2 ** attempt
-            if body is not None and attempt < self.retries:
-                self.budget.charge(self._batch_size)  # a retried batch may be billed again
-            time.sleep(wait)
+            except ValueError as exc:  # a 200 whose body is not a JSON object: not an xmodal server
+                raise XmodalError(f"{self.url}{path} answered something that is not xmodal's JSON ({exc})") from None
+            time.sleep(min(wait, MAX_WAIT_SECONDS))
         raise AssertionError("unreachable")
 
     def _info(self) -> dict:
@@ -121,25 +152,19 @@ class HttpBlackBoxSource(BlackBoxSource):
         for i, key in enumerate(keys):
             if key not in self.journal.answers:
                 first.setdefault(key, i)
+        self.from_journal += len(set(keys)) - len(first)
         missing = list(first.values())
         for start in range(0, len(missing), self.max_batch):
             chunk = missing[start:start + self.max_batch]
             buffer = io.BytesIO()
             np.save(buffer, batch[chunk].astype(np.float32), allow_pickle=False)
-            self._batch_size = len(chunk)
-            answer = self._request("/predict", buffer.getvalue())
+            answer = self._request("/predict", buffer.getvalue(), samples=len(chunk))
             probabilities = np.asarray(answer.get("probabilities"), dtype=np.float64)
             if probabilities.shape != (len(chunk), self.num_classes):
                 raise XmodalError(f"{self.url}/predict answered shape {probabilities.shape} for {len(chunk)} inputs; "
                                   f"expected ({len(chunk)}, {self.num_classes}) probabilities")
-            self.sent += len(chunk)
             self.journal.record([keys[i] for i in chunk], probabilities)
         return np.stack([self.journal.answers[key] for key in keys])
-
-    def cost(self, x) -> int:
-        """Only inputs the journal cannot answer are charged."""
-        keys = {QueryJournal.key(sample) for sample in x.detach().cpu().numpy()}
-        return sum(key not in self.journal.answers for key in keys)
 
 
 def _detail(error: urllib.error.HTTPError) -> str:
@@ -147,3 +172,11 @@ def _detail(error: urllib.error.HTTPError) -> str:
         return str(json.loads(error.read())["detail"])
     except Exception:  # not JSON, or no detail: the status line says enough
         return error.reason or "no detail"
+
+
+def _retry_after(error: urllib.error.HTTPError) -> float:
+    """Retry-After in seconds (0 when absent or given as a date: then the backoff decides)."""
+    try:
+        return max(0.0, float(error.headers.get("Retry-After") or 0))
+    except ValueError:
+        return 0.0

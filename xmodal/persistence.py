@@ -146,7 +146,7 @@ def read_document(folder: str | Path) -> dict:
                                "(run `xmodal fit series|sequence|table --out FOLDER` first)")
     try:
         document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
         raise PersistenceError(f"{path} is corrupt ({exc}); re-run the fit that produced it") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise PersistenceError(f"{path} is not an xmodal reprogrammer file")
@@ -159,6 +159,7 @@ def read_document(folder: str | Path) -> dict:
             f"this xmodal ({__version__}) reads up to {FORMAT_VERSION}; upgrade xmodal"
         )
     _check_keys(document, path)
+    _check_metadata(document["metadata"] if "metadata" in document else {}, path)
     return _upgrade(document)
 
 
@@ -176,7 +177,7 @@ def _check_keys(document: dict, path: Path) -> None:
                                    "the save is damaged, re-run the fit")
     source = document["source"]
     if (set(source) != {"name", "weights_sha256"} or not isinstance(source["name"], str)
-            or not SHA256_PATTERN.fullmatch(str(source["weights_sha256"]))):
+            or not isinstance(source["weights_sha256"], str) or not SHA256_PATTERN.fullmatch(source["weights_sha256"])):
         raise PersistenceError(f"{path}: 'source' must hold a name and a 64-digit weights_sha256, got {source!r}")
     if not SHA256_PATTERN.fullmatch(document["weights_sha256"]):
         raise PersistenceError(f"{path}: weights_sha256 is not a sha256; the save is damaged")
@@ -190,6 +191,25 @@ def _check_keys(document: dict, path: Path) -> None:
         raise PersistenceError(f"{path}: 'classes' must be a non-empty list of labels (strings or numbers)")
     if not isinstance(document["bridge"].get("kind"), str) or not isinstance(document["bridge"].get("config"), dict):
         raise PersistenceError(f"{path}: 'bridge' must hold a kind and a config; the save is damaged")
+
+
+# What xmodal's estimators and CLI keep in "metadata" and read back; anything else there is free-form.
+METADATA_TYPES = {"estimator": str, "task": str, "preset": str, "settings": dict, "params": dict, "seed": int,
+                  "fit": dict, "data": dict, "dataset": str}
+
+
+def _check_metadata(metadata: dict, path: Path) -> None:
+    """The metadata xmodal reads back, of its types; settings JSON scalars only."""
+    for key, kind in METADATA_TYPES.items():
+        value = metadata.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise PersistenceError(f"{path}: metadata {key!r} should be a JSON {kind.__name__}, got "
+                                   f"{type(value).__name__}; the save is damaged, re-run the fit")
+    for key in ("settings", "params"):
+        for name, value in (metadata.get(key) or {}).items():
+            if not isinstance(value, (str, int, float, bool, type(None))):
+                raise PersistenceError(f"{path}: metadata setting {name!r} should be a JSON scalar, got "
+                                       f"{type(value).__name__}; the save is damaged, re-run the fit")
 
 
 def _upgrade(document: dict) -> dict:
@@ -223,10 +243,12 @@ def check_source_trust(document: dict, folder: str | Path, trust_source: bool) -
     if is_trusted_by_default(saved["name"]):
         return
     if not trust_source:
+        served = saved["name"].startswith(("http:", "https:"))
+        risk = ("contact that server and send it your inputs (and XMODAL_API_KEY)" if served
+                else "load whatever that folder or hub id holds")
         raise PersistenceError(
             f"{folder} names the source {saved['name']!r}, which is not a registered source: loading the run "
-            "would load whatever that folder or hub id holds. If you trust this run, pass trust_source=True "
-            "(CLI: --trust-source)")
+            f"would {risk}. If you trust this run, pass trust_source=True (CLI: --trust-source)")
     if saved["name"].startswith(("http:", "https:")):
         return  # a served source: the server reports its weights' sha256, compared once connected (_check_source)
     from adapters_modal.hf_loading import resolve_location, weights_identity

@@ -25,6 +25,7 @@ from xmodal.cli.arguments import add_setting_flags, setting_overrides
 from xmodal.cli.runs import check_out, remove_stale, run_folder, write_json
 from xmodal.cli.tasks import TASKS
 from xmodal.errors import DataError
+from xmodal.settings import SETTINGS
 
 TASK_HELP = {
     "series": "univariate time series (UCR) -> a frozen speech model (Voice2Series and the pitch recipe)",
@@ -54,7 +55,8 @@ def add_parser(commands) -> None:
         run.add_argument("--baseline", metavar="NAME[,NAME]",
                          help="fit baselines on the same split and print them beside the model "
                               "(see xmodal.baselines: " + _baseline_names(name) + ")")
-        _add_blackbox_flags(sub)
+        if "query_budget" in SETTINGS[name]:  # the tasks that can train through a black box
+            _add_blackbox_flags(sub)
         sub.set_defaults(run=run_fit, command_name=f"fit {name}")  # error lines name the task
         parsers.append(sub)
     owners: dict[str, list[str]] = {}  # which task takes which flag, for the error on another task's flag
@@ -79,8 +81,8 @@ def _add_blackbox_flags(parser) -> None:
 
 def _use_blackbox(args, overrides: dict) -> None:
     """--blackbox-url and its companions: the source becomes the URL (adapters_modal.http)."""
-    if args.blackbox_url is None:
-        if args.api_key_file or args.query_journal:
+    if getattr(args, "blackbox_url", None) is None:
+        if getattr(args, "api_key_file", None) or getattr(args, "query_journal", None):
             raise DataError("--api-key-file and --query-journal go with --blackbox-url")
         return
     import os
@@ -109,7 +111,8 @@ def query_log(estimator, result, price_per_1000: float) -> dict | None:
     if result.queries is None and sent is None:
         return None
     billed = sent if sent is not None else result.queries
-    return {"training_queries": result.queries, "queries_sent": sent, "price_per_1000_usd": price_per_1000,
+    return {"training_queries": result.queries, "queries_sent": sent,
+            "answered_by_journal": getattr(source, "from_journal", None), "price_per_1000_usd": price_per_1000,
             "cost_usd": round(billed * price_per_1000 / 1000, 4)}
 
 
@@ -265,7 +268,7 @@ def run_fit(args: argparse.Namespace) -> None:
         "probe_test_roc_auc": None if probe_scores is None else probe_scores["roc_auc"],
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_by": result.stopped_by,
         "selection": result.selection, "queries": result.queries, "data": split.record,
-        "query_log": query_log(estimator, result, args.price_per_1000),
+        "query_log": query_log(estimator, result, getattr(args, "price_per_1000", None)),
     })
     search = getattr(estimator, "search_result_", None)
     if search is not None:

@@ -6,6 +6,9 @@ import argparse
 from pathlib import Path
 
 from xmodal.errors import XmodalError
+from xmodal.serve import ServeLimits
+
+DEFAULTS = ServeLimits()
 
 
 def add_parser(commands) -> None:
@@ -20,9 +23,12 @@ def add_parser(commands) -> None:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--api-key-file", metavar="FILE", help="a file holding the API key clients must send "
                                                               "(header X-API-Key); without it anyone may query")
-    serve.add_argument("--max-batch", type=int, default=256, help="inputs per request (default 256)")
-    serve.add_argument("--max-body-mb", type=float, default=64.0, help="request body limit in MB (default 64)")
-    serve.add_argument("--rate-limit", type=float, default=50.0, help="requests per second per client (default 50)")
+    serve.add_argument("--max-batch", type=int, default=DEFAULTS.max_batch,
+                       help=f"inputs per request (default {DEFAULTS.max_batch})")
+    serve.add_argument("--max-body-mb", type=float, default=DEFAULTS.max_body_bytes / 2**20,
+                       help=f"request body limit in MB (default {DEFAULTS.max_body_bytes / 2**20:g})")
+    serve.add_argument("--rate-limit", type=float, default=DEFAULTS.rate,
+                       help=f"requests per second per client, in bursts of up to twice that (default {DEFAULTS.rate:g})")
     serve.set_defaults(run=run_serve)
 
 
@@ -41,10 +47,9 @@ def read_api_key(path: str | None) -> str | None:
 
 def run_serve(args: argparse.Namespace) -> None:
     from adapters_modal import load_source
-    from xmodal.serve import ServeLimits, input_shape, serve
+    from xmodal.serve import input_shape, serve
 
-    limits = ServeLimits(args.max_batch, int(args.max_body_mb * 1024 * 1024), args.rate_limit,
-                         max(1, int(2 * args.rate_limit)))
+    limits = ServeLimits.for_rate(args.max_batch, int(args.max_body_mb * 2**20), args.rate_limit)
     key = read_api_key(args.api_key_file)
     source = load_source(args.source, args.weights)
     input_shape(source)  # an unservable (text) source is refused before the server starts

@@ -26,7 +26,7 @@ import torch
 from sklearn.utils.multiclass import check_classification_targets
 
 from xmodal.devices import resolve_device
-from xmodal.errors import DataError, PersistenceError
+from xmodal.errors import DataError, PersistenceError, XmodalError
 from xmodal.presets import DEFAULT_PRESET, preset_names, resolve_settings
 from xmodal.settings import DEVICE, SETTINGS, check_settings
 from xmodal.training.config import FitResult, TrainConfig
@@ -187,16 +187,22 @@ class ReprogrammingEstimator:
                                                    weights_path=weights_path, trust_source=trust_source)
         preset = metadata.get("preset", DEFAULT_PRESET)
         # The device the run was trained on says nothing about this machine: the one asked for here.
-        saved = {**cls._saved_settings(metadata), "device": device}
+        # The source is the one the save is identified by (and was trust-checked), whatever the
+        # metadata's settings say: a later fit must not load another model than the one checked.
+        saved = {**cls._saved_settings(metadata), "device": device, "source": document["source"]["name"]}
         estimator = cls(preset if preset in preset_names(cls.task) else DEFAULT_PRESET,
                         **{k: v for k, v in saved.items() if v is not None})
         estimator.random_state = metadata.get("seed", estimator.random_state)
         # The settings the run was trained with, as saved: not re-read through today's preset.
         # (Runs of xmodal 0.1 saved only some; the preset fills the rest.)
         complete = set(saved) == set(SETTINGS[cls.task])
-        estimator.settings_ = check_settings(cls.task, saved) if complete else estimator.resolved_settings()
+        try:
+            estimator.settings_ = check_settings(cls.task, saved) if complete else estimator.resolved_settings()
+            estimator.fit_result_ = FitResult.from_dict(metadata["fit"]) if metadata.get("fit") else None
+        except (XmodalError, TypeError, KeyError, ValueError) as exc:
+            raise PersistenceError(f"{folder}: the saved settings or fit record are damaged ({exc}); "
+                                   "re-run the fit") from exc
         estimator.seed_ = metadata.get("seed")
-        estimator.fit_result_ = FitResult.from_dict(metadata["fit"]) if metadata.get("fit") else None
         estimator.reprogrammer_ = reprogrammer.to(where)
         estimator.classes_ = np.array(document["classes"])
         estimator._restore(document)
