@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import safetensors.torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -214,7 +214,8 @@ def test_the_cli_reprograms_through_the_server_and_logs_the_cost(server, tmp_pat
     key = tmp_path / "key.txt"
     key.write_text(KEY + "\n")
     out = tmp_path / "run"
-    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--preset", "v2s", "--blackbox-url", server.url,
+    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--preset", "v2s",
+                 "--blackbox-url", server.url,
                  "--api-key-file", str(key), "--query-budget", "600", "--epochs", "1", "--quiet",
                  "--price-per-1000", "2.5", "--out", str(out)]) == 0
     log = json.loads((out / "metrics.json").read_text())["query_log"]
@@ -242,7 +243,8 @@ def test_xmodal_serve_runs_from_the_command_line(tmp_path):
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.2)
-        assert client.served_name == "bc-resnet-gsc35" and client._ask(np.zeros((2, 16000), np.float32)).shape == (2, 35)
+        assert client.served_name == "bc-resnet-gsc35"
+        assert client._ask(np.zeros((2, 16000), np.float32)).shape == (2, 35)
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)

@@ -22,7 +22,12 @@ from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.sequence import SequenceClassifier
 from xmodal.estimators.series import V2SClassifier
 from xmodal.estimators.table import TableClassifier
-from xmodal.persistence import CONFIG_FILE, FORMAT_VERSION, load_reprogrammer, weights_file, weights_file_name
+from xmodal.persistence import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    load_reprogrammer,
+    weights_file_name,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 

@@ -282,8 +282,9 @@ def _build(document: dict, source: SourceModel, folder: Path) -> Reprogrammer:
         output_map = output_map_from_settings(document["output_map"])
         return Reprogrammer(bridge, source, output_map, document["classes"], reads=document.get("reads", "logits"))
     except (KeyError, TypeError, ValueError, XmodalError, RuntimeError) as exc:
-        raise PersistenceError(f"{folder}/{CONFIG_FILE}: the bridge or map settings are damaged "
-                               f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); re-run the fit") from exc
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PersistenceError(f"{folder}/{CONFIG_FILE}: the bridge or map settings are damaged ({reason}); "
+                               "re-run the fit") from exc
 
 
 def _load_state(model: Reprogrammer, weights: Path) -> None:

@@ -20,7 +20,6 @@ import io
 import threading
 import time
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np

@@ -28,7 +28,8 @@ def add_parser(commands) -> None:
     serve.add_argument("--max-body-mb", type=float, default=DEFAULTS.max_body_bytes / 2**20,
                        help=f"request body limit in MB (default {DEFAULTS.max_body_bytes / 2**20:g})")
     serve.add_argument("--rate-limit", type=float, default=DEFAULTS.rate,
-                       help=f"requests per second per client, in bursts of up to twice that (default {DEFAULTS.rate:g})")
+                       help=f"requests per second per client, in bursts of up to twice that "
+                            f"(default {DEFAULTS.rate:g})")
     serve.set_defaults(run=run_serve)
 
 
