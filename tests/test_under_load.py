@@ -98,16 +98,17 @@ def test_a_failed_or_interrupted_write_removes_only_the_folders_it_made(tmp_path
 
     for error in (KeyboardInterrupt, OSError):
         with pytest.raises(error), run_folder(tmp_path / "new" / "run", "GunPoint") as folder:
-            folder.mkdir(parents=True)
+            assert folder.is_dir()
             (folder / "metrics.json").write_text("{")
             raise error
         assert not (tmp_path / "new").exists()
     own = tmp_path / "mine"
     own.mkdir()
+    (own / "notes.txt").write_text("mine")
     with pytest.raises(KeyboardInterrupt), run_folder(own, "GunPoint") as folder:
         (folder / "metrics.json").write_text("{")
         raise KeyboardInterrupt
-    assert own.is_dir()
+    assert [p.name for p in own.iterdir()] == ["notes.txt"]  # the user's folder and file stay, the run's go
     monkeypatch.chdir(tmp_path)
     with pytest.raises(KeyboardInterrupt), run_folder(None, "GunPoint") as folder:
         assert folder.parent.name == "runs" and folder.is_dir()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from xmodal.cli.arguments import add_setting_flags, setting_overrides
-from xmodal.cli.runs import check_out, remove_stale, run_folder, write_json
+from xmodal.cli.runs import check_out, remove_run_files, run_folder, write_json
 from xmodal.cli.tasks import TASKS
 from xmodal.errors import DataError
 from xmodal.settings import SETTINGS
@@ -279,9 +279,9 @@ def run_fit(args: argparse.Namespace) -> None:
     metrics["history"] = result.history
 
     with run_folder(out, split.name) as folder:  # a write failed or interrupted leaves no half run behind
-        estimator.save_pretrained(folder, metadata={"dataset": split.name, "data": split.record})
+        if args.overwrite:
+            remove_run_files(folder)  # the old run stops being one before anything of the new is written
         write_json(folder / "metrics.json", metrics)
-        written = {"metrics.json"}
         if args.plot:
             from xmodal.plots import confusion_matrix, learning_curve
 
@@ -290,7 +290,6 @@ def run_fit(args: argparse.Namespace) -> None:
             learning_curve(result.history, folder / "learning_curve.png", best_epoch=result.best_epoch, title=title)
             confusion_matrix(split.y_test, predicted, estimator.classes_, folder / "confusion_matrix.png",
                              title=f"{title}, test split")
-            written |= {"learning_curve.png", "confusion_matrix.png"}
-        if args.overwrite:
-            remove_stale(folder, written)
+        # last: reprogrammer.json is the commit point, a folder without it is no run
+        estimator.save_pretrained(folder, metadata={"dataset": split.name, "data": split.record})
     _print_report(split, estimator, metrics, probe_scores, folder)

@@ -21,9 +21,9 @@ from xmodal.atomic import atomic_write
 from xmodal.errors import PersistenceError, XmodalError
 
 RUNS_FOLDER = Path("runs")
-# What `fit` writes into a run; with --overwrite the ones this fit did not write are removed
-# (a learning curve of the previous run must not sit beside the new one). Nothing else is;
-# the previous weights file is removed by the save itself.
+# What `fit` writes into a run besides the reprogrammer's JSON and weights; with --overwrite
+# they are all removed first (a learning curve of the previous run must not sit beside the
+# new one). Nothing else in the folder is touched.
 RUN_FILES = ("metrics.json", "learning_curve.png", "confusion_matrix.png")
 
 # bridge kind -> task, for runs saved before the metadata recorded the task
@@ -62,21 +62,48 @@ def new_run_folder(dataset: str, when: float | None = None) -> Path:
 
 @contextmanager
 def run_folder(out: Path | None, dataset: str):
-    """The folder a fit writes its run into: `out`, or a new runs/<dataset>-<time>. When the
-    writing fails or is interrupted (Ctrl-C), the folders this fit made are removed, so no
-    half-written run is left to pass for a finished one; a folder the user had is never removed."""
+    """The folder a fit writes its run into: `out`, or a new runs/<dataset>-<time>. The fit
+    writes reprogrammer.json last (its commit point: without it a folder is no run), and when
+    the writing fails or is interrupted (Ctrl-C) the run's files are removed: a folder this fit
+    made goes with them (and its parents, if this fit made them and they are empty: never a
+    folder another fit is writing into); a folder the user had stays."""
     if out is None:
-        runs = _first_missing(RUNS_FOLDER)
+        missing = _first_missing(RUNS_FOLDER)  # runs/ (and above) when this fit is the one to make them
         folder = new_run_folder(dataset)
-        made = runs or folder
+        owned = True
     else:
-        folder, made = out, _first_missing(out)
+        missing = _first_missing(out)
+        folder, owned = out, missing is not None
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         yield folder
     except BaseException:
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+        if owned:
+            shutil.rmtree(folder, ignore_errors=True)
+            if missing is not None:
+                _remove_empty(folder.parent, stop=missing.parent)
+        else:
+            remove_run_files(folder)
         raise
+
+
+def _remove_empty(folder: Path, stop: Path | None) -> None:
+    """rmdir `folder` and its parents up to (not including) `stop` while they are empty; a
+    folder another process wrote into in the meantime is not empty, and stays."""
+    while stop is not None and folder != stop:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def remove_run_files(folder: Path) -> None:
+    """The files a fit writes into a run folder, gone (the JSON first: the folder stops being a run)."""
+    for name in ("reprogrammer.json", *RUN_FILES):
+        (folder / name).unlink(missing_ok=True)
+    for weights in folder.glob("reprogrammer*.safetensors"):
+        weights.unlink(missing_ok=True)
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -87,13 +114,6 @@ def _first_missing(path: Path) -> Path | None:
             break
         missing = folder
     return missing
-
-
-def remove_stale(folder: Path, written: set[str]) -> None:
-    """Remove the run files of an overwritten run that this fit did not write."""
-    for name in RUN_FILES:
-        if name not in written and (folder / name).is_file():
-            (folder / name).unlink()
 
 
 def _plain(value):
