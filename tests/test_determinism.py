@@ -39,6 +39,17 @@ CASES = {
 VARYING = {"fit_seconds", "peak_rss_mb"}  # metrics that measure the machine, not the model
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Bit-identical results are promised for one torch thread: with two, a sequence fit
+    (R2DL through MiniLM) differs in the last bits between two runs of the same seed (an op
+    of that path is not deterministic across threads; not identified yet, docs/reliability.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def data(amp):
     """case -> (X_train, y_train, X_test, y_test)."""

@@ -37,14 +37,22 @@ def minirocket(X_train, y_train, X_test, seed: int = 0) -> np.ndarray:
     from sklearn.preprocessing import StandardScaler
     from sktime.transformations.panel.rocket import MiniRocket
 
+    import torch
+
     x_train, x_test = _panel(X_train, "training")[:, None, :], _panel(X_test, "test")[:, None, :]
-    # The steps by hand: scikit-learn >= 1.8's Pipeline sets callback state that sktime
-    # transformers do not carry.
-    transform = MiniRocket(random_state=seed).fit(x_train)
+    threads = torch.get_num_threads()  # sktime's MiniRocket (numba) raises torch's thread count: put back
+    try:
+        # The steps by hand: scikit-learn >= 1.8's Pipeline sets callback state that sktime
+        # transformers do not carry.
+        transform = MiniRocket(random_state=seed).fit(x_train)
+        features_train = np.asarray(transform.transform(x_train))
+        features_test = np.asarray(transform.transform(x_test))
+    finally:
+        torch.set_num_threads(threads)
     scaler = StandardScaler(with_mean=False)
     ridge = RidgeClassifierCV(alphas=np.logspace(-3, 3, 10))
-    ridge.fit(scaler.fit_transform(np.asarray(transform.transform(x_train))), np.asarray(y_train))
-    scores = ridge.decision_function(scaler.transform(np.asarray(transform.transform(x_test))))
+    ridge.fit(scaler.fit_transform(features_train), np.asarray(y_train))
+    scores = ridge.decision_function(scaler.transform(features_test))
     if scores.ndim == 1:  # two classes: d > 0 means classes_[1]
         scores = np.column_stack([-scores, scores])
     scores = scores - scores.max(axis=1, keepdims=True)
