@@ -228,5 +228,7 @@ def test_v2s_trains_on_ucr_series_with_the_tiny_ast(folders, tmp_path):
     proba = classifier.predict_proba(x)
     assert proba.shape == (8, 2) and np.allclose(proba.sum(axis=1), 1)
     classifier.save_pretrained(tmp_path / "run")  # the run names its source hf:<folder>; reloading finds it
-    again = V2SClassifier.from_pretrained(tmp_path / "run")
+    with pytest.raises(XmodalError, match="not a registered source.*trust_source=True"):
+        V2SClassifier.from_pretrained(tmp_path / "run")  # a folder named by a run: loaded only when trusted
+    again = V2SClassifier.from_pretrained(tmp_path / "run", trust_source=True)  # its weights hashed as recorded
     assert np.allclose(again.predict_proba(x), proba, atol=1e-6)
