@@ -277,11 +277,15 @@ def _build(document: dict, source: SourceModel, folder: Path) -> Reprogrammer:
     if kind not in BRIDGES:
         raise PersistenceError(f"{folder} uses bridge {kind!r}, unknown to this xmodal; upgrade xmodal")
     bridge_cls, config_cls = BRIDGES[kind]
+    sizes = [document["output_map"].get(key) for key in ("num_source", "num_target")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+        raise PersistenceError(f"{folder}/{CONFIG_FILE}: output_map num_source and num_target must be positive "
+                               f"whole numbers, got {sizes}; the save is damaged, re-run the fit")
     try:
         bridge = bridge_cls(config_cls.from_dict(document["bridge"]["config"]))
         output_map = output_map_from_settings(document["output_map"])
         return Reprogrammer(bridge, source, output_map, document["classes"], reads=document.get("reads", "logits"))
-    except (KeyError, TypeError, ValueError, XmodalError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError, XmodalError, RuntimeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PersistenceError(f"{folder}/{CONFIG_FILE}: the bridge or map settings are damaged ({reason}); "
                                "re-run the fit") from exc
