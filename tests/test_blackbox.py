@@ -166,3 +166,54 @@ def test_the_estimator_trains_black_box_within_its_query_budget(italy):
     assert 0 < result.queries <= 1200 and result.stopped_by == "budget"
     assert classifier.reprogrammer_.source.name == "bc-resnet-gsc35"  # the real source put back
     assert classifier.predict_proba(italy.x_test[:5, None, :]).shape == (5, 2)
+
+
+def _proba_model(source, data, resolution=16):
+    from xmodal.bridges.tones import SeriesToTones
+    from xmodal.maps import LinearHead
+
+    bridge = SeriesToTones(num_samples=16000, encoding="pitch", delta_resolution=resolution)
+    return Reprogrammer(bridge, source, LinearHead(source.num_classes, len(data.classes)), data.classes,
+                        reads="log_probs")
+
+
+def test_a_head_on_log_probabilities_reads_the_same_from_the_source_and_from_its_api(source, italy):
+    model = _proba_model(source, italy)
+    x = torch.tensor(italy.x_test[:8], dtype=torch.float32)
+    white_box = model.predict_proba(x)
+    model.source = hide_gradients(source)
+    assert torch.allclose(model.predict_proba(x), white_box, atol=1e-5)
+
+
+def test_black_box_training_of_a_probe_head_pays_for_the_probe_and_trains_theta_only(source, italy):
+    api = CountingAPI(source)
+    model = _proba_model(BlackBoxSource(api, source.input_spec, source.class_names, "counting-api"), italy)
+    x, y = torch.tensor(italy.x_train, dtype=torch.float32), _targets(italy, italy.y_train)
+    config = TrainConfig(epochs=3, patience=3, batch_size=16, head_init="probe", select_on="loss", seed=0,
+                         progress=False)
+    result = train(model, x, y, config, gradients=ZerothOrder(2000, directions=4, seed=0))
+    # the probe read all 67 training series, each epoch's steps and validation came on top
+    assert result.queries == api.samples <= 2000 and result.epochs_run == 3
+    assert api.samples == 67 + 13 + 3 * (54 * 5 + 13)
+    trained = [record for record in result.history if record["epoch"] > 0]
+    assert len(trained) == 3 and result.probe_c is not None
+    # Training moves theta (16 numbers) and leaves the probe head as it started.
+    start, last = result.start_state, model.trainable_state()
+    assert model.bridge.delta.numel() == 16
+    if result.best_epoch > 0:
+        assert torch.equal(last["output_map.linear.weight"], start["output_map.linear.weight"])
+        assert not torch.equal(last["bridge.delta"], start["bridge.delta"])
+
+
+def test_the_estimator_trains_a_probe_head_black_box_and_refuses_a_random_one(italy):
+    from xmodal.estimators.series import V2SClassifier
+    from xmodal.estimators.table import TableClassifier
+
+    classifier = V2SClassifier("v2s", encoding="pitch", masked=False, mapping="proba", delta_resolution=16,
+                               query_budget=1500, epochs=3, random_state=0)
+    classifier.fit(italy.x_train[:, None, :], italy.y_train)
+    assert 0 < classifier.fit_result_.queries <= 1500 and classifier.fit_result_.probe_c is not None
+    assert (classifier.predict(italy.x_test[:, None, :]) == italy.y_test).mean() > 0.6
+    with pytest.raises(DataError, match="a random head would stay random; set head_init='probe'"):
+        TableClassifier(mapping="proba", head_init="random", query_budget=1000, epochs=3).fit(
+            np.zeros((4, 2)), [0, 1, 0, 1])

@@ -16,6 +16,7 @@ source side:
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -24,6 +25,12 @@ import torch
 from adapters_modal.base import InputSpec, SourceModel
 from xmodal.devices import module_device
 from xmodal.errors import DataError, XmodalError
+
+
+# The smallest probability read: log(0) would be -inf. White-box log-probabilities are
+# floored the same way (xmodal.reprogrammer), so a head trained on an API's answers
+# predicts the same from the real source.
+LOG_PROBABILITY_FLOOR = math.log(1e-12)
 
 
 class BudgetExhausted(XmodalError):
@@ -75,7 +82,8 @@ class BlackBoxSource(SourceModel):
         if not np.isfinite(probabilities).all() or (probabilities < 0).any():
             raise XmodalError(f"black-box source {self.name!r} returned NaN, infinite or negative probabilities")
         # back on the input's device: the API answers in numpy, the reprogrammer may be on a GPU
-        return torch.from_numpy(np.log(np.clip(probabilities, 1e-12, None))).float().to(x.device)
+        log_probabilities = np.log(np.clip(probabilities, math.exp(LOG_PROBABILITY_FLOOR), None))
+        return torch.from_numpy(log_probabilities).float().to(x.device)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise XmodalError(f"{self.name!r} is a black box: it gives class probabilities only, no features")

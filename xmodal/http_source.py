@@ -34,6 +34,7 @@ from xmodal.serve import NPY
 
 RETRIED_STATUSES = (429, 500, 502, 503, 504)
 MAX_WAIT_SECONDS = 60.0  # the longest pause between attempts, whatever Retry-After says
+NPY_HEADER_ROOM = 1024  # bytes: an .npy header is at most a few hundred
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -97,7 +98,13 @@ class HttpBlackBoxSource(BlackBoxSource):
             spec = InputSpec("image", channels=shape[0], height=shape[1], width=shape[2],
                              value_range=tuple(info["value_range"]))
         super().__init__(self._ask, spec, info["class_names"], self.url, info["weights_sha256"])
-        self.served_name, self.max_batch = info["name"], int(info["max_batch"])
+        self.served_name = info["name"]
+        # Inputs per request: the server's batch limit, and as many as its body limit takes (an
+        # image is 600 kB as float32).
+        sample_bytes = 4 * int(np.prod(shape))
+        body_room = int(info.get("max_body_bytes") or 0) - NPY_HEADER_ROOM
+        by_body = body_room // sample_bytes if body_room > 0 else int(info["max_batch"])
+        self.max_batch = max(1, min(int(info["max_batch"]), by_body))
         self.journal = QueryJournal(journal, (self.url, info["weights_sha256"]))
         self.sent = 0  # samples sent over the network, retries included (what an API bills)
         self.from_journal = 0  # distinct inputs per call answered by the journal instead

@@ -39,7 +39,8 @@ _V2S = {
     "source": "bc-resnet-gsc35", "encoding": "waveform", "mapping": "frequency", "labels_per_class": None,
     "remap_every": 1, "laplace": 1.0, "standardize": True, "upsample_factor": 1, "target_duration": None,
     "interpolation": "linear", "copies": 1, "offset": "start", "masked": True, "tanh_bound": True,
-    "delta_dropout": 0.0, "epochs": 100, "lr": 0.05, "batch_size": 32, "val_fraction": 0.2, "patience": 25,
+    "delta_dropout": 0.0, "delta_resolution": None, "epochs": 100, "lr": 0.05, "batch_size": 32,
+    "val_fraction": 0.2, "patience": 25,
     "query_budget": None, **_DEVICE,
 }
 
@@ -80,7 +81,8 @@ _PRESETS = [
         "fit 12 s (3 seeds); the same read-out of a randomly initialised BC-ResNet gets 0.803, so the gain is not "
         "pretraining: benchmarks/results/table.md, `python benchmarks/bench_table.py`",
         {"source": "bc-resnet-gsc35-image", "encoding": "ordinal", "missing": "error", "cell_size": None, "gap": 3,
-         "placement": "centre", "mapping": "cells", "labels_per_class": None, "head_init": "probe", "epochs": 0,
+         "placement": "centre", "delta_resolution": None, "mapping": "cells", "labels_per_class": None,
+         "head_init": "probe", "epochs": 0,
          "lr": 0.01, "batch_size": 32, "val_fraction": 0.2, "patience": 5, "query_budget": None, **_DEVICE},
     ),
 ]

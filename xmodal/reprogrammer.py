@@ -4,8 +4,9 @@ The only object the trainers see. Everything trainable lives at the two
 ends; construction refuses a source model that is not frozen.
 
 `reads` says which source output the map sees: "logits" (classifier sources),
-"features" (sources without classes of their own, e.g. language models),
-"layers" (pooled statistics of every layer, `SourceModel.layer_features`) or
+"log_probs" (the log of the class probabilities: all a prediction API returns, so a
+head on them trains black-box), "features" (sources without classes of their own, e.g.
+language models), "layers" (pooled statistics of every layer, `SourceModel.layer_features`) or
 "cells" (every layer's mean over each drawn feature's cell: the source's
 `feature_maps` read through the bridge's `cell_masks`, bridges/cell_readout.py).
 """
@@ -16,12 +17,13 @@ import torch
 from torch import nn
 
 from adapters_modal.base import SourceModel
+from xmodal.blackbox import LOG_PROBABILITY_FLOOR
 from xmodal.bridges.cell_readout import cell_means
 from xmodal.devices import module_device
 from xmodal.errors import XmodalError
 from xmodal.maps import OutputMap
 
-READS = {"logits": "logits", "features": "features", "layers": "layer_features",
+READS = {"logits": "logits", "log_probs": "logits", "features": "features", "layers": "layer_features",
          "cells": "feature_maps"}  # reads -> source method
 
 
@@ -64,6 +66,8 @@ class Reprogrammer(nn.Module):
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
         """What the output map reads: the source's logits, features, layer statistics or cell means (see `reads`)."""
         read = getattr(self.source, READS[self.reads])(self.bridge(x))
+        if self.reads == "log_probs":  # a black box's log-probabilities pass unchanged
+            return torch.log_softmax(read, dim=1).clamp_min(LOG_PROBABILITY_FLOOR)
         return cell_means(read, self.bridge.cell_masks()) if self.reads == "cells" else read
 
     def constrain(self) -> None:

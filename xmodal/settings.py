@@ -96,7 +96,10 @@ _HEAD_INIT = Setting("head_init", str, "linear head at the start: a logistic-reg
                      "features (training must beat it on validation) or random weights", choices=("probe", "random"))
 _BLACKBOX = Setting("query_budget", int, "train black-box (zeroth-order, the source seen as probabilities only) "
                     "within this many source queries; none: white-box", nullable=True, minimum=1)
-SERIES_MAPPINGS = ("frequency", "random", "ilm", "blm", "blm+", "linear", "layers")
+SERIES_MAPPINGS = ("frequency", "random", "ilm", "blm", "blm+", "linear", "proba", "layers")
+_DELTA_RESOLUTION = Setting("delta_resolution", int, "theta drawn at this many points over an audio window (r x r "
+                            "per image channel) and stretched: a smooth, low-dimensional perturbation for "
+                            "black-box training; none: one value per sample or pixel", nullable=True, minimum=2)
 DEVICES = ("auto", "cpu", "cuda")
 # Where, not what: the same for every task, and not part of what a run learned (a saved run
 # loads on any device; xmodal.devices).
@@ -112,7 +115,8 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 "windows (TiViT); tones and image need masked false",
                 choices=("waveform", "pitch", "pitch+slope", "image")),
         Setting("mapping", str, "output map: label mappings (frequency, random, ilm, blm, blm+), a linear head on "
-                "the logits, or layers: a probe-started head on every source layer's statistics",
+                "the logits, proba: a probe-started head on the class log-probabilities (all a prediction API "
+                "returns; black-box), or layers: a probe-started head on every source layer's statistics",
                 choices=SERIES_MAPPINGS),
         Setting("labels_per_class", int, "source classes per target class of a label mapping (none: K_S // K_T)",
                 nullable=True, minimum=1),
@@ -130,6 +134,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("tanh_bound", bool, "squash the input into [-1, 1] (image: into the source's value range; false "
                 "clamps it there)"),
         Setting("delta_dropout", float, "dropout probability on delta in training", minimum=0, maximum=1),
+        _DELTA_RESOLUTION,
         *_TRAINING,
         _BLACKBOX,
         DEVICE,
@@ -162,9 +167,10 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 nullable=True, minimum=1),
         Setting("gap", int, "pixels between feature squares", minimum=0),
         Setting("placement", str, "where the grid of squares sits on the image", choices=("centre", "top-left")),
-        Setting("mapping", str, "output map: label mappings, a linear head on the logits, or cells: a "
-                "probe-started head on every layer's mean over each feature's square",
-                choices=("frequency", "random", "linear", "cells")),
+        _DELTA_RESOLUTION,
+        Setting("mapping", str, "output map: label mappings, a linear head on the logits, proba: a probe-started "
+                "head on the class log-probabilities (black-box), or cells: a probe-started head on every layer's "
+                "mean over each feature's square", choices=("frequency", "random", "linear", "proba", "cells")),
         Setting("labels_per_class", int, "source classes per target class of a label mapping (none: K_S // K_T)",
                 nullable=True, minimum=1),
         _HEAD_INIT,

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xmodal.bridges.low_resolution import check_resolution, coarse_shape, stretch
 from xmodal.errors import DataError
 from xmodal.settings_record import SettingsRecord
 
@@ -92,6 +93,9 @@ class SeriesBridgeConfig(SettingsRecord):
     delta_init: std of the Gaussian that initialises delta. Not 0: the source's
         power spectrogram has zero gradient at silence, so a delta that starts
         at exactly 0 where the window is empty would never move there.
+    delta_resolution: None (one delta value per sample), or r: delta is r values
+        stretched linearly over the window, a smooth, low-dimensional theta
+        (xmodal.bridges.low_resolution).
     series_length: the raw series length seen at fit time (set by the bridge).
     """
 
@@ -102,9 +106,11 @@ class SeriesBridgeConfig(SettingsRecord):
     tanh_bound: bool = True
     delta_dropout: float = 0.0
     delta_init: float = 1e-3
+    delta_resolution: int | None = None
     series_length: int | None = None
 
     def __post_init__(self):
+        check_resolution(self.delta_resolution, (self.num_samples,))
         if self.interpolation not in INTERPOLATIONS:
             raise DataError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         if not 0 <= self.delta_dropout < 1:
@@ -112,11 +118,12 @@ class SeriesBridgeConfig(SettingsRecord):
 
 
 class SeriesBridge(nn.Module):
-    """Base of the series bridges. theta = delta, one value per source-input sample.
+    """Base of the series bridges. theta = delta, one value per source-input sample (or
+    `delta_resolution` values stretched over them).
 
     A subclass sets `config_class` and defines `place` (S(x)); it may refine
     `perturbation` (the delta term), `_check_fits` (a length check on first use) and
-    `delta_shape` (SeriesToImage, xmodal.bridges.series_image: one value per pixel)."""
+    `input_shape` (SeriesToImage, xmodal.bridges.series_image: channels x height x width)."""
 
     config_class = SeriesBridgeConfig
 
@@ -126,10 +133,11 @@ class SeriesBridge(nn.Module):
             raise TypeError(f"give {type(self).__name__} a config or settings, not both")
         self.config = config if config is not None else self.config_class(**settings)
         generator = torch.Generator().manual_seed(seed)
-        self.delta = nn.Parameter(torch.randn(self.delta_shape(), generator=generator) * self.config.delta_init)
+        shape = coarse_shape(self.input_shape(), self.config.delta_resolution)
+        self.delta = nn.Parameter(torch.randn(shape, generator=generator) * self.config.delta_init)
 
-    def delta_shape(self) -> tuple[int, ...]:
-        """The shape of delta: one value per source-input sample (an image bridge: per pixel)."""
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one source input, which the perturbation covers: (num_samples,)."""
         return (self.config.num_samples,)
 
     def check_length(self, length: int) -> None:
@@ -158,8 +166,8 @@ class SeriesBridge(nn.Module):
         raise NotImplementedError
 
     def perturbation(self) -> torch.Tensor:
-        """The delta term (num_samples,), dropped out in training."""
-        return F.dropout(self.delta, self.config.delta_dropout, self.training)
+        """The delta term (input_shape), stretched from its resolution, dropped out in training."""
+        return F.dropout(stretch(self.delta, self.input_shape()), self.config.delta_dropout, self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         waveform = self.place(x) + self.perturbation()

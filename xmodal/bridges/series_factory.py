@@ -21,7 +21,7 @@ from xmodal.errors import DataError
 
 # The series task's settings (xmodal.settings.SETTINGS["series"]) that `series_bridge` takes.
 BRIDGE_SETTINGS = ("encoding", "standardize", "upsample_factor", "target_duration", "interpolation", "copies",
-                   "offset", "masked", "tanh_bound", "delta_dropout")
+                   "offset", "masked", "tanh_bound", "delta_dropout", "delta_resolution")
 
 _BRIDGES = {"waveform": SeriesToWaveform, "pitch": SeriesToTones, "pitch+slope": SeriesToTones, IMAGE: SeriesToImage}
 # The source's input space: arguments (its InputSpec), not settings.

@@ -29,6 +29,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from xmodal.bridges.low_resolution import check_resolution
 from xmodal.bridges.series import IMAGE, INTERPOLATIONS, SeriesBridge
 from xmodal.errors import DataError
 from xmodal.settings_record import SettingsRecord
@@ -49,6 +50,8 @@ class SeriesToImageConfig(SettingsRecord):
     masked: delta only on that border (needs frame > 0); False lets it cover the picture.
     delta_dropout: dropout probability on delta during training (0 = off).
     delta_init: std of the Gaussian that initialises delta.
+    delta_resolution: None (one delta value per channel and pixel), or r: r x r values per
+        channel stretched bilinearly over the image (xmodal.bridges.low_resolution).
     series_length: the raw series length seen at fit time (set by the bridge).
     """
 
@@ -65,12 +68,14 @@ class SeriesToImageConfig(SettingsRecord):
     masked: bool = False
     delta_dropout: float = 0.0
     delta_init: float = 1e-3
+    delta_resolution: int | None = None
     series_length: int | None = None
 
     def __post_init__(self):
         for name in ("channels", "height", "width"):
             if int(getattr(self, name)) < 1:
                 raise DataError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_resolution(self.delta_resolution, (self.channels, self.height, self.width))
         if self.interpolation not in INTERPOLATIONS:
             raise DataError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         if not 0 <= self.delta_dropout < 1:
@@ -140,11 +145,12 @@ def frame_mask(config: SeriesToImageConfig) -> torch.Tensor:
 
 
 class SeriesToImage(SeriesBridge):
-    """The trainable series-to-image bridge. theta = delta, one value per channel and pixel."""
+    """The trainable series-to-image bridge. theta = delta, one value per channel and pixel
+    (or delta_resolution x delta_resolution per channel, stretched)."""
 
     config_class = SeriesToImageConfig
 
-    def delta_shape(self) -> tuple[int, ...]:
+    def input_shape(self) -> tuple[int, ...]:
         return (self.config.channels, self.config.height, self.config.width)
 
     def _check_fits(self, length: int) -> None:

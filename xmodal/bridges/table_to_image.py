@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from adapters_modal.base import InputSpec
+from xmodal.bridges.low_resolution import check_resolution, coarse_shape, stretch
 from xmodal.bridges.table_encoding import TableEncoder
 from xmodal.errors import DataError
 from xmodal.settings_record import SettingsRecord
@@ -45,6 +46,8 @@ class TableToImageConfig(SettingsRecord):
     cells_per_row: rectangles per grid row (default: as many as fit the width).
     placement: "centre" puts the grid in the middle of the canvas, "top-left" at (0, 0).
     perturbation_init: std of the Gaussian that initialises W (0 = mid-range grey).
+    delta_resolution: None (W has one value per channel and pixel), or r: r x r values per
+        channel stretched bilinearly over the canvas (xmodal.bridges.low_resolution).
     encoder: the fitted TableEncoder as a dict.
     """
 
@@ -58,6 +61,7 @@ class TableToImageConfig(SettingsRecord):
     cells_per_row: int | None = None
     placement: str = "centre"
     perturbation_init: float = 0.0
+    delta_resolution: int | None = None
     encoder: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -68,6 +72,7 @@ class TableToImageConfig(SettingsRecord):
         for name in ("channels", "height", "width", "cell_height", "cell_width"):
             if int(getattr(self, name)) < 1:
                 raise DataError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_resolution(self.delta_resolution, (self.channels, self.height, self.width))
         if self.gap < 0 or (self.cells_per_row is not None and self.cells_per_row < 1):
             raise DataError("gap must be >= 0 and cells_per_row >= 1")
         if self.placement not in PLACEMENTS:
@@ -156,7 +161,8 @@ def layout_index(num_features: int, config: TableToImageConfig) -> torch.Tensor:
 
 
 class TableToImage(nn.Module):
-    """The trainable bridge. theta = W, one value per canvas pixel and channel."""
+    """The trainable bridge. theta = W, one value per canvas pixel and channel (or delta_resolution
+    x delta_resolution per channel, stretched)."""
 
     def __init__(self, config: TableToImageConfig, seed: int = 0):
         super().__init__()
@@ -166,7 +172,7 @@ class TableToImage(nn.Module):
             raise DataError("the table encoder has no features; fit it on the training table first")
         self.register_buffer("index", layout_index(self.encoder.num_features, config), persistent=False)
         generator = torch.Generator().manual_seed(seed)
-        shape = (config.channels, config.height, config.width)
+        shape = coarse_shape((config.channels, config.height, config.width), config.delta_resolution)
         self.perturbation = nn.Parameter(torch.randn(shape, generator=generator) * config.perturbation_init)
 
     @property
@@ -201,6 +207,7 @@ class TableToImage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         drawn = self.draw(self.check(x))
         mask = self.mask
-        unit = mask * drawn + (1 - mask) * torch.sigmoid(self.perturbation)
+        full = (self.config.channels, self.config.height, self.config.width)
+        unit = mask * drawn + (1 - mask) * torch.sigmoid(stretch(self.perturbation, full))
         low, high = self.config.value_range
         return low + (high - low) * unit

@@ -109,9 +109,13 @@ class ReprogrammingEstimator:
         if s.get("query_budget") is None:
             return
         if s["mapping"] not in BLACK_BOX_MAPPINGS:
-            raise DataError(f"black-box training (query_budget) takes a fixed label mapping "
-                            f"({' or '.join(BLACK_BOX_MAPPINGS)}): mapping {s['mapping']!r} reads what a prediction "
-                            "API does not return, or spends the budget on re-mapping; set mapping='frequency'")
+            raise DataError(f"black-box training (query_budget) takes a fixed label mapping or a head on the class "
+                            f"log-probabilities ({', '.join(BLACK_BOX_MAPPINGS)}): mapping {s['mapping']!r} reads "
+                            "what a prediction API does not return, or spends the budget on re-mapping; "
+                            "set mapping='proba'")
+        if s["mapping"] == "proba" and s.get("head_init", "probe") != "probe":
+            raise DataError("black-box training keeps the head where it starts (only theta is trained), so a random "
+                            "head would stay random; set head_init='probe'")
         if s["epochs"] == 0:
             raise DataError("a query budget with epochs 0 trains nothing (this preset's probe needs no training); "
                             "set epochs, e.g. epochs=30")

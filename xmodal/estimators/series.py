@@ -24,6 +24,9 @@ from xmodal.maps import LinearHead, build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.settings import SETTINGS
 
+# Mappings whose head starts as a probe: of every layer's statistics, or of the class log-probabilities.
+PROBE_STARTED = ("layers", "proba")
+
 
 @with_settings("series", weights_path=None, search=None, search_folds=1, random_state=None, verbose=False)
 class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
@@ -92,6 +95,9 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                 width = source.layer_features(torch.zeros(1, *shape, device=module_device(source))).shape[1]
             head = LinearHead(width, len(self.classes_), seed=self.seed_)
             return Reprogrammer(bridge, source, head, list(self.classes_), reads="layers")
+        if s["mapping"] == "proba":
+            head = LinearHead(source.num_classes, len(self.classes_), seed=self.seed_)
+            return Reprogrammer(bridge, source, head, list(self.classes_), reads="log_probs")
         output_map = build_output_map(s["mapping"], source.num_classes, len(self.classes_), s["labels_per_class"],
                                       seed=self.seed_, remap_every=s["remap_every"], laplace=s["laplace"])
         return Reprogrammer(bridge, source, output_map, list(self.classes_))
@@ -113,11 +119,11 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                 setattr(self, name, getattr(winner, name))
             return self
         self.reprogrammer_ = self._build(self.settings_)
-        layers = self.settings_["mapping"] == "layers"
+        probe = self.settings_["mapping"] in PROBE_STARTED
         # A probe-started head is a fitted model: an epoch must beat it on validation log-loss,
         # the criterion its C was chosen by.
         self._train(self.reprogrammer_, torch.tensor(X, dtype=torch.float32), self._targets(y),
-                    head_init="probe" if layers else "random", select_on="loss" if layers else "accuracy")
+                    head_init="probe" if probe else "random", select_on="loss" if probe else "accuracy")
         return self
 
     def _predict_proba(self, X) -> np.ndarray:

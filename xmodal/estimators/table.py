@@ -31,6 +31,8 @@ from xmodal.training.probe import PROBE_C
 # than PROBE_C's lowest 0.003, where it stopped at the grid's edge on every seed. C is
 # still chosen by cross-validation on the training rows.
 CELLS_PROBE_C = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.1, 1.0)
+# Mappings that are a linear head, and what it reads.
+READ_BY_HEAD = {"linear": "logits", "proba": "log_probs", "cells": "cells"}
 
 
 def as_frame(X, columns: list[str] | None = None) -> pd.DataFrame:
@@ -77,10 +79,11 @@ class TableClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator):
         source = self._load_source()
         encoder = TableEncoder.fit(frame, encoding=s["encoding"], missing=s["missing"])
         config = TableToImageConfig.for_source(source.input_spec, encoder, cell_height=s["cell_size"],
-                                               cell_width=s["cell_size"], gap=s["gap"], placement=s["placement"])
+                                               cell_width=s["cell_size"], gap=s["gap"], placement=s["placement"],
+                                               delta_resolution=s["delta_resolution"])
         bridge = TableToImage(config, seed=self.seed_)
-        if s["mapping"] in ("cells", "linear"):
-            reads = "cells" if s["mapping"] == "cells" else "logits"
+        if s["mapping"] in READ_BY_HEAD:
+            reads = READ_BY_HEAD[s["mapping"]]
             model = Reprogrammer(bridge, source, LinearHead(1, len(self.classes_)), list(self.classes_), reads=reads)
             with torch.no_grad():  # the head's width: what the source gives for one row
                 width = model.source_logits(bridge.encode(frame.iloc[:1])).shape[1]

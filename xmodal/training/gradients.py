@@ -3,13 +3,20 @@ black-box training (xmodal.training.loop runs both).
 
 - `Backprop`: autograd through the frozen source.
 - `ZerothOrder` (BAR; Tsai, Chen & Ho, ICML 2020): the source is seen only as class
-  probabilities through `xmodal.blackbox.hide_gradients`, with a query budget; theta and
-  omega, flattened into one vector of d numbers, get the random gradient-free estimate
+  probabilities through `xmodal.blackbox.hide_gradients`, with a query budget. theta (the
+  bridge's parameters), flattened into one vector of d numbers, gets the random
+  gradient-free estimate
 
       g = (b / (q * beta)) * sum_j [L(theta + beta * U_j) - L(theta)] * U_j
 
-  with U_j uniform on the unit sphere (b = d) or standard Gaussian (b = 1). One step on
-  a batch of B samples costs B * (q + 1) queries.
+  with U_j uniform on the unit sphere (b = d) or standard Gaussian (b = 1). omega stays
+  where the start put it: a label mapping prepared from the first answers, or a head on
+  the log-probabilities (mapping "proba") fitted as a probe of them; both are reused, not
+  re-estimated at a cost in queries. (Adam steps on a probe head in the raw log-probability
+  scale, whose means lie near -15, moved its scores by tens per step and wrecked it within
+  an epoch: measured on GunPoint through EfficientNet-Lite0.) One step on a batch of B
+  samples costs B * (q + 1) queries. The estimate's variance grows with d, so black-box
+  training wants a low-dimensional theta (`delta_resolution`, xmodal.bridges.low_resolution).
 """
 
 from __future__ import annotations
@@ -27,8 +34,8 @@ from xmodal.maps import LabelMapping
 from xmodal.reprogrammer import Reprogrammer
 
 DISTRIBUTIONS = ("sphere", "gaussian")
-# Output maps black-box training takes: fixed label mappings, read from probabilities alone.
-BLACK_BOX_MAPPINGS = ("frequency", "random")
+# Output maps black-box training takes: fixed label mappings, and a head on the log-probabilities.
+BLACK_BOX_MAPPINGS = ("frequency", "random", "proba")
 
 
 class Backprop:
@@ -74,12 +81,13 @@ class ZerothOrder:
     @contextmanager
     def attached(self, model: Reprogrammer, lr: float):
         """The source hidden behind probabilities for the whole fit, the real one put back
-        afterwards (label mappings read probabilities only, so predictions are the same
-        either way, and a saved run reloads with the real source)."""
-        if not isinstance(model.output_map, LabelMapping) or model.output_map.remap_every > 0:
-            raise XmodalError("black-box training takes a fixed label mapping (frequency or random): a head reads "
-                              "logits or features an API does not return, and re-mapping (ilm) would spend the "
-                              "query budget on re-mapping")
+        afterwards (label mappings and a head on the log-probabilities read probabilities only,
+        so predictions are the same either way, and a saved run reloads with the real source)."""
+        fixed_map = isinstance(model.output_map, LabelMapping) and model.output_map.remap_every == 0
+        if not (fixed_map or model.reads == "log_probs"):
+            raise XmodalError("black-box training takes a fixed label mapping (frequency or random) or a head on the "
+                              "log-probabilities (mapping 'proba'): other heads read logits or features an API does "
+                              "not return, and re-mapping (ilm) would spend the query budget on re-mapping")
         white_box = model.source
         # A BlackBoxSource (a prediction API) is used as it is; a SourceModel is hidden.
         model.source = hidden = white_box if isinstance(white_box, BlackBoxSource) else hide_gradients(white_box)
@@ -87,7 +95,8 @@ class ZerothOrder:
         # training budget, it would refuse every later prediction.
         previous_budget, hidden.budget = hidden.budget, QueryBudget(self.limit)
         self.budget = hidden.budget
-        self.model, self.parameters = model, model.trainable_parameters()
+        self.model = model
+        self.parameters = [p for p in model.bridge.parameters() if p.requires_grad]
         self.theta = torch.nn.Parameter(parameters_to_vector(self.parameters).detach().clone())
         self.optimizer = torch.optim.Adam([self.theta], lr=lr)
         try:

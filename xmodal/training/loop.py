@@ -104,13 +104,8 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
         fit_lengths, val_lengths = lengths, None
     use_val = len(y_val) > 0
     head = model.output_map
-    probe = None
+    probe_start, probe = config.head_init == "probe" and isinstance(head, LinearHead), None
     model.eval()  # the probe's features and the label map's preparation: no dropout on delta
-    if config.head_init == "probe" and isinstance(head, LinearHead):
-        features = in_batches(model.source_logits, x, config.batch_size, lengths)
-        probe = fit_probe(features[fit_idx], y_fit, config.seed, cs=config.probe_cs) if validation is None else \
-            fit_probe(features, y, config.seed, cs=config.probe_cs)
-        head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)
 
     history: list[dict] = []
     best_key, best_state, best_epoch, stopped_by = None, None, 0, "epochs" if config.epochs else "no training"
@@ -133,10 +128,16 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     # is on): seeded here, inside a fork, so the caller's global RNG state is the same after
     # the fit as before it.
     with seeded_global_rng(config.seed, device), gradients.attached(model, config.lr):
-        start_cost = (len(x_fit) if head.needs_source_outputs else 0) + len(y_val)
+        # Source queries to prepare the start: the probe reads every training sample, a label map its fit part.
+        start_cost = (len(x) if probe_start else len(x_fit) if head.needs_source_outputs else 0) + len(y_val)
         if not gradients.can_afford(0, start_cost):  # only a query budget refuses: before any query is spent
             raise BudgetExhausted(f"a query budget of {gradients.limit} does not cover preparing the output map and "
                                   f"scoring the start ({start_cost} queries), let alone training; raise it")
+        if probe_start:
+            features = in_batches(model.source_logits, x, config.batch_size, lengths)
+            probe = fit_probe(features[fit_idx], y_fit, config.seed, cs=config.probe_cs) if validation is None else \
+                fit_probe(features, y, config.seed, cs=config.probe_cs)
+            head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)
         if head.needs_source_outputs:
             head.prepare(in_batches(model.source_logits, x_fit, config.batch_size, fit_lengths), y_fit)
         # The start competes as epoch 0 when it is a model: a probe head or a prepared label map,
