@@ -3,8 +3,6 @@ reprogrammed through HTTP as a black box."""
 
 import io
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,37 +18,9 @@ from xmodal.errors import XmodalError
 from xmodal.estimators.series import V2SClassifier
 from xmodal.http_source import HttpBlackBoxSource
 from xmodal.persistence import load_reprogrammer
-from xmodal.serve import NPY, ServeLimits, create_app
+from xmodal.serve import NPY, BackgroundServer, ServeLimits, create_app, free_port
 
 KEY = "s3cret-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """uvicorn in a thread, stopped at the end."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +30,8 @@ def speech():
 
 @pytest.fixture(scope="module")
 def server(speech):
-    running = Server(create_app(speech, api_key=KEY, limits=ServeLimits(max_batch=64, max_body_bytes=8_000_000,
-                                                                         rate=1000, burst=1000)))
+    limits = ServeLimits(max_batch=64, max_body_bytes=8_000_000, rate=1000, burst=1000)
+    running = BackgroundServer(create_app(speech, api_key=KEY, limits=limits))
     yield running
     running.stop()
 
@@ -127,7 +97,7 @@ def test_malformed_and_oversized_requests_get_clear_errors_and_the_server_surviv
 
 
 def test_the_rate_limit_answers_429_and_the_client_waits_and_retries(speech):
-    slow = Server(create_app(speech, limits=ServeLimits(rate=1.0, burst=1)))
+    slow = BackgroundServer(create_app(speech, limits=ServeLimits(rate=1.0, burst=1)))
     try:
         body = _npy(np.zeros((1, 16000), np.float32))
         assert _post(slow.url, body, key=None)[0] == 200
@@ -142,7 +112,7 @@ def test_the_rate_limit_answers_429_and_the_client_waits_and_retries(speech):
 
 def test_an_unreachable_server_is_one_clear_error():
     with pytest.raises(XmodalError, match="cannot reach .* after 2 attempts"):
-        HttpBlackBoxSource(f"http://127.0.0.1:{_free_port()}", retries=1, backoff=0.01)
+        HttpBlackBoxSource(f"http://127.0.0.1:{free_port()}", retries=1, backoff=0.01)
 
 
 def _gunpoint(gunpoint, n=24):
@@ -174,7 +144,7 @@ def test_reprogramming_through_http_within_budget_reloads_with_the_served_model(
 def test_a_fit_run_again_with_its_journal_sends_nothing_and_ends_the_same(server, gunpoint, tmp_path,
                                                                             monkeypatch):
     monkeypatch.setenv("XMODAL_API_KEY", KEY)
-    monkeypatch.setenv("XMODAL_QUERY_JOURNAL", str(tmp_path / "queries.npz"))
+    monkeypatch.setenv("XMODAL_QUERY_JOURNAL", str(tmp_path / "queries.journal"))
     x, y, x_test = _gunpoint(gunpoint, 16)
 
     def fit(budget):
@@ -184,7 +154,7 @@ def test_a_fit_run_again_with_its_journal_sends_nothing_and_ends_the_same(server
 
     monkeypatch.delenv("XMODAL_QUERY_JOURNAL")
     reference, reference_source = fit(700)  # uninterrupted, no journal
-    monkeypatch.setenv("XMODAL_QUERY_JOURNAL", str(tmp_path / "queries.npz"))
+    monkeypatch.setenv("XMODAL_QUERY_JOURNAL", str(tmp_path / "queries.journal"))
     interrupted, interrupted_source = fit(300)  # stops part-way, as an interrupted fit would
     assert interrupted.fit_result_.stopped_by == "budget" and interrupted_source.sent > 0
     resumed, resumed_source = fit(700)  # the same command again: the journal answers the first part
@@ -198,10 +168,10 @@ def test_a_fit_run_again_with_its_journal_sends_nothing_and_ends_the_same(server
 
 
 def test_a_journal_of_another_server_is_refused(server, speech, tmp_path):
-    journal = tmp_path / "queries.npz"
+    journal = tmp_path / "queries.journal"
     client = HttpBlackBoxSource(server.url, api_key=KEY, journal=journal)
     client._ask(np.zeros((1, 16000), np.float32))
-    other = Server(create_app(speech))
+    other = BackgroundServer(create_app(speech))
     try:
         with pytest.raises(XmodalError, match="holds answers of http://127.0.0.1"):
             HttpBlackBoxSource(other.url, journal=journal)
@@ -231,7 +201,7 @@ def test_xmodal_serve_runs_from_the_command_line(tmp_path):
 
     key = tmp_path / "key.txt"
     key.write_text(KEY)
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "xmodal.cli", "serve", "bc-resnet-gsc35", "--port", str(port),
                                 "--api-key-file", str(key)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -249,3 +219,13 @@ def test_xmodal_serve_runs_from_the_command_line(tmp_path):
         process.terminate()
         output, _ = process.communicate(timeout=20)
     assert f"serving bc-resnet-gsc35 on http://127.0.0.1:{port}" in output and "API key required" in output
+
+
+def test_the_client_splits_batches_to_the_servers_body_limit(speech):
+    """An image is 600 kB as float32: a batch must fit the body limit as well as the batch limit."""
+    limits = ServeLimits(max_batch=64, max_body_bytes=200_000)  # three 64 kB waveforms per request
+    with BackgroundServer(create_app(speech, limits=limits)) as small:
+        client = HttpBlackBoxSource(small.url)
+        assert client.max_batch == 3
+        batch = np.random.default_rng(0).uniform(-0.1, 0.1, (10, 16000)).astype(np.float32)
+        assert client.predict(batch).shape == (10, 35) and client.sent == 10

@@ -2,21 +2,20 @@
 reached over HTTP, with timeouts, retries with backoff, every sample sent charged to the
 query budget, and an optional journal of answers that makes an interrupted fit resumable.
 
-    source = HttpBlackBoxSource("http://127.0.0.1:8000", api_key="...", journal="queries.npz")
+    source = HttpBlackBoxSource("http://127.0.0.1:8000", api_key="...", journal="queries.journal")
 
-The journal maps the sha256 of each input (float32 bytes) to the probabilities the server
-gave for it, and records which server and model (URL, weights sha256) gave them: another
-server's journal is refused. Black-box training is deterministic for a seed, so a fit run
+The journal (xmodal.query_journal) maps the sha256 of each input (float32 bytes) to the
+probabilities the server gave for it, and records which server and model (URL, weights
+sha256) gave them: another server's journal is refused. Black-box training is deterministic for a seed, so a fit run
 again after an interruption asks about the same inputs in the same order: every one the
 journal holds is answered from it without sending anything, and only the rest is sent. The
 query budget still counts every question asked, journalled or not, so the resumed fit stops
-where the uninterrupted one would have and ends with the same model. The journal is
-rewritten atomically after each answered batch, so a kill loses at most the batch in flight.
+where the uninterrupted one would have and ends with the same model. Each answered batch is
+appended to the journal, so a kill loses at most the batch in flight.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import time
@@ -27,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from adapters_modal.base import InputSpec
-from xmodal.atomic import atomic_write
 from xmodal.blackbox import BlackBoxSource
 from xmodal.errors import XmodalError
+from xmodal.query_journal import QueryJournal
 from xmodal.serve import NPY
 
 RETRIED_STATUSES = (429, 500, 502, 503, 504)
@@ -45,39 +44,6 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-class QueryJournal:
-    """Answers already paid for: input sha256 -> probabilities, kept in an .npz file with the
-    identity (URL, weights sha256) of the server that gave them."""
-
-    def __init__(self, path: str | Path | None, server: tuple[str, str]):
-        self.path, self.server = None if path is None else Path(path), server
-        self.answers: dict[str, np.ndarray] = {}
-        if self.path is None or not self.path.is_file():
-            return
-        try:
-            with np.load(self.path, allow_pickle=False) as saved:
-                recorded = tuple(saved["server"].tolist())
-                self.answers = dict(zip(saved["keys"].tolist(), saved["probabilities"]))
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise XmodalError(f"{self.path} is not a query journal ({exc}); give another --query-journal "
-                              "or remove it") from None
-        if recorded != server:
-            raise XmodalError(f"{self.path} holds answers of {recorded[0]} (model sha256 {recorded[1][:12]}…), not of "
-                              f"{server[0]} (model sha256 {server[1][:12]}…); give another --query-journal")
-
-    @staticmethod
-    def key(sample: np.ndarray) -> str:
-        return hashlib.sha256(np.ascontiguousarray(sample, dtype=np.float32).tobytes()).hexdigest()
-
-    def record(self, keys: list[str], probabilities: np.ndarray) -> None:
-        self.answers.update(zip(keys, probabilities))
-        if self.path is not None:
-            buffer = io.BytesIO()
-            np.savez(buffer, server=np.array(self.server), keys=np.array(list(self.answers)),
-                     probabilities=np.stack(list(self.answers.values())))
-            atomic_write(self.path, buffer.getvalue())
 
 
 class HttpBlackBoxSource(BlackBoxSource):
@@ -105,7 +71,7 @@ class HttpBlackBoxSource(BlackBoxSource):
         body_room = int(info.get("max_body_bytes") or 0) - NPY_HEADER_ROOM
         by_body = body_room // sample_bytes if body_room > 0 else int(info["max_batch"])
         self.max_batch = max(1, min(int(info["max_batch"]), by_body))
-        self.journal = QueryJournal(journal, (self.url, info["weights_sha256"]))
+        self.journal = QueryJournal(journal, (self.url, info["weights_sha256"]), len(info["class_names"]))
         self.sent = 0  # samples sent over the network, retries included (what an API bills)
         self.from_journal = 0  # distinct inputs per call answered by the journal instead
 

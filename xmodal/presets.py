@@ -63,6 +63,17 @@ _PRESETS = [
         _V2S,
     ),
     Preset(
+        "series", "blackbox",
+        "for a model behind a prediction API: the series as an image (TiViT) for an image classifier (EfficientNet-"
+        "Lite0 here; --blackbox-url for a served one), a probe of its class log-probabilities, then a smooth "
+        "48-number perturbation trained zeroth-order within 20 000 queries",
+        "GunPoint, ItalyPowerDemand, ECG200 and Coffee through `xmodal serve efficientnet-lite0` over HTTP: "
+        "benchmarks/results/blackbox.md, `python benchmarks/bench_blackbox.py`",
+        {**_V2S, "source": "efficientnet-lite0", "encoding": "image", "masked": False, "mapping": "proba",
+         "delta_resolution": 4, "epochs": 100, "lr": 0.002, "val_fraction": 0.2, "patience": 10,
+         "query_budget": 20_000},
+    ),
+    Preset(
         "sequence", "best",
         "R2DL: tokens as 200-sparse combinations of MiniLM's token embeddings, started at each token's "
         "spelling; a probe-started head on the pooled features",
@@ -84,6 +95,18 @@ _PRESETS = [
          "placement": "centre", "delta_resolution": None, "mapping": "cells", "labels_per_class": None,
          "head_init": "probe", "epochs": 0,
          "lr": 0.01, "batch_size": 32, "val_fraction": 0.2, "patience": 5, "query_budget": None, **_DEVICE},
+    ),
+    Preset(
+        "table", "blackbox",
+        "for a model behind a prediction API: each feature drawn as a square for an image classifier (EfficientNet-"
+        "Lite0 here; --blackbox-url for a served one), a probe of its class log-probabilities, then a smooth "
+        "48-number background trained zeroth-order within 50 000 queries",
+        "German credit through `xmodal serve efficientnet-lite0` over HTTP: benchmarks/results/blackbox.md, "
+        "`python benchmarks/bench_blackbox.py`",
+        {"source": "efficientnet-lite0", "encoding": "ordinal", "missing": "error", "cell_size": None, "gap": 3,
+         "placement": "centre", "delta_resolution": 4, "mapping": "proba", "labels_per_class": None,
+         "head_init": "probe", "epochs": 100, "lr": 0.002, "batch_size": 32, "val_fraction": 0.2, "patience": 10,
+         "query_budget": 50_000, **_DEVICE},
     ),
 ]
 PRESETS: dict[tuple[str, str], Preset] = {(p.task, p.name): p for p in _PRESETS}

@@ -201,3 +201,45 @@ def serve(source: "SourceModel", host: str = "127.0.0.1", port: int = 8000, api_
     import uvicorn
 
     uvicorn.run(create_app(source, api_key, limits), host=host, port=port, log_level="warning")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class BackgroundServer:
+    """`app` served by uvicorn on 127.0.0.1 in a thread of this process, on a free port, until
+    `stop()` (or the end of a `with` block): for tests, benchmarks and notebooks.
+
+        with BackgroundServer(create_app(load_source("efficientnet-lite0"))) as server:
+            HttpBlackBoxSource(server.url)
+    """
+
+    def __init__(self, app, start_timeout: float = 30.0):
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + start_timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise XmodalError(f"the server on 127.0.0.1:{self.port} did not start within {start_timeout:g} s")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def __enter__(self) -> "BackgroundServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -72,7 +72,7 @@ def _add_blackbox_flags(parser) -> None:
     group.add_argument("--blackbox-url", metavar="URL",
                        help="reprogram the source served at URL (http://HOST:PORT); needs --query-budget")
     group.add_argument("--api-key-file", metavar="FILE", help="the server's API key, in a file")
-    group.add_argument("--query-journal", metavar="FILE.npz",
+    group.add_argument("--query-journal", metavar="FILE",
                        help="keep every answer bought here: the same fit run again after an interruption takes "
                             "them from the file instead of spending queries again")
     group.add_argument("--price-per-1000", type=float, default=1.0, metavar="USD",

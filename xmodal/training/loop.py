@@ -119,6 +119,8 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
             key = (loss,) if config.select_on == "loss" else (record["val_accuracy"], loss)
         else:
             key = (-record["train_loss"],)
+        if gradients.queries is not None:  # black-box: what the model so far has cost
+            record["queries"] = gradients.queries
         history.append(record)
         if best_key is None or key > best_key:
             best_key, best_epoch, best_state = key, record["epoch"], copy.deepcopy(model.trainable_state())
