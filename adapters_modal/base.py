@@ -39,6 +39,16 @@ class InputSpec:
     embedding_dim: int | None = None
     max_positions: int | None = None
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one input: (num_samples,) for audio, (channels, height, width) for an
+        image. Text has none (sequences vary in length)."""
+        if self.modality == "audio":
+            return (self.num_samples,)
+        if self.modality == "image":
+            return (self.channels, self.height, self.width)
+        raise XmodalError(f"{self.modality} inputs have no fixed shape")
+
 
 class SourceModel(nn.Module):
     """A frozen pretrained model behind one interface.

@@ -100,8 +100,7 @@ class WrappedImageSource(SourceModel):
         self.network = network
 
     def check_input(self, x: torch.Tensor) -> None:
-        spec = self.input_spec
-        expected = (spec.channels, spec.height, spec.width)
+        expected = self.input_spec.sample_shape
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise XmodalError(f"{self.name} takes images of shape (N, {', '.join(map(str, expected))}), "
                               f"got {tuple(x.shape)}; build the bridge from this source's input_spec")

@@ -26,6 +26,7 @@ import json
 import re
 from dataclasses import fields
 from pathlib import Path
+from typing import Callable
 
 import safetensors.torch
 import torch
@@ -311,10 +312,13 @@ def _load_state(model: Reprogrammer, weights: Path) -> None:
 
 
 def load_reprogrammer(folder: str | Path, source: SourceModel | None = None,
-                      weights_path: str | Path | None = None, trust_source: bool = False) -> tuple[Reprogrammer, dict]:
+                      weights_path: str | Path | None = None, trust_source: bool = False,
+                      loader: Callable[[str, str | Path | None], SourceModel] = load_source,
+                      ) -> tuple[Reprogrammer, dict]:
     """(reprogrammer in eval mode, its JSON document). `source` given by the caller is used
-    as is (after the identity check); otherwise it is loaded by its saved name, which must
-    be a registered source unless `trust_source`."""
+    as is (after the identity check); otherwise `loader(saved name, weights_path)` loads it
+    (any registered source by default; a task may load only its kind), and the name must be a
+    registered source unless `trust_source`."""
     folder = Path(folder)
     document = read_document(folder)
     weights = folder / document.get("weights_file", LEGACY_WEIGHTS_FILE)
@@ -327,7 +331,7 @@ def load_reprogrammer(folder: str | Path, source: SourceModel | None = None,
         )
     if source is None:
         check_source_trust(document, folder, trust_source)
-        source = load_source(document["source"]["name"], weights_path)
+        source = loader(document["source"]["name"], weights_path)
     _check_source(document, source, folder)
     model = _build(document, source, folder)
     _load_state(model, weights)

@@ -84,12 +84,10 @@ class RateLimiter:
 
 def input_shape(source: "SourceModel") -> tuple[int, ...]:
     """The shape of one input of `source` (without the batch)."""
-    spec = source.input_spec
-    if spec.modality == "audio":
-        return (spec.num_samples,)
-    if spec.modality == "image":
-        return (spec.channels, spec.height, spec.width)
-    raise XmodalError(f"{source.name} takes {spec.modality}; xmodal serve serves audio and image sources")
+    if source.input_spec.modality not in ("audio", "image"):
+        raise XmodalError(f"{source.name} takes {source.input_spec.modality}; xmodal serve serves audio and image "
+                          "sources")
+    return source.input_spec.sample_shape
 
 
 def describe(source: "SourceModel", limits: ServeLimits) -> dict:

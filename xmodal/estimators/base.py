@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from sklearn.utils.multiclass import check_classification_targets
 
+from adapters_modal.base import load_source
 from xmodal.devices import resolve_device
 from xmodal.errors import DataError, PersistenceError, XmodalError
 from xmodal.presets import DEFAULT_PRESET, preset_names, resolve_settings
@@ -176,7 +177,7 @@ class ReprogrammingEstimator:
         unless `trust_source` (xmodal.persistence explains why). device: where to load it,
         auto (the default: cuda when torch sees a GPU), cpu or cuda, whatever device it was
         trained on (the saved tensors are CPU tensors, moved on load)."""
-        from xmodal.persistence import check_source_trust, load_reprogrammer, read_document
+        from xmodal.persistence import load_reprogrammer, read_document
 
         device = DEVICE.check("auto" if device is None else device)
         where = resolve_device(device)  # cuda without a GPU fails before the save is read
@@ -186,9 +187,8 @@ class ReprogrammingEstimator:
         if metadata.get("estimator", cls.__name__) != cls.__name__ or (task and task != cls.task):
             raise PersistenceError(f"{folder} holds a {metadata.get('estimator', task)} run, not a {cls.__name__}; "
                                    f"load it with {metadata.get('estimator', 'its own estimator')}.from_pretrained")
-        check_source_trust(document, folder, trust_source)
-        reprogrammer, document = load_reprogrammer(folder, source=cls._saved_source(document),
-                                                   weights_path=weights_path, trust_source=trust_source)
+        reprogrammer, document = load_reprogrammer(folder, weights_path=weights_path, trust_source=trust_source,
+                                                   loader=cls._load_saved_source)
         preset = metadata.get("preset", DEFAULT_PRESET)
         # The device the run was trained on says nothing about this machine: the one asked for here.
         # The source is the one the save is identified by (and was trust-checked), whatever the
@@ -212,10 +212,9 @@ class ReprogrammingEstimator:
         estimator._restore(document)
         return estimator
 
-    @classmethod
-    def _saved_source(cls, document: dict):
-        """The source of a saved run; None lets persistence load it by its registered name."""
-        return None
+    # How a saved run's source is loaded by its name, after persistence's trust check: any
+    # registered source (the sequence estimator loads language models only).
+    _load_saved_source = staticmethod(load_source)
 
     def _restore(self, document: dict) -> None:
         """Task-specific fitted state from a saved document."""

@@ -133,9 +133,9 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
     def _save_state(self) -> dict:
         return {"sparsity": self.sparsity_, "n_truncated": self.n_truncated_}
 
-    @classmethod
-    def _saved_source(cls, document: dict):
-        return load_text_source(document["source"]["name"])
+    @staticmethod
+    def _load_saved_source(name: str, weights_path=None):
+        return load_text_source(name)  # a language model, whatever else the name could load
 
     def _restore(self, document: dict) -> None:
         if not isinstance(self.reprogrammer_.bridge, TokensToEmbeddings):

@@ -90,9 +90,8 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         spec = source.input_spec
         bridge = series_bridge(spec, {k: s[k] for k in BRIDGE_SETTINGS}, self.seed_)
         if s["mapping"] == "layers":
-            shape = (spec.channels, spec.height, spec.width) if spec.modality == "image" else (spec.num_samples,)
             with torch.no_grad():
-                width = source.layer_features(torch.zeros(1, *shape, device=module_device(source))).shape[1]
+                width = source.layer_features(torch.zeros(1, *spec.sample_shape, device=module_device(source))).shape[1]
             head = LinearHead(width, len(self.classes_), seed=self.seed_)
             return Reprogrammer(bridge, source, head, list(self.classes_), reads="layers")
         if s["mapping"] == "proba":
