@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xmodal.data.tokenizers import token_counts
@@ -248,7 +249,10 @@ class TokensToEmbeddings(nn.Module):
         ids = self._checked(ids)
         lengths = token_counts(ids)
         ids = ids[:, : int(lengths.max())]  # right-padded: columns past the longest record are all padding
-        tokens = self.token_table()[ids]
+        # F.embedding, not table[ids]: the backward of advanced indexing (an accumulating
+        # index_put) gave Theta's gradient different last bits from run to run with two torch
+        # threads; the embedding backward is deterministic. The forward is the same gather.
+        tokens = F.embedding(ids, self.token_table())
         n, dim = len(ids), tokens.shape[2]
         parts = [self.ends[0].expand(n, 1, dim)]
         if self.config.mode == "prompt":
