@@ -38,6 +38,7 @@ from adapters_modal.weights import WeightFile, sha256_of
 
 WINDOW = 1024
 SAMPLE_RATE = 16000
+FRAMES_PER_PASS = 256  # frames through the network at once: about 1 GB in CREPE-full's first block
 CENTS_PER_BIN = 20
 CENTS_OFFSET = 1997.3794084376191  # cents of bin 0, as torchcrepe.convert
 
@@ -102,8 +103,21 @@ class CrepeSource(SourceModel):
             maps.append(_block(maps[-1][..., 0], conv, norm, (31, 32)))
         return maps
 
+    def _in_chunks(self, function, waveform: torch.Tensor) -> torch.Tensor:
+        """function over chunks of at most FRAMES_PER_PASS frames' worth of clips, concatenated:
+        the same result (every output is per clip), with memory bounded whatever the batch
+        (256 clips at once took 14 GB in CREPE-full's first block and got a benchmark killed)."""
+        frames_per_clip = 1 + (waveform.shape[1] + 2 * (WINDOW // 2) - WINDOW) // self.hop
+        clips = max(1, FRAMES_PER_PASS // frames_per_clip)
+        if len(waveform) <= clips:
+            return function(waveform)
+        return torch.cat([function(part) for part in waveform.split(clips)])
+
     def _frame_features(self, waveform: torch.Tensor) -> torch.Tensor:
         """(N, frames, in_features): the penultimate activations per frame."""
+        return self._in_chunks(self._frame_features_of_chunk, waveform)
+
+    def _frame_features_of_chunk(self, waveform: torch.Tensor) -> torch.Tensor:
         last = self.block_maps(waveform)[-1]
         flat = last.permute(0, 2, 1, 3).reshape(last.shape[0], -1)
         return flat.reshape(waveform.shape[0], -1, flat.shape[1])
@@ -120,6 +134,9 @@ class CrepeSource(SourceModel):
         return self.network.classifier(features)
 
     def layer_features(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self._in_chunks(self._layer_features_of_chunk, waveform)
+
+    def _layer_features_of_chunk(self, waveform: torch.Tensor) -> torch.Tensor:
         n = waveform.shape[0]
         stats = []
         for fmap in self.block_maps(waveform):
