@@ -105,8 +105,9 @@ class CrepeSource(SourceModel):
 
     def _in_chunks(self, function, waveform: torch.Tensor) -> torch.Tensor:
         """function over chunks of at most FRAMES_PER_PASS frames' worth of clips, concatenated:
-        the same result (every output is per clip), with memory bounded whatever the batch
-        (256 clips at once took 14 GB in CREPE-full's first block and got a benchmark killed)."""
+        the same result (every output is per clip), with inference memory bounded whatever the
+        batch (256 clips at once took 14 GB in CREPE-full's first block and got a benchmark
+        killed; training still keeps every chunk's activations for the backward pass)."""
         frames_per_clip = 1 + (waveform.shape[1] + 2 * (WINDOW // 2) - WINDOW) // self.hop
         clips = max(1, FRAMES_PER_PASS // frames_per_clip)
         if len(waveform) <= clips:

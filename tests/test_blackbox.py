@@ -214,6 +214,18 @@ def test_the_estimator_trains_a_probe_head_black_box_and_refuses_a_random_one(it
     classifier.fit(italy.x_train[:, None, :], italy.y_train)
     assert 0 < classifier.fit_result_.queries <= 1500 and classifier.fit_result_.probe_c is not None
     assert (classifier.predict(italy.x_test[:, None, :]) == italy.y_test).mean() > 0.6
-    with pytest.raises(DataError, match="a random head would stay random; set head_init='probe'"):
+    with pytest.raises(DataError, match="a random head would stay random; set head_init=.probe."):
         TableClassifier(mapping="proba", head_init="random", query_budget=1000, epochs=3).fit(
             np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+def test_white_box_training_moves_theta_and_leaves_a_log_probability_head_as_its_probe_set_it(source, italy):
+    from xmodal.training.gradients import Backprop
+
+    model = _proba_model(source, italy)
+    x, y = torch.tensor(italy.x_train[:8], dtype=torch.float32), _targets(italy, italy.y_train[:8])
+    head, delta = model.output_map.linear.weight.clone(), model.bridge.delta.clone()
+    backprop = Backprop()
+    with backprop.attached(model, lr=0.01):
+        backprop.step(x, y)
+    assert torch.equal(model.output_map.linear.weight, head) and not torch.equal(model.bridge.delta, delta)

@@ -42,7 +42,7 @@ def _inputs(folder: Path):
 
 OLD_RUNS = [("v1-series-waveform", V2SClassifier, 1), ("v2-series-tones", V2SClassifier, 2),
             ("v3-series-best", V2SClassifier, 3), ("v3-sequence", SequenceClassifier, 3),
-            ("v3-table", TableClassifier, 3)]
+            ("v3-table", TableClassifier, 3), ("v4-series-best", V2SClassifier, 4)]
 
 
 @pytest.mark.parametrize(("name", "estimator", "version"), OLD_RUNS, ids=[r[0] for r in OLD_RUNS])

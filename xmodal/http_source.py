@@ -69,8 +69,12 @@ class HttpBlackBoxSource(BlackBoxSource):
         # image is 600 kB as float32).
         sample_bytes = 4 * int(np.prod(shape))
         body_room = int(info.get("max_body_bytes") or 0) - NPY_HEADER_ROOM
-        by_body = body_room // sample_bytes if body_room > 0 else int(info["max_batch"])
-        self.max_batch = max(1, min(int(info["max_batch"]), by_body))
+        by_body = body_room // sample_bytes if info.get("max_body_bytes") else int(info["max_batch"])
+        if by_body < 1:
+            raise XmodalError(f"{self.url} takes request bodies of at most {info['max_body_bytes']} bytes, less than "
+                              f"one input ({sample_bytes} bytes as float32 plus the .npy header); restart the server "
+                              "with a larger --max-body-mb")
+        self.max_batch = min(int(info["max_batch"]), by_body)
         self.journal = QueryJournal(journal, (self.url, info["weights_sha256"]), len(info["class_names"]))
         self.sent = 0  # samples sent over the network, retries included (what an API bills)
         self.from_journal = 0  # distinct inputs per call answered by the journal instead

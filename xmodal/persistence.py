@@ -60,7 +60,10 @@ FORMAT = "xmodal-reprogrammer"
 # 4: the weights file is named by its hash, and the JSON names it ("weights_file"), so that
 # overwriting a save is atomic (module docstring); a version-3 reader would look for
 # reprogrammer.safetensors and call the save incomplete, so it must refuse on the version.
-FORMAT_VERSION = 4
+# 5: bridges may draw theta at a low resolution ("delta_resolution") and a head may read the
+# log-probabilities ("reads": "log_probs"); a version-4 reader would call such a save damaged
+# (an unknown setting) instead of asking for an upgrade, so it must refuse on the version.
+FORMAT_VERSION = 5
 CONFIG_FILE = "reprogrammer.json"
 LEGACY_WEIGHTS_FILE = "reprogrammer.safetensors"  # format versions 1 to 3
 WEIGHTS_FILE_PATTERN = re.compile(r"reprogrammer\.[0-9a-f]{16}\.safetensors")

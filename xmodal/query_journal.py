@@ -9,8 +9,10 @@ would write about 100 GB over a fit):
     then       one record per answer: the input's sha256 (32 bytes) and K float64 probabilities
 
 Each batch is appended with one write and fsync'd. A kill during the write leaves a torn last
-record, which the next opening drops (that answer is asked again). Journals of xmodal 0.3's
-first format (an .npz rewritten whole) are read and converted once.
+record, which the next opening drops (that answer is asked again). Journals of the
+first format (an .npz rewritten whole) are read and converted once. A record whose
+probabilities are not finite, non-negative and summing to 1 (the zeros a power loss can
+leave) ends the journal there, like a torn one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from xmodal.atomic import atomic_write
 from xmodal.errors import XmodalError
 
 FORMAT = "xmodal_query_journal"
+ZIP_MAGIC = b"PK\x03\x04"  # how an .npz (a zip archive) starts
 VERSION = 1
 DIGEST_BYTES = 32
 
@@ -40,7 +42,9 @@ class QueryJournal:
         self.answers: dict[str, np.ndarray] = {}
         if self.path is None or not self.path.is_file():
             return
-        if zipfile.is_zipfile(self.path):
+        with open(self.path, "rb") as handle:
+            start = handle.read(len(ZIP_MAGIC))
+        if start == ZIP_MAGIC:  # not zipfile.is_zipfile: it searches the end, where a record may hold those bytes
             self._convert_npz()
         self._read()
 
@@ -78,13 +82,22 @@ class QueryJournal:
         if header.get("classes") != self.num_classes:
             raise self._refuse(f"{header.get('classes')} classes per answer, the server gives {self.num_classes}")
         body = data[end + 1:]
-        whole = len(body) - len(body) % self.record_bytes  # a torn last record is dropped
-        for start in range(0, whole, self.record_bytes):
+        whole = 0  # bytes of sound records; a torn or damaged one and all after it are dropped
+        for start in range(0, len(body) - self.record_bytes + 1, self.record_bytes):
             record = body[start:start + self.record_bytes]
-            self.answers[record[:DIGEST_BYTES].hex()] = np.frombuffer(record[DIGEST_BYTES:], dtype=np.float64).copy()
-        if whole < len(body):  # cut the torn bytes off, so that appended records line up again
-            with open(self.path, "r+b") as handle:
-                handle.truncate(end + 1 + whole)
+            probabilities = np.frombuffer(record[DIGEST_BYTES:], dtype=np.float64).copy()
+            if not (np.isfinite(probabilities).all() and (probabilities >= 0).all()
+                    and abs(probabilities.sum() - 1) < 1e-3):
+                break
+            self.answers[record[:DIGEST_BYTES].hex()] = probabilities
+            whole = start + self.record_bytes
+        if whole < len(body):  # cut the rest off, so that appended records line up again
+            try:
+                with open(self.path, "r+b") as handle:
+                    handle.truncate(end + 1 + whole)
+            except OSError as exc:
+                raise XmodalError(f"{self.path} ends in a torn record that cannot be cut off ({exc.strerror}); "
+                                  "make the file writable, or give another --query-journal") from None
 
     def _convert_npz(self) -> None:
         """A journal of the first format (server, keys, probabilities in one .npz), rewritten as this one."""

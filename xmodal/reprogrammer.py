@@ -57,7 +57,13 @@ class Reprogrammer(nn.Module):
         return module_device(self)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for name, p in self.named_parameters() if not name.startswith("source.") and p.requires_grad]
+        """What training changes: theta and omega, except a head on the log-probabilities, which
+        stays where its probe put it, white-box and black-box alike (Adam steps in the raw
+        log-probability scale, whose means lie near -15, moved its scores by tens per step and
+        wrecked it within an epoch: GunPoint through EfficientNet-Lite0)."""
+        fixed = "output_map." if self.reads == "log_probs" else None
+        return [p for name, p in self.named_parameters()
+                if not name.startswith("source.") and p.requires_grad and not (fixed and name.startswith(fixed))]
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """theta and omega (and map buffers such as the label assignment), never the source."""

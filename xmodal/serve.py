@@ -227,7 +227,10 @@ class BackgroundServer:
         self.thread.start()
         deadline = time.monotonic() + start_timeout
         while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
+            if not self.thread.is_alive():  # e.g. another process took the port first
+                raise XmodalError(f"the server on 127.0.0.1:{self.port} stopped while starting (see the log above)")
+            if time.monotonic() > deadline:
+                self.stop()
                 raise XmodalError(f"the server on 127.0.0.1:{self.port} did not start within {start_timeout:g} s")
             time.sleep(0.05)
         self.url = f"http://127.0.0.1:{self.port}"

@@ -97,9 +97,11 @@ _HEAD_INIT = Setting("head_init", str, "linear head at the start: a logistic-reg
 _BLACKBOX = Setting("query_budget", int, "train black-box (zeroth-order, the source seen as probabilities only) "
                     "within this many source queries; none: white-box", nullable=True, minimum=1)
 SERIES_MAPPINGS = ("frequency", "random", "ilm", "blm", "blm+", "linear", "proba", "layers")
+MIN_DELTA_RESOLUTION = 2  # linear interpolation needs two points
 _DELTA_RESOLUTION = Setting("delta_resolution", int, "theta drawn at this many points over an audio window (r x r "
                             "per image channel) and stretched: a smooth, low-dimensional perturbation for "
-                            "black-box training; none: one value per sample or pixel", nullable=True, minimum=2)
+                            "black-box training; none: one value per sample or pixel", nullable=True,
+                            minimum=MIN_DELTA_RESOLUTION)
 DEVICES = ("auto", "cpu", "cuda")
 # Where, not what: the same for every task, and not part of what a run learned (a saved run
 # loads on any device; xmodal.devices).

@@ -14,16 +14,15 @@ import torch
 import torch.nn.functional as F
 
 from xmodal.errors import DataError
-
-MIN_RESOLUTION = 2  # linear interpolation needs two points
+from xmodal.settings import MIN_DELTA_RESOLUTION
 
 
 def check_resolution(resolution: int | None, full: tuple[int, ...]) -> None:
     """Refuse a resolution below two or above the full size it is stretched to."""
     if resolution is None:
         return
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < MIN_RESOLUTION:
-        raise DataError(f"delta_resolution must be an integer of at least {MIN_RESOLUTION}, got {resolution!r}")
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < MIN_DELTA_RESOLUTION:
+        raise DataError(f"delta_resolution must be an integer of at least {MIN_DELTA_RESOLUTION}, got {resolution!r}")
     if resolution > min(full[-2:] if len(full) == 3 else full):
         raise DataError(f"delta_resolution {resolution} is finer than the input it perturbs {full}; "
                         "leave it unset for one value per sample or pixel")

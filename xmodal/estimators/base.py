@@ -105,8 +105,12 @@ class ReprogrammingEstimator:
         self.classes_ = classes
 
     def _check_black_box(self) -> None:
-        """Refuse, before any work, a query budget with settings black-box training cannot take."""
+        """Refuse, before any work, a head that could not train and a query budget with settings
+        black-box training cannot take."""
         s = self.settings_
+        if s["mapping"] == "proba" and s.get("head_init", "probe") != "probe":
+            raise DataError("a head on the log-probabilities (mapping 'proba') stays where it starts, so a random "
+                            "head would stay random; set head_init='probe'")
         if s.get("query_budget") is None:
             return
         if s["mapping"] not in BLACK_BOX_MAPPINGS:
@@ -114,9 +118,6 @@ class ReprogrammingEstimator:
                             f"log-probabilities ({', '.join(BLACK_BOX_MAPPINGS)}): mapping {s['mapping']!r} reads "
                             "what a prediction API does not return, or spends the budget on re-mapping; "
                             "set mapping='proba'")
-        if s["mapping"] == "proba" and s.get("head_init", "probe") != "probe":
-            raise DataError("black-box training keeps the head where it starts (only theta is trained), so a random "
-                            "head would stay random; set head_init='probe'")
         if s["epochs"] == 0:
             raise DataError("a query budget with epochs 0 trains nothing (this preset's probe needs no training); "
                             "set epochs, e.g. epochs=30")

@@ -11,11 +11,9 @@ black-box training (xmodal.training.loop runs both).
 
   with U_j uniform on the unit sphere (b = d) or standard Gaussian (b = 1). omega stays
   where the start put it: a label mapping prepared from the first answers, or a head on
-  the log-probabilities (mapping "proba") fitted as a probe of them; both are reused, not
-  re-estimated at a cost in queries. (Adam steps on a probe head in the raw log-probability
-  scale, whose means lie near -15, moved its scores by tens per step and wrecked it within
-  an epoch: measured on GunPoint through EfficientNet-Lite0.) One step on a batch of B
-  samples costs B * (q + 1) queries. The estimate's variance grows with d, so black-box
+  the log-probabilities (mapping "proba") fitted as a probe of them (which no training
+  moves: Reprogrammer.trainable_parameters); both are reused, not re-estimated at a cost
+  in queries. One step on a batch of B samples costs B * (q + 1) queries. The estimate's variance grows with d, so black-box
   training wants a low-dimensional theta (`delta_resolution`, xmodal.bridges.low_resolution).
 """
 
@@ -96,7 +94,7 @@ class ZerothOrder:
         previous_budget, hidden.budget = hidden.budget, QueryBudget(self.limit)
         self.budget = hidden.budget
         self.model = model
-        self.parameters = [p for p in model.bridge.parameters() if p.requires_grad]
+        self.parameters = model.trainable_parameters()  # theta: label maps and log-probability heads stay
         self.theta = torch.nn.Parameter(parameters_to_vector(self.parameters).detach().clone())
         self.optimizer = torch.optim.Adam([self.theta], lr=lr)
         try:
