@@ -53,6 +53,19 @@ def test_aggregation_and_summary_over_seeds():
     assert stats["vs_minirocket"]["v2s"] == (0, 1, 0) and stats["datasets_complete"] == ["D1"]
 
 
+def test_a_method_that_did_not_finish_every_set_is_summarised_apart():
+    from ucr import summary
+
+    runs = [("D1", "minirocket", 0.9), ("D2", "minirocket", 0.7), ("D3", "minirocket", 0.8),
+            ("D1", "best", 0.8), ("D2", "best", 0.8), ("D3", "best", 0.8), ("D1", "zoo-crepe-full", 0.95)]
+    rows = [{"dataset": d, "method": m, "accuracy_mean": a} for d, m, a in runs]
+    stats = summary(rows)
+    assert stats["summarised_methods"] == ["best", "minirocket"] and stats["datasets_complete"] == ["D1", "D2", "D3"]
+    assert stats["vs_minirocket"]["best"] == (1, 1, 1)
+    assert stats["partial"]["zoo-crepe-full"] == {"datasets": 1, "mean_accuracy": 0.95,
+                                                  "minirocket_mean_accuracy": 0.9, "vs_minirocket": (1, 0, 0)}
+
+
 def test_help_names_the_modes():
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ucr.py"), "--help"],
                           capture_output=True, text=True, timeout=120)
