@@ -67,11 +67,10 @@ class HttpBlackBoxSource(BlackBoxSource):
         self.served_name = info["name"]
         # Inputs per request: the server's batch limit, and as many as its body limit takes (an
         # image is 600 kB as float32).
-        sample_bytes = 4 * int(np.prod(shape))
-        body_room = int(info.get("max_body_bytes") or 0) - NPY_HEADER_ROOM
-        by_body = body_room // sample_bytes if info.get("max_body_bytes") else int(info["max_batch"])
+        sample_bytes, max_body = 4 * int(np.prod(shape)), info.get("max_body_bytes")
+        by_body = (int(max_body) - NPY_HEADER_ROOM) // sample_bytes if max_body else int(info["max_batch"])
         if by_body < 1:
-            raise XmodalError(f"{self.url} takes request bodies of at most {info['max_body_bytes']} bytes, less than "
+            raise XmodalError(f"{self.url} takes request bodies of at most {max_body} bytes, less than "
                               f"one input ({sample_bytes} bytes as float32 plus the .npy header); restart the server "
                               "with a larger --max-body-mb")
         self.max_batch = min(int(info["max_batch"]), by_body)
