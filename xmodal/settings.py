@@ -103,6 +103,8 @@ _DELTA_RESOLUTION = Setting("delta_resolution", int, "theta drawn at this many p
                             "black-box training; none: one value per sample or pixel", nullable=True,
                             minimum=MIN_DELTA_RESOLUTION)
 DEVICES = ("auto", "cpu", "cuda")
+# Where a series search runs its candidates (xmodal.training.search): here, or as Ray Tune trials.
+SEARCH_BACKENDS = ("local", "ray")
 # Where, not what: the same for every task, and not part of what a run learned (a saved run
 # loads on any device; xmodal.devices).
 DEVICE = Setting("device", str, "where to fit and predict: auto (cuda when torch sees a GPU, else cpu), cpu or "

@@ -4,6 +4,7 @@
     xmodal evaluate RUN                              scores of a saved run (task and data from the run)
     xmodal predict RUN (--input FILE | --split S) --csv OUT.csv
     xmodal align RUN --source-samples PATH          W1 and the risk bound of a saved run
+    xmodal sweep CONFIG                             datasets x presets x seeds on Ray (resumable)
     xmodal presets | sources | datasets | predict-source | synthesize-words
 
 Exit status: 0 done; 1 a user error (XmodalError or OSError: one line, no traceback);
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         presets,
         serve,
         sources,
+        sweep,
         synthesize,
     )
 
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_parser(commands)
     synthesize.add_parser(commands)
     serve.add_parser(commands)
+    sweep.add_parser(commands)
     return parser
 
 

@@ -142,7 +142,7 @@ def _number(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _fit_baselines(task_name, names, split, seed, options) -> dict:
+def fit_baselines(task_name, names, split, seed, options) -> dict:
     from xmodal.baselines import fit_predict
     from xmodal.metrics import classification_scores
 
@@ -275,7 +275,7 @@ def run_fit(args: argparse.Namespace) -> None:
         metrics["search"] = search.to_dict()
         _report_search(search)
     if baselines:
-        metrics["baselines"] = _fit_baselines(args.task, baselines, split, args.seed, task.baseline_options(estimator))
+        metrics["baselines"] = fit_baselines(args.task, baselines, split, args.seed, task.baseline_options(estimator))
     metrics["history"] = result.history
 
     with run_folder(out, split.name) as folder:  # a write failed or interrupted leaves no half run behind

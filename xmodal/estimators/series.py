@@ -28,7 +28,8 @@ from xmodal.settings import SETTINGS
 PROBE_STARTED = ("layers", "proba")
 
 
-@with_settings("series", weights_path=None, search=None, search_folds=1, random_state=None, verbose=False)
+@with_settings("series", weights_path=None, search=None, search_folds=1, search_backend="local", random_state=None,
+               verbose=False)
 class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
     """Classify univariate series with a frozen speech model: bridge -> source -> output map.
 
@@ -36,6 +37,8 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
     search (None, a grid name "small" / "tiny" of xmodal.training.search, or a list of
     candidate dicts: settings chosen on held-out parts of the training data, the choice in
     `search_result_`), search_folds (1: one held-out quarter; k > 1: stratified k-fold),
+    search_backend ("local": GridSearchCV in this process; "ray": one Ray Tune trial per
+    candidate, on the cluster RAY_ADDRESS names or an embedded Ray),
     random_state (None draws a seed, kept as `seed_`), verbose (progress bars).
 
     Examples
@@ -113,7 +116,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             from xmodal.training.search import resolve_grid, search
 
             grid = resolve_grid(self.search, tuple(SETTINGS["series"]))
-            winner, self.search_result_ = search(self, X, y, grid, self.seed_, self.search_folds)
+            winner, self.search_result_ = search(self, X, y, grid, self.seed_, self.search_folds, self.search_backend)
             for name in ("settings_", "reprogrammer_", "fit_result_", "start_state_"):
                 setattr(self, name, getattr(winner, name))
             return self

@@ -25,6 +25,7 @@ from sklearn.model_selection import (
 
 from xmodal.errors import DataError
 from xmodal.presets import PRESETS
+from xmodal.settings import SEARCH_BACKENDS
 
 # One base setting (the v2s preset's map, placement, mask and learning rate, 20 epochs) and
 # one change at a time, kept to 8 short fits: about 200 epochs on 3/4 of the training data
@@ -94,22 +95,37 @@ def _splitter(y: np.ndarray, folds: int, seed: int):
     return StratifiedShuffleSplit(1, test_size=n_test, random_state=seed), f"holdout {HOLDOUT}"
 
 
-def _winner(results: dict) -> int:
+def _winner(scores: list[dict]) -> int:
     """Held-out accuracy, then log-loss, then grid order."""
-    accuracy, log_loss = results["mean_test_accuracy"], -results["mean_test_neg_log_loss"]
-    return min(range(len(accuracy)), key=lambda i: (-accuracy[i], log_loss[i], i))
+    return min(range(len(scores)), key=lambda i: (-scores[i]["accuracy"], scores[i]["log_loss"], i))
 
 
-def search(estimator, X: np.ndarray, y: np.ndarray, grid: list[dict], seed: int, folds: int = 1):
-    """(the winner refitted on all of X, SearchResult). `estimator` is cloned, never fitted."""
+def _cv_scores(results: dict) -> list[dict]:
+    return [{"accuracy": float(accuracy), "log_loss": float(-negative)}
+            for accuracy, negative in zip(results["mean_test_accuracy"], results["mean_test_neg_log_loss"])]
+
+
+def search(estimator, X: np.ndarray, y: np.ndarray, grid: list[dict], seed: int, folds: int = 1,
+           backend: str = "local"):
+    """(the winner refitted on all of X, SearchResult). `estimator` is cloned, never fitted.
+    backend "local": scikit-learn's GridSearchCV in this process; "ray": one Ray Tune trial
+    per candidate (xmodal.training.search_tune), the same scores."""
+    if backend not in SEARCH_BACKENDS:
+        raise DataError(f"unknown search backend {backend!r}; choose {' or '.join(SEARCH_BACKENDS)}")
     start = time.perf_counter()
     cv, method = _splitter(np.asarray(y), folds, seed)
     base = clone(estimator).set_params(search=None, val_fraction=0.0, random_state=seed, verbose=False)
-    candidates = [{k: [v] for k, v in {**c, "patience": c.get("epochs", 1)}.items()} for c in grid]
-    searcher = GridSearchCV(base, candidates, scoring=("accuracy", "neg_log_loss"), refit=_winner, cv=cv,
-                            error_score="raise").fit(X, y)
-    results = searcher.cv_results_
-    scores = [{"accuracy": float(a), "log_loss": float(-l)}
-              for a, l in zip(results["mean_test_accuracy"], results["mean_test_neg_log_loss"])]
-    return searcher.best_estimator_, SearchResult(grid, scores, int(searcher.best_index_), method,
-                                                   time.perf_counter() - start)
+    candidates = [{**c, "patience": c.get("epochs", 1)} for c in grid]
+    if backend == "ray":
+        from xmodal.training.search_tune import tune_scores
+
+        scores = tune_scores(base, X, y, candidates, cv)
+        best = _winner(scores)
+        winner = clone(base).set_params(**candidates[best]).fit(X, y)
+    else:
+        searcher = GridSearchCV(base, [{k: [v] for k, v in c.items()} for c in candidates],
+                                scoring=("accuracy", "neg_log_loss"), refit=lambda r: _winner(_cv_scores(r)), cv=cv,
+                                error_score="raise").fit(X, y)
+        scores, best, winner = _cv_scores(searcher.cv_results_), int(searcher.best_index_), searcher.best_estimator_
+    return winner, SearchResult(grid, scores, best, method if backend == "local" else f"{method} on Ray Tune",
+                                time.perf_counter() - start)

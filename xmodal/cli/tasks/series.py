@@ -16,6 +16,7 @@ from xmodal.cli.tasks.base import (
     positive_int,
 )
 from xmodal.errors import DataError
+from xmodal.settings import SEARCH_BACKENDS
 
 
 class SeriesTask(Task):
@@ -41,6 +42,10 @@ class SeriesTask(Task):
                                  "(--preset v2s)")
         search.add_argument("--search-folds", type=positive_int, default=1, metavar="K",
                             help="1: one stratified held-out quarter (default); k > 1: stratified k-fold")
+        search.add_argument("--search-backend", choices=SEARCH_BACKENDS, default="local",
+                            help="local: the candidates one after another here (default); ray: one Ray Tune trial "
+                                 "per candidate, on the cluster RAY_ADDRESS names or a local Ray (pip install "
+                                 "'xmodal[sweep]')")
 
     def check_fit_args(self, args, settings):
         if args.search is None:
@@ -77,7 +82,8 @@ class SeriesTask(Task):
         from xmodal.estimators.series import V2SClassifier
 
         return V2SClassifier(args.preset, **overrides, weights_path=args.weights, search=args.search,
-                             search_folds=args.search_folds, random_state=args.seed, verbose=not args.quiet)
+                             search_folds=args.search_folds, search_backend=args.search_backend,
+                             random_state=args.seed, verbose=not args.quiet)
 
     def model_input(self, X):
         return np.asarray(X, dtype=np.float64)[:, None, :]

@@ -1,4 +1,4 @@
-"""Summary statistics of a UCR results table (pure functions, tested in tests/test_ucr_summary.py).
+"""Summary statistics of a sweep's results table (pure functions, tested in tests/test_sweep_report.py).
 
 A table is {dataset: {method: accuracy}}, the accuracy being the mean over
 seeds. Methods missing on a dataset are left out of that dataset's ranking;
