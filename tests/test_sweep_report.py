@@ -36,7 +36,7 @@ def test_statistics_on_a_hand_made_table():
 
 def _run(dataset, method, seed, accuracy, **extra):
     return {"dataset": dataset, "method": method, "seed": seed, "accuracy": accuracy, "fit_seconds": 1.0,
-            "n_train": 10, "n_test": 5, "n_classes": 2, **extra}
+            "n_train": 10, "n_test": 5, "n_classes": 2, "epochs_run": 5, **extra}
 
 
 def test_aggregation_and_summary_over_seeds():
@@ -69,6 +69,8 @@ def test_trained_reprogramming_is_weighed_against_its_probe_start():
     assert summary == {"fits": 3, "kept_on_validation": 1, "fits_compared_on_validation": 3, "datasets": 2,
                        "datasets_above_probe_on_test": 1, "mean_test_difference": pytest.approx(-0.025)}
     assert against_probe(runs, "minirocket") is None  # a baseline has no probe start
+    untrained = [{**run, "epochs_run": 0} for run in runs]
+    assert against_probe(untrained, "best") is None  # a probe alone (epochs 0) did not try to beat itself
     rows = aggregate(runs)
     text = markdown(rows, summarise(rows, ["best", "minirocket"], "minirocket", runs), "t")
     assert "| best | 1 of 3 | 1 of 2 | -2.50 |" in text

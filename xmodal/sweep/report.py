@@ -74,8 +74,10 @@ def partial_summary(table: dict[str, dict[str, float]], method: str, reference: 
 
 def against_probe(records: list[dict], method: str) -> dict | None:
     """How often trained reprogramming beat its probe start: fits kept on validation, and
-    datasets where the mean test accuracy beat the probe's (None: no probe start recorded)."""
-    fits = [r for r in records if r["method"] == method and r.get("probe_test_accuracy") is not None]
+    datasets where the mean test accuracy beat the probe's (None: no fit trained from a probe
+    start, such as a baseline or a probe alone, epochs 0)."""
+    fits = [r for r in records
+            if r["method"] == method and r.get("probe_test_accuracy") is not None and r.get("epochs_run")]
     if not fits:
         return None
     per_dataset: dict[str, list[float]] = {}
