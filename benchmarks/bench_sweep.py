@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> None:
     methods = args.methods.split(",")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "XMODAL_WEIGHTS_DIR": os.environ.get("XMODAL_WEIGHTS_DIR", str(SHARED / "models"))}
-    sys.path.insert(0, str(HERE))
     from ucr import METHOD_SETTINGS
 
     with tempfile.TemporaryDirectory(prefix="xmodal-bench-sweep-") as temporary:
@@ -126,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
               "memory_ratio_ray_over_pool": round(ray["peak_tree_rss_mb"] / pool["peak_tree_rss_mb"], 3)}
     markdown = "\n".join([
         "# The one-seed UCR run: local Ray (`xmodal sweep`) against the old process pool", "",
-        f"{len(new)} work items ({', '.join(methods)} on the {len(new) // len(methods)} UCR sets of ../shared, seed 0), "
+        f"{len(new)} work items ({', '.join(methods)} on the {len(new) // len(methods)} UCR sets of ../shared, "
+        "seed 0), "
         f"{args.workers} one-thread workers each, one after the other on this machine (`python "
         "benchmarks/bench_sweep.py`). Peak memory: the largest sum of resident memory over the command's process "
         "tree, sampled every 0.2 s.", "",

@@ -83,6 +83,8 @@ for _mode in METHOD_SETTINGS.values():
                                   **({"encoding": "image"} if kind == "image" else {})} for name, kind in ZOO.items()})
 METHODS = list(METHOD_SETTINGS["full"])
 QUICK_DATASETS = ["Coffee", "GunPoint", "ItalyPowerDemand"]
+# Left out of --quick unless named in --methods: minutes per set each (crepe-full took 16 min on ItalyPowerDemand).
+SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 # Relative cost per byte of data, to start the largest work first (zoo: measured forward speed, bench_sources.md).
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300, "zoo-crepe-full": 400,
@@ -128,14 +130,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
     parser.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray, one per item (default 2)")
     parser.add_argument("--address", help="a running Ray cluster instead of a local Ray (auto, HOST:PORT)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+    parser.add_argument("--methods", help="comma-separated subset of " + ",".join(METHODS) + " (default: all; with "
+                        "--quick all but " + ", ".join(SLOW_METHODS) + ")")
     parser.add_argument("--datasets", help="comma-separated subset of the datasets found")
     parser.add_argument("--name", help="results name (default ucr, or ucr_quick with --quick)")
     parser.add_argument("--report-only", action="store_true", help="rebuild the tables from the runs file, fit nothing")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     name = args.name or ("ucr_quick" if args.quick else "ucr")
-    methods = args.methods.split(",")
+    methods = (args.methods.split(",") if args.methods
+               else [m for m in METHODS if not (args.quick and m in SLOW_METHODS)])
     if unknown := set(methods) - set(METHODS):
         parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
     datasets = find_datasets(args.folders or [DEFAULT_DATA])

@@ -4,10 +4,12 @@ head reached by --address; and the config's checks (one line before any work).""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,6 +72,10 @@ def test_a_folder_of_ucr_datasets_stands_for_all_of_them_and_yaml_reads_like_tom
     ({"grid": {"lr": 0.1}}, "grid lr must be a non-empty list"),
     ({"seeds": 0}, "seeds must be a positive count"),
     ({"methods": {"s": {"preset": "v2s", "search": ["a"]}}}, "search must name a grid"),
+    ({"methods": {"s": {"preset": "v2s", "search": "smal"}}}, "unknown search grid 'smal'"),
+    ({"methods": {"s": {"preset": "best", "search": "small"}}}, "search with --preset v2s"),
+    ({"methods": {"best": {"preset": "v2s"}}}, "two methods are named best"),
+    ({"data": {"label_column": "y"}}, "--label-column is a flag of xmodal fit sequence and xmodal fit table"),
 ])
 def test_a_bad_config_is_refused_in_one_line_before_any_work(changes, message):
     with pytest.raises(DataError) as error:
@@ -186,14 +192,20 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_a_sweep_runs_on_a_separate_ray_head_given_by_address(tmp_path):
-    ray = str(Path(sys.executable).parent / "ray")
+    """A Ray head of its own (`ray start --head --block`, its own temp folder), stopped by
+    signalling its process group: never `ray stop`, which would stop every Ray on the machine."""
     port = _free_port()
+    temp = tempfile.mkdtemp(prefix="xr", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    started = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                              "--num-cpus", "2", "--include-dashboard", "false"],
-                             capture_output=True, text=True, timeout=180, env=env)
-    assert started.returncode == 0, started.stderr
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                             "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+                             "--include-dashboard", "false", "--temp-dir", temp],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
+        deadline = time.monotonic() + 120
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(1)
         text = (f'task = "series"\ndatasets = ["Coffee", "GunPoint"]\ndata_dir = "{UCR}"\npresets = ["best"]\n'
                 'baselines = ["minirocket"]\n[settings]\nepochs = 1\n')
         out = tmp_path / "out"
@@ -205,7 +217,18 @@ def test_a_sweep_runs_on_a_separate_ray_head_given_by_address(tmp_path):
             ("Coffee", "best"), ("Coffee", "minirocket"), ("GunPoint", "best"), ("GunPoint", "minirocket")]
         assert "wins / ties / losses vs minirocket" in (out / "sweep.md").read_text()
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_an_item_asking_for_more_than_any_node_has_is_refused_at_once(tmp_path):
+    config = config_from_dict(_config(seeds=1, presets=["best"], datasets=["Coffee"]))
+    with pytest.raises(DataError, match="no Ray node has 1 CPUs and 1 GPUs"):
+        run_sweep(config, tmp_path, workers=1, gpus_per_item=1, progress=False)
 
 
 def test_an_unreachable_cluster_is_one_line(tmp_path):

@@ -275,7 +275,7 @@ def run_fit(args: argparse.Namespace) -> None:
         metrics["search"] = search.to_dict()
         _report_search(search)
     if baselines:
-        metrics["baselines"] = fit_baselines(args.task, baselines, split, args.seed, task.baseline_options(estimator))
+        metrics["baselines"] = fit_baselines(args.task, baselines, split, args.seed, task.baseline_options(split))
     metrics["history"] = result.history
 
     with run_folder(out, split.name) as folder:  # a write failed or interrupted leaves no half run behind

@@ -43,7 +43,8 @@ def add_parser(commands) -> None:
     sweep.add_argument("--workers", type=int, metavar="N",
                        help="CPUs of the local Ray (default: all of this machine's); not with --address")
     sweep.add_argument("--cpus-per-item", type=float, default=1, metavar="N",
-                       help="CPUs (and torch threads) per item (default 1)")
+                       help="CPUs per item (default 1); an item's torch threads follow OMP_NUM_THREADS, which Ray "
+                            "sets to this when the environment does not")
     sweep.add_argument("--gpus-per-item", type=float, default=0, metavar="N",
                        help="GPUs per item, on a cluster that has them (default 0)")
     sweep.add_argument("--reference", metavar="METHOD",
@@ -84,11 +85,10 @@ def run_sweep_command(args: argparse.Namespace) -> None:
                                                  if outcome.failed else ""), flush=True)
     wanted = {item.key for item in items}
     records = [r for r in read_results(out / "results.jsonl") if result_key(r) in wanted]
-    if not records:
+    if records:
+        print(write_report(out, config.name, records, list(config.methods), reference, f"Sweep {config.name}"))
+    else:
         print("no finished items to report yet")
-        return
-    print(write_report(out, config.name, records, list(config.methods), reference, f"Sweep {config.name}"))
-    if args.report_only or not outcome.failed:
-        return
-    raise DataError(f"{len(outcome.failed)} of {len(items)} items failed twice; the first: "
-                    f"{outcome.failed[0]['error']}")
+    if not args.report_only and outcome.failed:
+        raise DataError(f"{len(outcome.failed)} of {len(items)} items failed twice; the first: "
+                        f"{outcome.failed[0]['error']}")

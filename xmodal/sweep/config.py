@@ -8,6 +8,8 @@
     presets = ["best", "v2s"]              # one method per preset ...
     sources = ["bc-resnet-gsc35"]          # ... per source, when given ...
     baselines = ["minirocket"]             # ... plus one per baseline of xmodal.baselines
+    [data]                                 # data flags of `xmodal fit TASK`, for every item
+    label_column = "target"                # (tables and sequences; series: resample, impute)
     [settings]                             # settings every method takes (xmodal.settings names)
     epochs = 20
     [grid]                                 # each preset crossed with every combination
@@ -17,9 +19,11 @@
     search = "small"
 
 A work item is one (dataset, method, seed); a method is a dict of plain values (`preset`
-and settings, or `baseline`), which is also its identity in the results: a changed method
-never mixes with results of the old one. Everything is checked here (presets, setting
-values, baselines, dataset paths) so that a typo fails in one line before Ray starts.
+and settings, or `baseline`; `data` when the config has data flags), which is also its
+identity in the results: a changed method never mixes with results of the old one.
+Everything is checked here (presets, setting values, baselines, dataset paths, and each
+method's `xmodal fit` command line with the fit's own checks) so that a typo fails in one
+line before Ray starts.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from pathlib import Path
 from xmodal.errors import DataError
 
 TASKS = ("series", "sequence", "table")
-KEYS = {"name", "task", "datasets", "data_dir", "seeds", "presets", "sources", "baselines", "settings", "grid",
-        "methods", "costs"}
+KEYS = {"name", "task", "datasets", "data_dir", "data", "seeds", "presets", "sources", "baselines", "settings",
+        "grid", "methods", "costs"}
 # Keys of a method that are not settings: how it is fitted (series search) or what it is.
 SEARCH_KEYS = ("search", "search_folds")
 
@@ -105,6 +109,8 @@ def load_config(path: str | Path) -> SweepConfig:
             data = yaml.safe_load(text)
         else:
             raise DataError(f"sweep config {path}: give a .toml, .yaml or .yml file")
+    except DataError:
+        raise
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         kind = path.suffix[1:].upper()
         raise DataError(f"sweep config {path} is not valid {kind}: {' '.join(str(exc).split())}") from None
@@ -125,11 +131,16 @@ def config_from_dict(data: dict, base: Path = Path(".")) -> SweepConfig:
         raise DataError(f"sweep config: task must be one of {', '.join(TASKS)}, got {task!r}")
     name = str(data.get("name") or "sweep")
     data_dir = _resolve(data["data_dir"], base) if data.get("data_dir") else None
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise DataError(f"sweep config: data_dir {data['data_dir']} is not a folder")
+    if data_dir is not None and (task != "series" or not Path(data_dir).is_dir()):
+        raise DataError(f"sweep config: data_dir {data['data_dir']} must be a folder of UCR datasets, for series only")
     datasets = _datasets(task, _list(data, "datasets", required=True), data_dir, base)
     methods = _methods(task, data)
     seeds = _seeds(data.get("seeds", 1))
+    from xmodal.sweep.item import check_item  # item builds on this module
+
+    first = next(iter(datasets.items()))
+    for method, settings in methods.items():  # each method's fit command line, checked as `fit` checks it
+        check_item(Item(task, first[0], first[1], data_dir, method, settings, seeds[0]))
     costs = data.get("costs") or {}
     if not isinstance(costs, dict) or any(m not in methods or not isinstance(v, (int, float)) or v <= 0
                                           for m, v in costs.items()):
@@ -168,7 +179,11 @@ def _datasets(task: str, entries: list, data_dir: str | None, base: Path) -> dic
             for folder in inner:
                 found.setdefault(folder.name, str(folder))
         elif path.exists():
-            found.setdefault(path.stem.removesuffix("_TRAIN") if path.is_file() else path.name, str(path))
+            name = path.stem.removesuffix("_TRAIN") if path.is_file() else path.name
+            if name in found and found[name] != str(path):
+                raise DataError(f"sweep config: two datasets are named {name} ({found[name]} and {path}); the tables "
+                                "need one name per dataset")
+            found[name] = str(path)
         elif task == "series" and "/" not in str(entry):  # a UCR name, looked up by `fit` (data_dir, then sktime)
             if data_dir is not None and not (Path(data_dir) / str(entry)).is_dir():
                 raise DataError(f"sweep config: dataset {entry} is not in data_dir {data_dir}")
@@ -213,9 +228,17 @@ def _methods(task: str, data: dict) -> dict[str, dict]:
     for name, method in (data.get("methods") or {}).items():
         if not isinstance(method, dict):
             raise DataError(f"sweep config: method {name} must be a table (preset and settings, or baseline)")
+        if str(name) in methods:
+            raise DataError(f"sweep config: two methods are named {name} (a preset or baseline and a [methods.{name}] "
+                            "table); rename the table")
         methods[str(name)] = method if "baseline" in method else {**common, **method}
     if not methods:
         raise DataError("sweep config: no methods; give presets, baselines or [methods.NAME] tables")
+    options = data.get("data") or {}
+    if not isinstance(options, dict):
+        raise DataError(f"sweep config: `data` must be a table of `xmodal fit {task}` data flags, got {options!r}")
+    if options:  # part of every method's identity: other data options, other results
+        methods = {name: {**method, "data": dict(options)} for name, method in methods.items()}
     for name, method in methods.items():
         check_method(task, name, method)
     return methods
@@ -229,13 +252,13 @@ def check_method(task: str, name: str, method: dict) -> None:
 
     where = f"sweep config: method {name}"
     if "baseline" in method:
-        if set(method) != {"baseline"} or method["baseline"] not in BASELINES[task]:
+        if set(method) - {"data"} != {"baseline"} or method["baseline"] not in BASELINES[task]:
             raise DataError(f"{where}: a baseline method is just `baseline = NAME`, NAME one of "
                             f"{', '.join(BASELINES[task])}; got {method}")
         return
     if "preset" not in method:
         raise DataError(f"{where}: give `preset` (and settings) or `baseline`")
-    settings = {k: v for k, v in method.items() if k not in ("preset", *SEARCH_KEYS)}
+    settings = {k: v for k, v in method.items() if k not in ("preset", "data", *SEARCH_KEYS)}
     unknown = sorted(set(settings) - set(SETTINGS[task]))
     if unknown:
         raise DataError(f"{where}: {unknown} are not {task} settings (`xmodal presets --task {task}` lists them)")

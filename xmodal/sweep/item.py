@@ -31,6 +31,9 @@ def fit_argv(item: Item, folder: Path) -> list[str]:
             "--out", str(folder), "--overwrite", "--quiet"]
     if item.data_dir:
         argv += ["--data-dir", item.data_dir]
+    for name, value in method.pop("data", {}).items():  # the data flags: --label-column, --test-size, --resample
+        flag = "--" + str(name).replace("_", "-")
+        argv += [flag] if value is True else [] if value is False else [flag, str(value)]
     for key in SEARCH_KEYS:
         if key in method:
             argv += [f"--{key.replace('_', '-')}", str(method.pop(key))]
@@ -56,6 +59,23 @@ def parse_fit(argv: list[str]):
         raise DataError(f"`xmodal {' '.join(argv)}`: {lines[-1] if lines else 'refused'}") from None
 
 
+def check_item(item: Item) -> None:
+    """The item's `xmodal fit` command line parsed and checked as `fit` does before any data is
+    read (flag values, data flags of the task, search options): a DataError naming the method."""
+    from xmodal.cli.tasks import TASKS
+    from xmodal.presets import resolve_settings
+    from xmodal.settings import SETTINGS
+
+    method = item.settings if "preset" in item.settings else {"preset": "best", "data": item.settings.get("data", {})}
+    try:
+        args = parse_fit(fit_argv(replace(item, settings=method), Path("unused")))
+        settings = resolve_settings(item.task, args.preset, {k: v for k, v in vars(args).items()
+                                                             if k in SETTINGS[item.task] and v is not None})
+        TASKS[item.task].check_fit_args(args, settings)
+    except DataError as exc:
+        raise DataError(f"sweep config: method {item.method}: {exc}") from None
+
+
 def run_item(item: Item, folder: Path, log: Path) -> dict:
     """Fit the item into `folder` (replacing a half-done one), its report into `log`; its record."""
     folder, log = Path(folder), Path(log)
@@ -78,10 +98,11 @@ def _baseline(item: Item, folder: Path) -> dict:
 
     task = TASKS[item.task]
     # The data flags of fit, with the default preset: the baseline sees the split a fit would.
-    args = parse_fit(fit_argv(replace(item, settings={"preset": "best"}), folder))
+    args = parse_fit(fit_argv(replace(item, settings={"preset": "best", "data": item.settings.get("data", {})}),
+                              folder))
     split = task.load_fit(args, resolve_settings(item.task, args.preset, {}))
     name = item.settings["baseline"]
-    scores = fit_baselines(item.task, [name], split, item.seed, {})[name]  # test scores and fit_seconds
+    scores = fit_baselines(item.task, [name], split, item.seed, task.baseline_options(split))[name]  # + fit_seconds
     metrics = {"task": item.task, "dataset": split.name, "baseline": name, "seed": item.seed,
                "n_train": len(split.y_train), "n_test": len(split.y_test),
                "classes": sorted({str(c) for c in split.y_train}), **scores, "data": split.record}

@@ -11,8 +11,9 @@ is skipped, so an interrupted sweep run again picks up where it stopped. A faili
 is retried once by Ray (`retry_exceptions`); if it fails again its error line goes to
 OUT/failures.jsonl and the others go on (run the sweep again to retry it).
 
-On a cluster every node needs xmodal installed and the data at the same paths; the
-driver's XMODAL_* and HF_* variables travel with the tasks (weights folder, offline mode).
+On a cluster every node needs xmodal installed and the data at the same paths, and OUT
+should be on storage every node shares (items are written where they run); the driver's
+XMODAL_* and HF_HUB_* variables travel with the tasks (weights folder, offline mode).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def append_line(path: Path, document: dict) -> None:
         os.fsync(handle.fileno())
 
 
-def _ray():
+def import_ray():
     try:
         import ray
     except ImportError:
@@ -70,28 +71,29 @@ def _ray():
 
 @contextmanager
 def ray_session(address: str | None, workers: int | None):
-    """ray.init for the duration: a local Ray of `workers` CPUs (default: all), or the cluster
-    at `address` ("auto", "HOST:PORT" or "ray://HOST:PORT"); shut down after, unless Ray was
+    """ray.init for the duration: a new local Ray of `workers` CPUs (default: Ray's count of
+    this machine's), never another cluster that happens to be visible, or the cluster at
+    `address` ("auto", "HOST:PORT" or "ray://HOST:PORT"); shut down after, unless Ray was
     already running in this process (then it is used as it is)."""
     import logging
 
-    ray = _ray()
+    ray = import_ray()
     if ray.is_initialized():
         yield ray
         return
-    env = {k: v for k, v in os.environ.items() if k.startswith(("XMODAL_", "HF_"))}
+    env = {k: v for k, v in os.environ.items() if k.startswith(("XMODAL_", "HF_HUB_"))}  # never a token
     options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
                "runtime_env": {"env_vars": env} if env else None}
-    unreachable = (f"cannot reach the Ray cluster at {address}: {{}}; start one with `ray start --head` or leave "
-                   "out --address for a local Ray")
+    failed = (f"cannot reach the Ray cluster at {address}: {{}}; start one with `ray start --head` or leave out "
+              "--address for a local Ray" if address else "cannot start a local Ray: {}")
     try:
         if address is None:
-            ray.init(num_cpus=workers or os.cpu_count(), **options)
+            ray.init(address="local", num_cpus=workers, **options)
         else:
-            _check_reachable(address, unreachable)
+            _check_reachable(address, failed)
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise DataError(unreachable.format(" ".join(str(exc).split())[:300])) from None
+        raise DataError(failed.format(" ".join(str(exc).split())[:300])) from None
     try:
         yield ray
     finally:
@@ -124,10 +126,18 @@ def _execute(item: Item, out: str) -> dict:
 
 def _error_line(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None) or exc  # a RayTaskError carries the item's own exception
-    text = " ".join(str(cause).split())
-    if not isinstance(cause, XmodalError):
-        text = f"{type(cause).__name__}: {text}"
-    return text.splitlines()[0][:500] if text else type(cause).__name__
+    text = " ".join(str(cause).split())[:500]
+    return text if isinstance(cause, XmodalError) and text else f"{type(cause).__name__}: {text}"
+
+
+def _check_resources(ray, cpus_per_item: float, gpus_per_item: float) -> None:
+    """An item asking for more than any node has would wait forever: refused at once."""
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    if not any(n.get("CPU", 0) >= cpus_per_item and n.get("GPU", 0) >= gpus_per_item for n in nodes):
+        largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+        raise DataError(f"no Ray node has {cpus_per_item:g} CPUs and {gpus_per_item:g} GPUs for an item (the largest "
+                        f"has {largest.get('CPU', 0):g} and {largest.get('GPU', 0):g}); lower --cpus-per-item / "
+                        "--gpus-per-item, or raise --workers")
 
 
 def run_sweep(config: SweepConfig, out: Path, results: Path | None = None, *, address: str | None = None,
@@ -139,8 +149,9 @@ def run_sweep(config: SweepConfig, out: Path, results: Path | None = None, *, ad
     out.mkdir(parents=True, exist_ok=True)
     results.parent.mkdir(parents=True, exist_ok=True)
     done = {result_key(r) for r in read_results(results)}
-    items = [item for item in config.items() if item.key not in done]
-    outcome = SweepOutcome(skipped=len(config.items()) - len(items))
+    every = config.items()
+    items = [item for item in every if item.key not in done]
+    outcome = SweepOutcome(skipped=len(every) - len(items))
     if not items:
         return outcome
     start = time.perf_counter()
@@ -154,8 +165,12 @@ def _run(ray, items: list[Item], out: Path, results: Path, cpus_per_item: float,
          progress: bool, name: str, outcome: SweepOutcome) -> None:
     from tqdm import tqdm
 
+    _check_resources(ray, cpus_per_item, gpus_per_item)
+    # Ray leaves CUDA_VISIBLE_DEVICES alone for a task that reserved no GPU: hide them, or every
+    # such item would run on GPU 0 (device "auto") beside the items that reserved it.
+    hidden = {} if gpus_per_item else {"runtime_env": {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}}
     task = ray.remote(_execute).options(num_cpus=cpus_per_item, num_gpus=gpus_per_item, max_retries=RETRIES,
-                                        retry_exceptions=True)
+                                        retry_exceptions=True, **hidden)
     pending = {task.remote(item, str(out)): item for item in items}  # submitted largest first
     with tqdm(total=len(items), desc=f"sweep {name}", unit="item", disable=not progress) as bar:
         while pending:

@@ -33,16 +33,18 @@ def tune_scores(base, X: np.ndarray, y: np.ndarray, candidates: list[dict], cv) 
     """Per candidate, in grid order: {"accuracy", "log_loss"} on the held-out parts of `cv`."""
     import os
 
+    from xmodal.sweep.runner import import_ray, ray_session
+
+    import_ray()  # Ray missing: one line naming the extra, before ray.tune's own ImportError
     # Tune's default console output draws a table of trials; the search reports its own scores.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
-    from xmodal.sweep.runner import ray_session
-
     splits = list(cv.split(X, y))
     trainable = tune.with_resources(tune.with_parameters(_trial, base=base, X=X, y=y, candidates=candidates,
                                                          splits=splits), {"cpu": 1})
-    with ray_session(None, None), tempfile.TemporaryDirectory(prefix="xmodal-tune-") as storage:
+    address = os.environ.get("RAY_ADDRESS")  # a cluster, as ray.init would read it; else a local Ray
+    with ray_session(address, None), tempfile.TemporaryDirectory(prefix="xmodal-tune-") as storage:
         tuner = tune.Tuner(trainable, param_space={"candidate": tune.grid_search(list(range(len(candidates))))},
                            run_config=tune.RunConfig(storage_path=storage, name="search", verbose=0))
         results = tuner.fit()

@@ -207,7 +207,8 @@ class Task:
     def fit_extras(self, estimator, split: Split, probabilities: np.ndarray) -> dict:
         return dict(split.extras)
 
-    def baseline_options(self, estimator) -> dict:
+    def baseline_options(self, split: Split) -> dict:
+        """Options of xmodal.baselines.fit_predict that the data decides (the sequences' alphabet)."""
         return {}
 
     # -- saved runs ----------------------------------------------------------------------

@@ -181,8 +181,8 @@ class SequenceTask(Task):
     def fit_extras(self, estimator, split, probabilities):
         return {**split.extras, "truncated_train": estimator.n_truncated_, "sparsity": estimator.sparsity_}
 
-    def baseline_options(self, estimator):
-        return {"alphabet": estimator.settings_["alphabet"]}
+    def baseline_options(self, split):
+        return {"alphabet": split.record["alphabet"]}
 
     def load_estimator(self, run, args):
         from xmodal.estimators.sequence import SequenceClassifier
