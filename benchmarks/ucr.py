@@ -40,7 +40,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from xmodal.sweep import config_from_dict, read_results, run_sweep, write_report  # noqa: E402
-from xmodal.sweep.config import result_key  # noqa: E402
+from xmodal.sweep.item import result_key  # noqa: E402
 
 RESULTS = HERE / "results"
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ucr"

@@ -20,37 +20,13 @@ import sys
 import tempfile
 import traceback
 import warnings
-from typing import ClassVar
 
+from xmodal.cli.arguments import Parser
 from xmodal.errors import XmodalError
 
 EXIT_USER_ERROR = 1
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h
 EXIT_INTERRUPTED = 130
-
-
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose subcommands refuse unknown arguments themselves, so the
-    message names the command (`xmodal fit sequence: error: unrecognized arguments:
-    --query-budget 5`) and says which command takes a flag meant for another."""
-
-    flag_owners: ClassVar[dict[str, list[str]]] = {}  # flag -> the commands that take it (set on the fit parsers)
-
-    def parse_known_args(self, args=None, namespace=None):
-        namespace, extras = super().parse_known_args(args, namespace)
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}{self._hint(extras)}")
-        return namespace, extras
-
-    def _hint(self, extras: list[str]) -> str:
-        hints = []
-        for flag in (extra.split("=", 1)[0] for extra in extras if extra.startswith("--")):
-            owners = [owner for owner in self.flag_owners.get(flag, []) if owner != self.prog]
-            if flag == "--task" and self.prog == "xmodal fit":
-                hints.append("the task is a word: xmodal fit series|sequence|table")
-            elif owners:
-                hints.append(f"{flag} is a flag of {' and '.join(owners)}")
-        return f" ({'; '.join(hints)})" if hints else ""
 
 
 def build_parser() -> argparse.ArgumentParser:

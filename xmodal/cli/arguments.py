@@ -9,6 +9,7 @@ shows that value in the default preset. Torch-free.
 from __future__ import annotations
 
 import argparse
+from typing import ClassVar
 
 from xmodal.errors import DataError
 from xmodal.presets import DEFAULT_PRESET, get_preset, preset_names
@@ -74,3 +75,27 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
 def setting_overrides(task: str, args: argparse.Namespace) -> dict:
     """The settings given on the command line (None: not given, the preset's value)."""
     return {name: getattr(args, name) for name in SETTINGS[task] if getattr(args, name, None) is not None}
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose subcommands refuse unknown arguments themselves, so the
+    message names the command (`xmodal fit sequence: error: unrecognized arguments:
+    --query-budget 5`) and says which command takes a flag meant for another."""
+
+    flag_owners: ClassVar[dict[str, list[str]]] = {}  # flag -> the commands that take it (set on the fit parsers)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._hint(extras)}")
+        return namespace, extras
+
+    def _hint(self, extras: list[str]) -> str:
+        hints = []
+        for flag in (extra.split("=", 1)[0] for extra in extras if extra.startswith("--")):
+            owners = [owner for owner in self.flag_owners.get(flag, []) if owner != self.prog]
+            if flag == "--task" and self.prog == "xmodal fit":
+                hints.append("the task is a word: xmodal fit series|sequence|table")
+            elif owners:
+                hints.append(f"{flag} is a flag of {' and '.join(owners)}")
+        return f" ({'; '.join(hints)})" if hints else ""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xmodal.cli.arguments import add_setting_flags, setting_overrides
+from xmodal.cli.arguments import Parser, add_setting_flags, setting_overrides
 from xmodal.cli.runs import check_out, remove_run_files, run_folder, write_json
 from xmodal.cli.tasks import TASKS
 from xmodal.errors import DataError
@@ -65,6 +65,13 @@ def add_parser(commands) -> None:
             for flag in action.option_strings:
                 owners.setdefault(flag, []).append(sub.prog)
         sub.flag_owners = owners
+
+
+def fit_parser() -> argparse.ArgumentParser:
+    """A parser of `xmodal fit ...` alone (xmodal.sweep builds its items' command lines with it)."""
+    parser = Parser(prog="xmodal")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
 
 
 def _add_blackbox_flags(parser) -> None:

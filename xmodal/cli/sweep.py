@@ -62,7 +62,7 @@ REFERENCES = ("minirocket", "logistic", "composition")
 def run_sweep_command(args: argparse.Namespace) -> None:
     from xmodal.errors import DataError
     from xmodal.sweep import load_config, read_results, run_sweep, write_report
-    from xmodal.sweep.config import result_key
+    from xmodal.sweep.item import result_key
 
     if args.workers is not None and (args.address or args.workers < 1):
         raise DataError("--workers sets the size of a local Ray: give a whole number >= 1, and no --address")

@@ -29,50 +29,16 @@ line before Ray starts.
 from __future__ import annotations
 
 import itertools
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from xmodal.errors import DataError
+from xmodal.sweep.item import SEARCH_KEYS, Item, check_item
 
 TASKS = ("series", "sequence", "table")
 KEYS = {"name", "task", "datasets", "data_dir", "data", "seeds", "presets", "sources", "baselines", "settings",
         "grid", "methods", "costs"}
-# Keys of a method that are not settings: how it is fitted (series search) or what it is.
-SEARCH_KEYS = ("search", "search_folds")
-
-
-def result_key(record: dict) -> tuple:
-    """What identifies an item and its results line: dataset, method name, seed and the method itself."""
-    return record["dataset"], record["method"], record["seed"], json.dumps(record["settings"], sort_keys=True)
-
-
-@dataclass(frozen=True)
-class Item:
-    """One work item: fit `method` on `dataset` (its train split) with `seed`, score its test split."""
-
-    task: str
-    dataset: str  # the name reported in the tables
-    path: str  # what `xmodal fit TASK --dataset` is given
-    data_dir: str | None
-    method: str
-    settings: dict  # the method: {"preset": ..., setting: value, ...} or {"baseline": ...}
-    seed: int
-    cost: float = 1.0  # relative run time, to start the largest items first
-
-    @property
-    def key(self) -> tuple:
-        return result_key(self.__dict__)
-
-    @property
-    def folder_name(self) -> str:
-        """A stable folder name: readable, plus a hash of the settings (changed settings, new folder)."""
-        import hashlib
-
-        digest = hashlib.sha256(self.key[3].encode()).hexdigest()[:8]
-        readable = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in f"{self.dataset}__{self.method}")
-        return f"{readable}__seed{self.seed}__{digest}"
 
 
 @dataclass
@@ -136,8 +102,6 @@ def config_from_dict(data: dict, base: Path = Path(".")) -> SweepConfig:
     datasets = _datasets(task, _list(data, "datasets", required=True), data_dir, base)
     methods = _methods(task, data)
     seeds = _seeds(data.get("seeds", 1))
-    from xmodal.sweep.item import check_item  # item builds on this module
-
     first = next(iter(datasets.items()))
     for method, settings in methods.items():  # each method's fit command line, checked as `fit` checks it
         check_item(Item(task, first[0], first[1], data_dir, method, settings, seeds[0]))

@@ -12,13 +12,46 @@ sweep's results file keeps (xmodal.sweep.report reads it).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from xmodal.errors import DataError
-from xmodal.sweep.config import SEARCH_KEYS, Item
+
+# Keys of a method that are not settings: how it is fitted (series search).
+SEARCH_KEYS = ("search", "search_folds")
+
+
+def result_key(record: dict) -> tuple:
+    """What identifies an item and its results line: dataset, method name, seed and the method itself."""
+    return record["dataset"], record["method"], record["seed"], json.dumps(record["settings"], sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One work item: fit `method` on `dataset` (its train split) with `seed`, score its test split."""
+
+    task: str
+    dataset: str  # the name reported in the tables
+    path: str  # what `xmodal fit TASK --dataset` is given
+    data_dir: str | None
+    method: str
+    settings: dict  # the method: {"preset": ..., setting: value, ...} or {"baseline": ...}
+    seed: int
+    cost: float = 1.0  # relative run time, to start the largest items first
+
+    @property
+    def key(self) -> tuple:
+        return result_key(self.__dict__)
+
+    @property
+    def folder_name(self) -> str:
+        """A stable folder name: readable, plus a hash of the settings (changed settings, new folder)."""
+        digest = hashlib.sha256(self.key[3].encode()).hexdigest()[:8]
+        readable = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in f"{self.dataset}__{self.method}")
+        return f"{readable}__seed{self.seed}__{digest}"
 
 
 def fit_argv(item: Item, folder: Path) -> list[str]:
@@ -48,12 +81,12 @@ def fit_argv(item: Item, folder: Path) -> list[str]:
 
 def parse_fit(argv: list[str]):
     """argparse's namespace of `xmodal fit ...`; a bad value is a DataError with argparse's line."""
-    from xmodal.cli import build_parser
+    from xmodal.cli.fit import fit_parser
 
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors):
-            return build_parser().parse_args(argv)
+            return fit_parser().parse_args(argv)
     except SystemExit:
         lines = errors.getvalue().strip().splitlines()
         raise DataError(f"`xmodal {' '.join(argv)}`: {lines[-1] if lines else 'refused'}") from None

@@ -33,7 +33,7 @@ def tune_scores(base, X: np.ndarray, y: np.ndarray, candidates: list[dict], cv) 
     """Per candidate, in grid order: {"accuracy", "log_loss"} on the held-out parts of `cv`."""
     import os
 
-    from xmodal.sweep.runner import import_ray, ray_session
+    from xmodal.ray_session import import_ray, ray_session
 
     import_ray()  # Ray missing: one line naming the extra, before ray.tune's own ImportError
     # Tune's default console output draws a table of trials; the search reports its own scores.
