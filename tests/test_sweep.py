@@ -247,8 +247,13 @@ def test_the_search_on_ray_tune_scores_the_candidates_as_the_local_search_does()
     data = load_ucr(UCR / "Coffee")
     X = data.x_train[:, None, :]
     grid = [{"mapping": mapping, "epochs": 2} for mapping in ("frequency", "linear", "blm")]
-    fitted = {backend: V2SClassifier("v2s", search=grid, search_backend=backend, random_state=0).fit(X, data.y_train)
-              for backend in ("local", "ray")}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a Tune trial of one CPU: the same seed gives the same bits per thread count
+    try:
+        fitted = {backend: V2SClassifier("v2s", search=grid, search_backend=backend, random_state=0).fit(
+            X, data.y_train) for backend in ("local", "ray")}
+    finally:
+        torch.set_num_threads(threads)
     local, tuned = (fitted[b].search_result_ for b in ("local", "ray"))
     assert tuned.scores == local.scores and tuned.best_index == local.best_index
     assert tuned.method == local.method + " on Ray Tune"

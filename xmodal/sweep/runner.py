@@ -123,11 +123,15 @@ def _run(ray, items: list[Item], out: Path, results: Path, cpus_per_item: float,
     pending = {task.remote(item, str(out)): item for item in items}  # submitted largest first
     with tqdm(total=len(items), desc=f"sweep {name}", unit="item", disable=not progress) as bar:
         while pending:
-            [ready], _ = ray.wait(list(pending), num_returns=1)
-            item = pending.pop(ready)
+            # A timeout hands control back to Python every second, so that Ctrl-C stops the
+            # sweep at once instead of after the next item (a blocking ray.wait holds it).
+            finished, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            if not finished:
+                continue
+            item = pending.pop(finished[0])
             label = f"{item.dataset} {item.method} seed {item.seed}"
             try:
-                line = ray.get(ready)
+                line = ray.get(finished[0])
             except Exception as exc:  # noqa: BLE001  (an item's failure is recorded; the others go on)
                 failure = {"dataset": item.dataset, "method": item.method, "seed": item.seed,
                            "settings": item.settings, "error": _error_line(exc), "attempts": RETRIES + 1,
