@@ -144,7 +144,10 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
             '[settings]\nepochs = 1\npatience = 1\n')
     path, out = _write(tmp_path, text), tmp_path / "out"
     command = [XMODAL, "sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT back to its default in the child: an ignored SIGINT is inherited (some earlier test
+    # of the suite leaves it ignored in pytest's process), and Ctrl-C would then be lost.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for_lines(out / "results.jsonl", 1, process, timeout=300)
         process.send_signal(signal.SIGINT)  # Ctrl-C while the next items run
