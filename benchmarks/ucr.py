@@ -39,7 +39,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from xmodal.errors import DataError  # noqa: E402
 from xmodal.sweep import config_from_dict, read_results, run_sweep, write_report  # noqa: E402
+from xmodal.sweep.config import find_datasets as sweep_datasets  # noqa: E402
 from xmodal.sweep.item import result_key  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -91,24 +93,21 @@ COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-ti
          "best": 30, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1}
 
 
-def find_datasets(folders: list[Path]) -> dict[str, Path]:
-    found = {}
-    for folder in folders:
-        if not folder.is_dir():
-            raise SystemExit(f"{folder} is not a folder of UCR-layout datasets")
-        for train in sorted(folder.glob("*/*_TRAIN.ts*")):
-            found.setdefault(train.parent.name, train.parent)
-    return found
+def find_datasets(folders: list[Path]) -> dict[str, str]:
+    """Name -> folder of every UCR dataset in `folders` (the sweep config's own expansion)."""
+    if missing := [str(folder) for folder in folders if not folder.is_dir()]:
+        raise DataError(f"{', '.join(missing)}: not a folder of UCR-layout datasets")
+    return sweep_datasets("series", [str(folder) for folder in folders], None, REPO)
 
 
-def sweep_config(name: str, datasets: dict[str, Path], methods: list[str], seeds: int, mode: str):
+def sweep_config(name: str, datasets: dict[str, str], methods: list[str], seeds: int, mode: str):
     """The benchmark as a sweep: these datasets x methods x seeds."""
     return config_from_dict({"name": name, "task": "series", "datasets": [str(p) for p in datasets.values()],
                              "seeds": seeds, "methods": {m: METHOD_SETTINGS[mode][m] for m in methods},
                              "costs": {m: COSTS[m] for m in methods}})
 
 
-def report(runs_file: Path, name: str, mode: str, datasets: dict[str, Path]) -> None:
+def report(runs_file: Path, name: str, mode: str, datasets: dict[str, str]) -> None:
     """The tables, from the runs of every method's current settings on these datasets."""
     current = sweep_config(name, datasets, METHODS, 1, mode)
     wanted = {(item.dataset, item.method, item.key[3]) for item in current.items()}
@@ -142,7 +141,10 @@ def main(argv: list[str] | None = None) -> None:
                else [m for m in METHODS if not (args.quick and m in SLOW_METHODS)])
     if unknown := set(methods) - set(METHODS):
         parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
-    datasets = find_datasets(args.folders or [DEFAULT_DATA])
+    try:
+        datasets = find_datasets(args.folders or [DEFAULT_DATA])
+    except DataError as exc:
+        parser.error(str(exc))
     wanted = args.datasets.split(",") if args.datasets else (QUICK_DATASETS if args.quick else list(datasets))
     if missing := [d for d in wanted if d not in datasets]:
         parser.error(f"datasets {missing} not found in the given folders")

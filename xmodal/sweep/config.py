@@ -53,8 +53,9 @@ class SweepConfig:
 
     def items(self) -> list[Item]:
         """Every (dataset, method, seed), largest first (size of the dataset's files x method cost)."""
+        sizes = {name: _size(path, self.data_dir) for name, path in self.datasets.items()}  # read once per dataset
         items = [Item(self.task, name, path, self.data_dir, method, settings, seed,
-                      _size(path, self.data_dir) * self.costs.get(method, 1.0))
+                      sizes[name] * self.costs.get(method, 1.0))
                  for name, path in self.datasets.items() for method, settings in self.methods.items()
                  for seed in self.seeds]
         return sorted(items, key=lambda item: -item.cost)
@@ -99,7 +100,7 @@ def config_from_dict(data: dict, base: Path = Path(".")) -> SweepConfig:
     data_dir = _resolve(data["data_dir"], base) if data.get("data_dir") else None
     if data_dir is not None and (task != "series" or not Path(data_dir).is_dir()):
         raise DataError(f"sweep config: data_dir {data['data_dir']} must be a folder of UCR datasets, for series only")
-    datasets = _datasets(task, _list(data, "datasets", required=True), data_dir, base)
+    datasets = find_datasets(task, _list(data, "datasets", required=True), data_dir, base)
     methods = _methods(task, data)
     seeds = _seeds(data.get("seeds", 1))
     first = next(iter(datasets.items()))
@@ -131,7 +132,7 @@ def _resolve(text: str, base: Path) -> str:
     return str(path if path.is_absolute() else (base / path).resolve())
 
 
-def _datasets(task: str, entries: list, data_dir: str | None, base: Path) -> dict[str, str]:
+def find_datasets(task: str, entries: list, data_dir: str | None, base: Path) -> dict[str, str]:
     """name -> path. A series folder holding UCR datasets (<Name>/<Name>_TRAIN.*) stands for all of them."""
     found: dict[str, str] = {}
     for entry in entries:
