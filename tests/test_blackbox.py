@@ -229,3 +229,38 @@ def test_white_box_training_moves_theta_and_leaves_a_log_probability_head_as_its
     with backprop.attached(model, lr=0.01):
         backprop.step(x, y)
     assert torch.equal(model.output_map.linear.weight, head) and not torch.equal(model.bridge.delta, delta)
+
+
+def test_per_feature_table_views_cost_a_query_per_feature_and_row():
+    """German credit's 20 columns drawn one per image for bc-resnet-gsc35-image (35 classes) behind
+    a counting API: every sample read is 20 queries, the budget is checked in those terms, and the
+    head reads the 20 answers side by side."""
+    from adapters_modal import load_source
+    from tests.conftest import SHARED
+    from xmodal.bridges.table_encoding import TableEncoder
+    from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
+    from xmodal.data.tables import load_table
+    from xmodal.maps import LinearHead
+
+    german = load_table(SHARED / "data" / "tabular" / "german_credit_uci").rows(np.arange(100))
+    source = load_source("bc-resnet-gsc35-image")
+    encoder = TableEncoder.fit(german.features, encoding="ordinal")
+    config = TableToImageConfig.for_source(source.input_spec, encoder, cell_size=None, gap=1, views="per-feature",
+                                           delta_resolution=4)
+
+    def model(api):
+        black_box = BlackBoxSource(api, source.input_spec, source.class_names, "counting-api")
+        return Reprogrammer(TableToImage(config, seed=0), black_box, LinearHead(20 * 35, 2), german.classes,
+                            reads="log_probs")
+
+    x, y = TableToImage(config).encode(german.features), _targets(german, german.labels)
+    config_train = TrainConfig(epochs=1, patience=1, batch_size=16, val_fraction=0.2, head_init="probe",
+                               select_on="loss", seed=0, progress=False)
+    api = CountingAPI(source)
+    result = train(model(api), x, y, config_train, gradients=ZerothOrder(8000, directions=2, seed=0))
+    # the probe reads 100 rows, validation 20 at epoch 0 and 1, 5 steps of 16 rows x 3 evaluations
+    assert api.samples == result.queries == 20 * (100 + 20 + 5 * 16 * 3 + 20) and result.epochs_run == 1
+    api = CountingAPI(source)
+    with pytest.raises(BudgetExhausted, match="does not cover preparing the output map"):
+        train(model(api), x, y, config_train, gradients=ZerothOrder(20 * 120 - 1, directions=2, seed=0))
+    assert api.samples == 0

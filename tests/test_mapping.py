@@ -104,6 +104,29 @@ def test_probe_head_reproduces_scaled_logistic_regression(classes):
         _probe_head(inputs[:4], torch.tensor([0, 1, 0, 1]), 3)
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_a_per_view_probe_is_the_regression_on_each_views_principal_components(classes):
+    """views > 1: each block of columns reduced by PCA, standardised, regressed, and folded back
+    into one full-width head that predicts what the reduced pipeline predicts."""
+    from sklearn.decomposition import PCA
+
+    from xmodal.training.probe import VIEW_COMPONENTS
+
+    generator = torch.Generator().manual_seed(0)
+    targets = torch.arange(90) % classes
+    inputs = torch.randn(90, 3 * 50, generator=generator) + 0.5 * targets[:, None] - 7.0  # 3 views of 50
+    probe = fit_probe(inputs, targets, 0, c=1.0, views=3)
+    head = LinearHead(150, classes)
+    head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)
+    x = inputs.double().numpy()
+    reduced = np.concatenate([PCA(VIEW_COMPONENTS, random_state=0).fit_transform(block) for block in np.split(x, 3, 1)],
+                             axis=1)
+    reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0))
+    expected = reference.fit(reduced, targets.numpy()).predict_proba(reduced)
+    assert probe.coef.shape[1] == 150 and reduced.shape[1] == 3 * VIEW_COMPONENTS
+    assert np.allclose(head(inputs).softmax(dim=1).detach().numpy(), expected, atol=1e-4)
+
+
 def test_a_constant_feature_is_not_blown_up_by_standardising():
     """A feature constant over the fitting data has (almost) no spread: its scale is floored,
     so float noise in it cannot become huge standardised values."""

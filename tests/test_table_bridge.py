@@ -119,6 +119,20 @@ def test_forward_draws_rows_and_perturbation_in_the_value_range():
     assert (gradient[bridge.index >= 0] == 0).all() and (gradient[bridge.index < 0] != 0).all()
 
 
+def test_per_feature_views_draw_each_feature_alone_on_the_background():
+    bridge = TableToImage(_config(cell_height=2, cell_width=2, placement="top-left", views="per-feature"), seed=0)
+    rows = torch.tensor([[0.0, 0.25, 0.5, 0.75, 1.0]])
+    assert bridge.views == 5 and TableToImage(_config()).views == 1
+    all_cells = bridge(rows)
+    for k in range(5):
+        image = bridge(rows, view=k)
+        own = bridge.index == k
+        assert torch.equal(image[0][:, own], all_cells[0][:, own])  # feature k's square as in the full drawing
+        assert torch.allclose(image[0][:, ~own], torch.zeros(3, int((~own).sum())))  # grey everywhere else
+    with pytest.raises(DataError, match="views must be one of"):
+        _config(views="both")
+
+
 def test_bad_encoded_rows_are_refused():
     bridge = TableToImage(_config())
     with pytest.raises(DataError, match="shape \\(N, 5\\), got \\(2, 4\\).*bridge.encode"):

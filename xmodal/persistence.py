@@ -63,7 +63,10 @@ FORMAT = "xmodal-reprogrammer"
 # 5: bridges may draw theta at a low resolution ("delta_resolution") and a head may read the
 # log-probabilities ("reads": "log_probs"); a version-4 reader would call such a save damaged
 # (an unknown setting) instead of asking for an upgrade, so it must refuse on the version.
-FORMAT_VERSION = 5
+# 6: the table bridge may draw one image per feature ("views": "per-feature", the map reading all
+# of them); a version-5 reader would call such a save damaged (an unknown setting) instead of
+# asking for an upgrade, so it must refuse on the version. Earlier table saves draw one image.
+FORMAT_VERSION = 6
 CONFIG_FILE = "reprogrammer.json"
 LEGACY_WEIGHTS_FILE = "reprogrammer.safetensors"  # format versions 1 to 3
 WEIGHTS_FILE_PATTERN = re.compile(r"reprogrammer\.[0-9a-f]{16}\.safetensors")

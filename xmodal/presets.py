@@ -47,7 +47,7 @@ _V2S = {
 # Tables: each feature drawn as the largest square that fits, ordinal categories; the cells
 # read-out of BC-ResNet as an image model, a probe and no training.
 _TABLE = {"source": "bc-resnet-gsc35-image", "encoding": "ordinal", "missing": "error", "cell_size": None, "gap": 3,
-          "placement": "centre", "delta_resolution": None, "mapping": "cells", "labels_per_class": None,
+          "placement": "centre", "views": "one", "delta_resolution": None, "mapping": "cells", "labels_per_class": None,
           "head_init": "probe", "epochs": 0, "lr": 0.01, "batch_size": 32, "val_fraction": 0.2, "patience": 5,
           "query_budget": None, **_DEVICE}
 
@@ -101,13 +101,13 @@ _PRESETS = [
     ),
     Preset(
         "table", "blackbox",
-        "for a model behind a prediction API: each feature drawn as a square for an image classifier (EfficientNet-"
-        "Lite0 here; --blackbox-url for a served one), a probe of its class log-probabilities, then a smooth "
-        "48-number background trained zeroth-order within 50 000 queries",
+        "for a model behind a prediction API: one image per feature (its square alone on grey) for an image "
+        "classifier (EfficientNet-Lite0 here; --blackbox-url for a served one), a probe of the class "
+        "log-probabilities of all of them; a query per feature and row, so no budget is left for training theta",
         "German credit through `xmodal serve efficientnet-lite0` over HTTP: benchmarks/results/blackbox.md, "
         "`python benchmarks/bench_blackbox.py`",
-        {**_TABLE, "source": "efficientnet-lite0", "delta_resolution": 4, "mapping": "proba", "epochs": 100,
-         "lr": 0.002, "patience": 10, "query_budget": 50_000},
+        {**_TABLE, "source": "efficientnet-lite0", "views": "per-feature", "delta_resolution": 4, "mapping": "proba",
+         "epochs": 0, "val_fraction": 0.0, "query_budget": 50_000},
     ),
 ]
 PRESETS: dict[tuple[str, str], Preset] = {(p.task, p.name): p for p in _PRESETS}

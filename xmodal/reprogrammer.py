@@ -9,6 +9,10 @@ head on them trains black-box), "features" (sources without classes of their own
 language models), "layers" (pooled statistics of every layer, `SourceModel.layer_features`) or
 "cells" (every layer's mean over each drawn feature's cell: the source's
 `feature_maps` read through the bridge's `cell_masks`, bridges/cell_readout.py).
+
+A bridge with `views` > 1 draws each sample as that many inputs (the table bridge's
+per-feature images, bridge(x, view=k)); the map reads the source's outputs for all of
+them side by side, and a black-box source is queried `views` times per sample.
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ class Reprogrammer(nn.Module):
         """Where the model is (`.to(device)` moves bridge, source and output map together)."""
         return module_device(self)
 
+    @property
+    def queries_per_sample(self) -> int:
+        """Source inputs drawn per sample: the bridge's views (1 for most bridges)."""
+        return getattr(self.bridge, "views", 1)
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What training changes: theta and omega, except a head on the log-probabilities, which
         stays where its probe put it, white-box and black-box alike (Adam steps in the raw
@@ -70,8 +79,14 @@ class Reprogrammer(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("source.")}
 
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """What the output map reads: the source's logits, features, layer statistics or cell means (see `reads`)."""
-        read = getattr(self.source, READS[self.reads])(self.bridge(x))
+        """What the output map reads: the source's logits, features, layer statistics or cell means (see
+        `reads`); of a multi-view bridge, those of every view side by side (view 0's first)."""
+        if self.queries_per_sample == 1:
+            return self._read(self.bridge(x))
+        return torch.cat([self._read(self.bridge(x, view=k)) for k in range(self.queries_per_sample)], dim=1)
+
+    def _read(self, inputs: torch.Tensor) -> torch.Tensor:
+        read = getattr(self.source, READS[self.reads])(inputs)
         if self.reads == "log_probs":  # a black box's log-probabilities pass unchanged
             return torch.log_softmax(read, dim=1).clamp_min(LOG_PROBABILITY_FLOOR)
         return cell_means(read, self.bridge.cell_masks()) if self.reads == "cells" else read

@@ -18,6 +18,8 @@ import numpy as np
 from xmodal.errors import DataError
 
 TASKS = ("series", "sequence", "table")
+# The table bridge's drawings (xmodal.bridges.table_to_image): every feature on one image, or one image each.
+TABLE_VIEWS = ("one", "per-feature")
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 nullable=True, minimum=1),
         Setting("gap", int, "pixels between feature squares", minimum=0),
         Setting("placement", str, "where the grid of squares sits on the image", choices=("centre", "top-left")),
+        Setting("views", str, "one image per row, or per-feature: one image per feature (its square alone), the "
+                "source's answers read side by side (a query per feature for a source behind an API)",
+                choices=TABLE_VIEWS),
         _DELTA_RESOLUTION,
         Setting("mapping", str, "output map: label mappings, a linear head on the logits, proba: a probe-started "
                 "head on the class log-probabilities (black-box), or cells: a probe-started head on every layer's "

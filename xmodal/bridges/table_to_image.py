@@ -3,6 +3,11 @@
     x' = lo + (hi - lo) * [ M * Draw(e(row)) + (1 - M) * sigmoid(W) ]
 
 e is the fitted TableEncoder (table_encoding.py): D intensities in [0, 1].
+With `views="per-feature"` a row becomes D images instead of one: image k draws
+only feature k's rectangle (M = 1 there alone) on the same background, and the
+output map reads the source's answers to all D side by side (Reprogrammer): the
+frozen model turns each feature into a 1000-number reading of its own, at the
+cost of D queries per row for a source behind an API.
 Draw puts intensity d into its own rectangle of `cell_height` x `cell_width`
 pixels (all channels) on a grid (automatic layout, `cell_size=None`: the
 largest squares that fit, `auto_layout`); M is 1 on those rectangles and 0
@@ -27,6 +32,7 @@ from adapters_modal.base import InputSpec
 from xmodal.bridges.low_resolution import check_resolution, coarse_shape, stretch
 from xmodal.bridges.table_encoding import TableEncoder
 from xmodal.errors import DataError
+from xmodal.settings import TABLE_VIEWS
 from xmodal.settings_record import SettingsRecord
 
 PLACEMENTS = ("centre", "top-left")
@@ -48,6 +54,8 @@ class TableToImageConfig(SettingsRecord):
     perturbation_init: std of the Gaussian that initialises W (0 = mid-range grey).
     delta_resolution: None (W has one value per channel and pixel), or r: r x r values per
         channel stretched bilinearly over the canvas (xmodal.bridges.low_resolution).
+    views: "one" (every feature on one image) or "per-feature" (one image per feature, the
+        feature's rectangle alone on the background; D images per row).
     encoder: the fitted TableEncoder as a dict.
     """
 
@@ -62,6 +70,7 @@ class TableToImageConfig(SettingsRecord):
     placement: str = "centre"
     perturbation_init: float = 0.0
     delta_resolution: int | None = None
+    views: str = "one"
     encoder: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -77,6 +86,8 @@ class TableToImageConfig(SettingsRecord):
             raise DataError("gap must be >= 0 and cells_per_row >= 1")
         if self.placement not in PLACEMENTS:
             raise DataError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
+        if self.views not in TABLE_VIEWS:
+            raise DataError(f"views must be one of {TABLE_VIEWS}, got {self.views!r}")
         low, high = self.value_range = tuple(float(v) for v in self.value_range)
         if not low < high:
             raise DataError(f"value_range must be (low, high) with low < high, got {self.value_range}")
@@ -176,6 +187,11 @@ class TableToImage(nn.Module):
         self.perturbation = nn.Parameter(torch.randn(shape, generator=generator) * config.perturbation_init)
 
     @property
+    def views(self) -> int:
+        """Images drawn per row: 1, or one per feature (views "per-feature")."""
+        return self.encoder.num_features if self.config.views == "per-feature" else 1
+
+    @property
     def mask(self) -> torch.Tensor:
         """1 where a feature is drawn, 0 where the perturbation shows."""
         return (self.index >= 0).float()
@@ -204,9 +220,11 @@ class TableToImage(nn.Module):
             raise DataError("encoded rows contain NaN or infinite values; encode them with bridge.encode(frame)")
         return x.float()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, view: int | None = None) -> torch.Tensor:
+        """(N, D) encoded rows -> (N, channels, height, width) images: every feature's rectangle,
+        or (`view` = k) feature k's alone on the background (the k-th of the per-feature views)."""
         drawn = self.draw(self.check(x))
-        mask = self.mask
+        mask = self.mask if view is None else (self.index == view).float()
         full = (self.config.channels, self.config.height, self.config.width)
         unit = mask * drawn + (1 - mask) * torch.sigmoid(stretch(self.perturbation, full))
         low, high = self.config.value_range

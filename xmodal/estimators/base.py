@@ -106,7 +106,7 @@ class ReprogrammingEstimator:
 
     def _check_black_box(self) -> None:
         """Refuse, before any work, a head that could not train and a query budget with settings
-        black-box training cannot take."""
+        black-box training cannot take. (A budget with epochs 0 caps what reading the probe spends.)"""
         s = self.settings_
         if s["mapping"] == "proba" and s.get("head_init", "probe") != "probe":
             raise DataError("a head on the log-probabilities (mapping 'proba') stays where it starts, so a random "
@@ -118,9 +118,6 @@ class ReprogrammingEstimator:
                             f"log-probabilities ({', '.join(BLACK_BOX_MAPPINGS)}): mapping {s['mapping']!r} reads "
                             "what a prediction API does not return, or spends the budget on re-mapping; "
                             "set mapping='proba'")
-        if s["epochs"] == 0:
-            raise DataError("a query budget with epochs 0 trains nothing (this preset's probe needs no training); "
-                            "set epochs, e.g. epochs=30")
 
     def _targets(self, y) -> torch.Tensor:
         y = np.asarray(y)

@@ -80,7 +80,7 @@ class TableClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator):
         encoder = TableEncoder.fit(frame, encoding=s["encoding"], missing=s["missing"])
         config = TableToImageConfig.for_source(source.input_spec, encoder, cell_height=s["cell_size"],
                                                cell_width=s["cell_size"], gap=s["gap"], placement=s["placement"],
-                                               delta_resolution=s["delta_resolution"])
+                                               views=s["views"], delta_resolution=s["delta_resolution"])
         bridge = TableToImage(config, seed=self.seed_)
         if s["mapping"] in READ_BY_HEAD:
             reads = READ_BY_HEAD[s["mapping"]]

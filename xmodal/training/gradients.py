@@ -103,7 +103,8 @@ class ZerothOrder:
             model.source, hidden.budget = white_box, previous_budget
 
     def can_afford(self, batch_size: int, scoring: int) -> bool:
-        """Room for one step on `batch_size` samples plus `scoring` samples of validation."""
+        """Room for one step on `batch_size` source inputs plus `scoring` inputs of validation
+        (a sample is several inputs for a multi-view bridge: Reprogrammer.queries_per_sample)."""
         return self.budget.can_afford(batch_size * (self.directions + 1) + scoring)
 
     @torch.no_grad()

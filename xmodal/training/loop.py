@@ -131,14 +131,16 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     # the fit as before it.
     with seeded_global_rng(config.seed, device), gradients.attached(model, config.lr):
         # Source queries to prepare the start: the probe reads every training sample, a label map its fit part.
-        start_cost = (len(x) if probe_start else len(x_fit) if head.needs_source_outputs else 0) + len(y_val)
+        per_sample = model.queries_per_sample  # a multi-view bridge sends each sample as several inputs
+        start_cost = ((len(x) if probe_start else len(x_fit) if head.needs_source_outputs else 0) + len(y_val)) \
+            * per_sample
         if not gradients.can_afford(0, start_cost):  # only a query budget refuses: before any query is spent
             raise BudgetExhausted(f"a query budget of {gradients.limit} does not cover preparing the output map and "
                                   f"scoring the start ({start_cost} queries), let alone training; raise it")
         if probe_start:
             features = in_batches(model.source_logits, x, config.batch_size, lengths)
-            probe = fit_probe(features[fit_idx], y_fit, config.seed, cs=config.probe_cs) if validation is None else \
-                fit_probe(features, y, config.seed, cs=config.probe_cs)
+            probe = fit_probe(features[fit_idx], y_fit, config.seed, cs=config.probe_cs, views=per_sample) \
+                if validation is None else fit_probe(features, y, config.seed, cs=config.probe_cs, views=per_sample)
             head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)
         if head.needs_source_outputs:
             head.prepare(in_batches(model.source_logits, x_fit, config.batch_size, fit_lengths), y_fit)
@@ -166,7 +168,7 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
             total, seen = 0.0, 0
             for batch in _batches(torch.randperm(len(x_fit), generator=shuffle), config.batch_size, fit_lengths,
                                   shuffle):
-                if not gradients.can_afford(len(batch), len(y_val)):
+                if not gradients.can_afford(len(batch) * per_sample, len(y_val) * per_sample):
                     stopped_by = "budget"
                     break
                 loss = gradients.step(x_fit[batch], y_fit[batch])
@@ -192,7 +194,7 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     if probe is not None and best_epoch == 0 and validation is None and use_val:
         # The probe start won: refit it on every training sample with the chosen C (a UCR
         # set of 30 series cannot spare its validation fifth).
-        refitted = fit_probe(features, y, config.seed, probe.c)
+        refitted = fit_probe(features, y, config.seed, probe.c, views=per_sample)
         head.load_probe(refitted.coef, refitted.intercept, refitted.mean, refitted.scale)
         selection, n_fit = "validation: the probe start won, refitted on all training samples", len(y)
         start_state = copy.deepcopy(model.trainable_state())

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
@@ -30,6 +31,12 @@ PROBE_FOLDS = 5
 # A feature that is (nearly) constant over the fitting data carries no signal; dividing
 # by its tiny spread would turn float noise into huge standardised values.
 SCALE_FLOOR = 1e-6
+# A multi-view bridge's reading is far wider than a training set is long (the table bridge's
+# per-feature images: 1000 log-probabilities per feature, 20 000 numbers for German credit's 20
+# columns); the regression then ran to its iteration limit at every C, over 10 minutes per probe.
+# Each view is read through its leading principal components instead. German credit, training-
+# split 5-fold ROC-AUC, 2 / 4 / 8 / 16 components per view: 0.759 / 0.759 / 0.759 / 0.756.
+VIEW_COMPONENTS = 4
 
 
 @dataclass
@@ -42,10 +49,17 @@ class Probe:
 
 
 def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float | None = None,
-              cs: tuple[float, ...] = PROBE_C) -> Probe:
+              cs: tuple[float, ...] = PROBE_C, views: int = 1) -> Probe:
     """Logistic regression on standardised features; C given, or chosen among `cs` by k-fold
-    log-loss (k = min(5, the smallest class's count); C = 1 when a class has one example)."""
+    log-loss (k = min(5, the smallest class's count); C = 1 when a class has one example).
+    views > 1: the features are that many equal blocks, one per view of a multi-view bridge,
+    each read through its leading principal components (VIEW_COMPONENTS), the probe folded
+    back to the full width."""
     x, y = features.double().cpu().numpy(), targets.cpu().numpy()  # scikit-learn: on the CPU, whatever the model's
+    return _fit_per_view(x, y, seed, c, cs, views) if views > 1 else _fit_standardised(x, y, seed, c, cs)
+
+
+def _fit_standardised(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, cs: tuple[float, ...]) -> Probe:
     mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)
     z = (x - mean) / scale
     folds = min(PROBE_FOLDS, int(np.unique(y, return_counts=True)[1].min()))
@@ -59,3 +73,19 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
         c = 1.0 if c is None else c
         model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(z, y)
     return Probe(model.coef_, model.intercept_, mean, scale, c)
+
+
+def _fit_per_view(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, cs: tuple[float, ...],
+                  views: int) -> Probe:
+    """The probe of each view's principal components, as a probe of the full-width features:
+    logit = w . ((P (x - mu) - m) / s) + b = (w / s) P . (x - mu) + b - (w / s) . m."""
+    if x.shape[1] % views:
+        raise ValueError(f"{x.shape[1]} features do not split into {views} equal views")
+    blocks = np.split(x, views, axis=1)
+    components = min(VIEW_COMPONENTS, len(x), blocks[0].shape[1])
+    pcas = [PCA(components, random_state=seed).fit(block) for block in blocks]
+    inner = _fit_standardised(np.concatenate([p.transform(b) for p, b in zip(pcas, blocks)], axis=1), y, seed, c, cs)
+    weight = inner.coef / inner.scale
+    coef = np.concatenate([w @ p.components_ for w, p in zip(np.split(weight, views, axis=1), pcas)], axis=1)
+    return Probe(coef, inner.intercept - weight @ inner.mean, np.concatenate([p.mean_ for p in pcas]),
+                 np.ones(x.shape[1]), inner.c)
