@@ -162,7 +162,8 @@ def markdown(report: dict) -> str:
              f"Machine: {report['machine']}. Recipe: the `blackbox` preset of each task, with a budget of "
              f"{report['series_budget']} queries per UCR set (the preset allows 20 000) and "
              f"{report['table_budget']} for German credit. German credit is drawn one image per feature (20 "
-             "queries per row), so the probe alone reads 16 000 queries and θ is not trained. White-box: the same settings, backpropagation, at most "
+             "queries per row), so the probe alone reads 16 000 queries and θ is not trained. White-box: the "
+             "same settings, backpropagation, at most "
              f"{WHITE_BOX_EPOCHS} epochs. Queries are samples sent over HTTP, the probe's reading of the training "
              f"data and the validation scoring included; cost at an assumed USD {price:.2f} per 1 000 queries "
              "(Clarifai's 2018 price for its pre-built models). " + BAR_NOTE + ".", "",
