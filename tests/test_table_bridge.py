@@ -11,7 +11,7 @@ from tests.conftest import SHARED
 from xmodal.bridges.table_encoding import TableEncoder
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig, layout_index
 from xmodal.data.tables import load_table, read_csv_table
-from xmodal.errors import DataError
+from xmodal.errors import DataError, XmodalError
 from xmodal.persistence import weights_file
 
 GERMAN = SHARED / "data" / "tabular" / "german_credit_uci"
@@ -188,3 +188,40 @@ def test_saved_table_reprogrammer_predicts_identically(german, tmp_path, reads):
     assert document["bridge"]["kind"] == "table_to_image"
     if reads == "logits":
         assert weights_file(tmp_path / "run").stat().st_size < 20000
+
+
+def test_per_feature_views_refuse_the_cells_read_out_and_alignment(german):
+    from adapters_modal import load_source
+    from xmodal.maps import LinearHead
+    from xmodal.reprogrammer import Reprogrammer
+    from xmodal.risk_bound import reprogrammed_representations
+
+    source = load_source("bc-resnet-gsc35-image")
+    encoder = TableEncoder.fit(german.features, encoding="ordinal")
+    config = TableToImageConfig.for_source(source.input_spec, encoder, cell_size=None, gap=1, views="per-feature")
+    with pytest.raises(XmodalError, match="per-feature view draws one square alone"):
+        Reprogrammer(TableToImage(config), source, LinearHead(20 * 464 * 20, 2), reads="cells")
+    model = Reprogrammer(TableToImage(config), source, LinearHead(20 * 35, 2), reads="log_probs")
+    rows = model.bridge.encode(german.features.head(3))
+    assert model.source_logits(rows).shape == (3, 20 * 35)
+    with pytest.raises(DataError, match="20 source inputs .* no single representation to align"):
+        reprogrammed_representations(model, rows)
+
+
+def test_a_table_run_saved_before_views_existed_reloads_as_one_image(german, tmp_path):
+    """Format 5 saves have no `views` setting; they drew one image per row, whatever today's
+    preset of the same name draws."""
+    from xmodal.estimators.table import TableClassifier
+    from xmodal.persistence import CONFIG_FILE
+
+    rows, labels = german.features.head(120), german.labels[:120]
+    model = TableClassifier(random_state=0).fit(rows, labels)
+    folder = model.save_pretrained(tmp_path / "run")
+    document = json.loads((folder / CONFIG_FILE).read_text())
+    del document["metadata"]["settings"]["views"]
+    document["metadata"]["preset"] = "blackbox"  # whose views are per-feature today
+    (folder / CONFIG_FILE).write_text(json.dumps(document))
+    again = TableClassifier.from_pretrained(folder)
+    assert again.settings_ == {**model.settings_, "device": again.settings_["device"]}
+    assert again.settings_["views"] == "one"
+    np.testing.assert_array_equal(again.predict_proba(rows), model.predict_proba(rows))

@@ -103,7 +103,8 @@ _PRESETS = [
         "table", "blackbox",
         "for a model behind a prediction API: one image per feature (its square alone on grey) for an image "
         "classifier (EfficientNet-Lite0 here; --blackbox-url for a served one), a probe of the class "
-        "log-probabilities of all of them; a query per feature and row, so no budget is left for training theta",
+        "log-probabilities of all of them; a query per feature and row, so no budget is left for training theta "
+        "(to train it anyway, set epochs and a val_fraction: with none, the probe is the model)",
         "German credit through `xmodal serve efficientnet-lite0` over HTTP: benchmarks/results/blackbox.md, "
         "`python benchmarks/bench_blackbox.py`",
         {**_TABLE, "source": "efficientnet-lite0", "views": "per-feature", "delta_resolution": 4, "mapping": "proba",

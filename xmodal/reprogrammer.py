@@ -42,6 +42,9 @@ class Reprogrammer(nn.Module):
         if reads == "cells" and not (hasattr(source, "feature_maps") and hasattr(bridge, "cell_masks")):
             raise XmodalError("reads='cells' needs a bridge that draws cells (the table bridge) and a source "
                               f"with feature maps (bc-resnet-gsc35-image); {source.name!r} or the bridge has none")
+        if reads == "cells" and getattr(bridge, "views", 1) > 1:
+            raise XmodalError("reads='cells' averages every feature's square, but a per-feature view draws one "
+                              "square alone: read the cells of one image (views='one'), or the log-probabilities")
         if hasattr(bridge, "bind_source"):  # bridges built on the source's input space (e.g. its embeddings)
             bridge.bind_source(source)
         width = getattr(source, "feature_dim", None)  # text sources state their pooled width

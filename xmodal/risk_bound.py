@@ -64,6 +64,9 @@ def source_representations(source: SourceModel, inputs, kind: str = "logits", ba
 def reprogrammed_representations(model: Reprogrammer, x: torch.Tensor, kind: str = "logits",
                                  batch_size: int = 64) -> np.ndarray:
     """The source model's representation of reprogrammed target samples, z_S(x~_T)."""
+    if model.queries_per_sample > 1:
+        raise DataError(f"this run draws each sample as {model.queries_per_sample} source inputs (per-feature "
+                          "views), which have no single representation to align; align a run of views='one'")
     represent = _representation(model.source, kind)
     model.eval()
     return _batched(lambda batch: represent(model.bridge(batch)), x, batch_size, model.device)

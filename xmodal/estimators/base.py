@@ -161,11 +161,17 @@ class ReprogrammingEstimator:
                 "fit": None if self.fit_result_ is None else self.fit_result_.to_dict(), **self._save_state()}
         return save_reprogrammer(self.reprogrammer_, folder, {**info, **(metadata or {})})
 
+    # Settings added after some runs were saved, with the value such a run was made with (not
+    # today's preset's: a table run saved before `views` existed drew one image, whatever
+    # the blackbox preset draws now).
+    _settings_added_later: dict = {}
+
     @classmethod
     def _saved_settings(cls, metadata: dict) -> dict:
         """Settings of a saved run; runs of xmodal 0.1 kept their constructor parameters as "params"."""
         saved = metadata.get("settings") or metadata.get("params", {})
-        return {k: v for k, v in saved.items() if k in SETTINGS[cls.task]}
+        known = {k: v for k, v in saved.items() if k in SETTINGS[cls.task]}
+        return {**cls._settings_added_later, **known} if metadata.get("settings") else known
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, weights_path=None, trust_source: bool = False,

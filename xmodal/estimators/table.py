@@ -64,6 +64,8 @@ class TableClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator):
     (progress bars).
     """
 
+    _settings_added_later = {"views": "one"}  # format 6; earlier saves drew one image per row
+
     def _load_source(self):
         """The frozen source (a hook: benchmarks/bench_table.py swaps in a randomly initialised
         copy as a control, to see whether pretraining is what helps)."""
@@ -85,8 +87,11 @@ class TableClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator):
         if s["mapping"] in READ_BY_HEAD:
             reads = READ_BY_HEAD[s["mapping"]]
             model = Reprogrammer(bridge, source, LinearHead(1, len(self.classes_)), list(self.classes_), reads=reads)
-            with torch.no_grad():  # the head's width: what the source gives for one row
-                width = model.source_logits(bridge.encode(frame.iloc[:1])).shape[1]
+            if reads == "log_probs":  # known without asking: a source behind an API would bill the question
+                width = model.queries_per_sample * source.num_classes
+            else:
+                with torch.no_grad():  # the head's width: what the source gives for one row
+                    width = model.source_logits(bridge.encode(frame.iloc[:1])).shape[1]
             model.output_map = LinearHead(width, len(self.classes_), seed=self.seed_)
             return model
         output_map = build_output_map(s["mapping"], source.num_classes, len(self.classes_), s["labels_per_class"],
