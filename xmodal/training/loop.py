@@ -36,14 +36,16 @@ from xmodal.training.split import validation_split
 
 @torch.no_grad()
 def in_batches(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int,
-               lengths: torch.Tensor | None = None) -> torch.Tensor:
+               lengths: torch.Tensor | None = None, progress: str | None = None) -> torch.Tensor:
     """function over mini-batches of x, rows in input order. With `lengths` (variable-length
     samples) batches hold similar lengths: less padding, same result. The batches stay on
-    x's device; the order is kept on the CPU, which can index a tensor on any device."""
+    x's device; the order is kept on the CPU, which can index a tensor on any device.
+    progress: a progress bar's label (None: no bar)."""
     if len(x) == 0:
         raise DataError("no samples to score")
     order = torch.arange(len(x)) if lengths is None else torch.argsort(torch.as_tensor(lengths).cpu(), stable=True)
-    parts = torch.cat([function(x[order[i : i + batch_size]]) for i in range(0, len(x), batch_size)])
+    starts = tqdm(range(0, len(x), batch_size), desc=progress, unit="batch", disable=progress is None, leave=False)
+    parts = torch.cat([function(x[order[i : i + batch_size]]) for i in starts])
     result = torch.empty_like(parts)
     result[order] = parts
     return result
@@ -138,7 +140,9 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
             raise BudgetExhausted(f"a query budget of {gradients.limit} does not cover preparing the output map and "
                                   f"scoring the start ({start_cost} queries), let alone training; raise it")
         if probe_start:
-            features = in_batches(model.source_logits, x, config.batch_size, lengths)
+            # minutes for a slow source or a multi-view bridge (German credit through Lite0: 16 000 images)
+            features = in_batches(model.source_logits, x, config.batch_size, lengths,
+                                  progress="probe: reading the source" if config.progress else None)
             probe = fit_probe(features[fit_idx], y_fit, config.seed, cs=config.probe_cs, views=per_sample) \
                 if validation is None else fit_probe(features, y, config.seed, cs=config.probe_cs, views=per_sample)
             head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)
@@ -156,7 +160,7 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
             # or val_fraction is 0): the probe on every training sample is the model.
             epochs, stopped_by = 0, "no validation part: the probe is the model"
         n_batches = math.ceil(len(x_fit) / config.batch_size)
-        bar = tqdm(total=epochs * n_batches, desc="fit", unit="batch", disable=not config.progress,
+        bar = tqdm(total=epochs * n_batches, desc="fit", unit="batch", disable=not config.progress or not epochs,
                    leave=False)
         for epoch in range(1, epochs + 1):
             remap = {}
