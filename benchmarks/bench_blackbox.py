@@ -134,7 +134,7 @@ def plot(report: dict, path: Path) -> None:
         curve = [point for point in box["curve"] if point["val_accuracy"] is not None]
         axis.plot([p["queries"] for p in curve], [p["val_accuracy"] for p in curve], ".-", color="C0", alpha=0.6,
                   label="black-box, validation accuracy")
-        start_queries = curve[0]["queries"] if curve else 0
+        start_queries = curve[0]["queries"] if curve else box["queries"]  # untrained: the probe is the end
         axis.plot([start_queries, box["queries"]], [box["probe_test"], box["test"]], "o", color="C3",
                   label=f"black-box test {task['metric']} (probe start, end)")
         axis.axhline(task["white_box"]["test"], color="C1", ls="--", label="white-box test")
@@ -142,8 +142,9 @@ def plot(report: dict, path: Path) -> None:
         if task["goal"] is not None:
             axis.axhline(task["goal"], color="C2", ls="-.", lw=0.8, label="goal")
         axis.set_title(f"{name} ({task['metric']})", fontsize=9)
-        axis.set_xlabel("queries sent to the API")
+        axis.set_xlabel("queries asked of the API (budget count)")
         axis.set_ylim(0.3, 1.02)
+        axis.set_xlim(left=0)
     axes[0][0].set_ylabel("accuracy / ROC-AUC")
     axes[0][0].legend(loc="lower right", fontsize=6)
     figure.tight_layout()
