@@ -125,6 +125,7 @@ def plot(report: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     names = list(report["tasks"])
     figure, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
@@ -145,6 +146,7 @@ def plot(report: dict, path: Path) -> None:
         axis.set_xlabel("queries asked of the API (budget count)")
         axis.set_ylim(0.3, 1.02)
         axis.set_xlim(left=0)
+        axis.xaxis.set_major_locator(MaxNLocator(4))
     axes[0][0].set_ylabel("accuracy / ROC-AUC")
     axes[0][0].legend(loc="lower right", fontsize=6)
     figure.tight_layout()
