@@ -219,7 +219,7 @@ def main() -> None:
     if unknown := sorted(set(wanted) - set(TASKS)):
         parser.error(f"unknown tasks {unknown}; choose among {', '.join(TASKS)}")
     last = RESULTS / "blackbox.json"
-    kept = json.loads(last.read_text())["tasks"] if last.is_file() else {}
+    last_tasks = json.loads(last.read_text())["tasks"] if last.is_file() else {}
     with BackgroundServer(create_app(load_source(SOURCE), api_key=key)) as server:
         for name in wanted:
             task = table_task(server.url, args.table_budget) if name == "german_credit" else \
@@ -227,8 +227,8 @@ def main() -> None:
             report["tasks"][name] = task
             print(name, {k: v for k, v in task["black_box"].items() if k != "curve"}, task["white_box"],
                   file=sys.stderr, flush=True)
-    report["tasks"] = {name: report["tasks"].get(name, kept.get(name)) for name in TASKS
-                       if name in report["tasks"] or name in kept}
+    report["tasks"] = {name: report["tasks"].get(name, last_tasks.get(name)) for name in TASKS
+                       if name in report["tasks"] or name in last_tasks}
     plot(report, RESULTS / "blackbox.png")
     write_results("blackbox", report, markdown(report))
 

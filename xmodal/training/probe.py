@@ -79,12 +79,11 @@ def _fit_per_view(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, cs: 
                   views: int) -> Probe:
     """The probe of each view's principal components, as a probe of the full-width features:
     logit = w . ((P (x - mu) - m) / s) + b = (w / s) P . (x - mu) + b - (w / s) . m."""
-    if x.shape[1] % views:
-        raise ValueError(f"{x.shape[1]} features do not split into {views} equal views")
-    blocks = np.split(x, views, axis=1)
+    blocks = np.split(x, views, axis=1)  # one block per view (np.split refuses unequal ones)
     components = min(VIEW_COMPONENTS, len(x), blocks[0].shape[1])
-    pcas = [PCA(components, random_state=seed).fit(block) for block in blocks]
-    inner = _fit_standardised(np.concatenate([p.transform(b) for p, b in zip(pcas, blocks)], axis=1), y, seed, c, cs)
+    pcas = [PCA(components, random_state=seed) for _ in blocks]
+    reduced = np.concatenate([pca.fit_transform(block) for pca, block in zip(pcas, blocks)], axis=1)
+    inner = _fit_standardised(reduced, y, seed, c, cs)
     weight = inner.coef / inner.scale
     coef = np.concatenate([w @ p.components_ for w, p in zip(np.split(weight, views, axis=1), pcas)], axis=1)
     return Probe(coef, inner.intercept - weight @ inner.mean, np.concatenate([p.mean_ for p in pcas]),
