@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from adapters_modal.weights import WeightFile, find_weights, resolve_weights
+from xmodal.devices import module_device
 from xmodal.errors import XmodalError
 
 
@@ -88,6 +89,12 @@ class SourceModel(nn.Module):
     def head(self, features: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def layer_width(self) -> int:
+        """Columns of `layer_features`, found from one blank input."""
+        with torch.no_grad():
+            blank = torch.zeros(1, *self.input_spec.sample_shape, device=module_device(self))
+            return self.layer_features(blank).shape[1]
+
     def layer_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled statistics of every layer (N, D), for output maps that read more than
         the penultimate layer; sources that have them override this."""
@@ -121,6 +128,8 @@ class SourceEntry:
 
 
 _REGISTRY: dict[str, SourceEntry] = {}
+# Joins registered names into one fused source ("bc-resnet-gsc35+efficientnet-lite0": adapters_modal.fused).
+FUSION_SEPARATOR = "+"
 
 
 def register_source(entry: SourceEntry) -> SourceEntry:
@@ -166,15 +175,47 @@ def _scheme(name: str) -> tuple[Callable[[str], SourceModel], str] | None:
     return (_SCHEMES[prefix][0], location) if separator and prefix in _SCHEMES else None
 
 
+def fused_part_names(name: str) -> list[str] | None:
+    """The registered sources a fused name joins ("a+b" -> ["a", "b"]), or None for a single
+    source; a DataError-style XmodalError for a part that is no registered source, or repeated."""
+    if FUSION_SEPARATOR not in name or _scheme(name) is not None:
+        return None
+    parts = name.split(FUSION_SEPARATOR)
+    for part in parts:
+        if part not in _REGISTRY:
+            raise XmodalError(f"{name!r} fuses sources joined by {FUSION_SEPARATOR!r}, but {part!r} is not a "
+                              f"registered source; fuse registered ones: {', '.join(sorted(_REGISTRY))}")
+    if len(set(parts)) < len(parts):
+        raise XmodalError(f"{name!r} names a source twice; fuse each source once")
+    return parts
+
+
+def is_registered(name: str) -> bool:
+    """A registered source, or a fusion of registered ones: xmodal's own code and weights it
+    checks by hash (anything else is whatever its location holds)."""
+    try:
+        return name in _REGISTRY or fused_part_names(name) is not None
+    except XmodalError:
+        return False
+
+
 def check_source_name(name: str) -> None:
     """Fail early, before any data is read, on a name no registry entry or scheme knows."""
-    if _scheme(name) is None:
+    if fused_part_names(name) is None and _scheme(name) is None:
         get_entry(name)
 
 
 def load_source(name: str, weights_path: str | Path | None = None) -> SourceModel:
-    """Build a registered (or scheme-named) source with its checked weights; the result is frozen
-    (on the CPU: a reprogrammer moves it with itself)."""
+    """Build a registered (or scheme-named, or fused) source with its checked weights; the result
+    is frozen (on the CPU: a reprogrammer moves it with itself)."""
+    parts = fused_part_names(name)
+    if parts is not None:
+        if weights_path is not None:
+            raise XmodalError(f"{name!r} fuses {len(parts)} sources, each with its own weights; drop --weights "
+                              "(XMODAL_WEIGHTS_DIR names the folder they are found in)")
+        from adapters_modal.fused import FusedSource  # fused builds on this module
+
+        return FusedSource([load_source(part) for part in parts]).freeze()
     scheme = _scheme(name)
     if scheme is not None:
         if weights_path is not None:

@@ -14,6 +14,7 @@ folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
                  split (xmodal.training.search), then refitted
   v2s-attrnn     the "v2s" preset on attrnn-gsc35 (slower, so fixed settings, no search: the
                  series stretched to 0.9 s, linear head, lr 0.01, batches of 8, at most 100 epochs)
+  fused          the "fused" preset: the probe of four frozen sources' layer statistics at once
   minirocket     sktime MiniRocket + StandardScaler + RidgeClassifierCV (the standard recipe;
                  xmodal.baselines.series.minirocket)
   zoo-SOURCE     the probe of a frozen source's layer statistics with its natural bridge, no
@@ -66,6 +67,7 @@ METHOD_SETTINGS = {
         "v2s-attrnn": {"preset": "v2s", "source": "attrnn-gsc35", "mapping": "linear", "lr": 0.01, "batch_size": 8,
                        "epochs": 100, "patience": 25, "target_duration": 0.9},
         "minirocket": {"baseline": "minirocket"},
+        "fused": {"preset": "fused"},
     },
     "quick": {
         "best": {"preset": "best", "epochs": 2, "patience": 2},
@@ -73,6 +75,7 @@ METHOD_SETTINGS = {
         "v2s-search": {"preset": "v2s", "patience": 3, "search": "tiny"},
         "v2s-attrnn": {"preset": "v2s", "source": "attrnn-gsc35", "epochs": 3, "patience": 3},
         "minirocket": {"baseline": "minirocket"},
+        "fused": {"preset": "fused"},
     },
 }
 # The zoo (issue "The source zoo"): the probe of each frozen source's layer statistics, with
@@ -90,7 +93,7 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 # Relative cost per byte of data, to start the largest work first (zoo: measured forward speed, bench_sources.md).
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300, "zoo-crepe-full": 400,
-         "best": 30, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1}
+         "best": 30, "fused": 32, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1}
 
 
 def find_datasets(folders: list[Path]) -> dict[str, str]:

@@ -143,5 +143,5 @@ def test_a_newer_format_is_refused_naming_both_versions(trained, tmp_path):
 
 def test_saves_name_the_bridge_kind_and_the_current_format(trained):
     document = json.loads((trained[1] / CONFIG_FILE).read_text())
-    assert document["format_version"] == FORMAT_VERSION == 6
+    assert document["format_version"] == FORMAT_VERSION == 7
     assert document["bridge"]["kind"] == "series_to_waveform" and "encoding" not in document["bridge"]["config"]

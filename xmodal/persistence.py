@@ -31,10 +31,11 @@ from typing import Callable
 import safetensors.torch
 import torch
 
-from adapters_modal.base import SourceModel, get_entry, load_source
+from adapters_modal.base import SourceModel, is_registered, load_source
 from adapters_modal.weights import sha256_of
 from xmodal import __version__
 from xmodal.atomic import atomic_write
+from xmodal.bridges.fused import FusedBridge
 from xmodal.bridges.series_image import SeriesToImage, SeriesToImageConfig
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
 from xmodal.bridges.tokens_to_embeddings import (
@@ -66,7 +67,10 @@ FORMAT = "xmodal-reprogrammer"
 # 6: the table bridge may draw one image per feature ("views": "per-feature", the map reading all
 # of them); a version-5 reader would call such a save damaged (an unknown setting) instead of
 # asking for an upgrade, so it must refuse on the version. Earlier table saves draw one image.
-FORMAT_VERSION = 6
+# 7: a series run may read a fused source ("bc-resnet-gsc35+efficientnet-lite0", adapters_modal.fused)
+# through a "fused" bridge that holds one part bridge per source; a version-6 reader would call the
+# fused name untrusted and the kind unknown, instead of asking for an upgrade.
+FORMAT_VERSION = 7
 CONFIG_FILE = "reprogrammer.json"
 LEGACY_WEIGHTS_FILE = "reprogrammer.safetensors"  # format versions 1 to 3
 WEIGHTS_FILE_PATTERN = re.compile(r"reprogrammer\.[0-9a-f]{16}\.safetensors")
@@ -85,7 +89,8 @@ def weights_file(folder: str | Path) -> Path:
     """The weights file a save's JSON names (after checking the JSON)."""
     return Path(folder) / read_document(folder).get("weights_file", LEGACY_WEIGHTS_FILE)
 
-# bridge kind -> (module class, config class); one entry per bridge module.
+# bridge kind -> (module class, config class); one entry per bridge module. A fused bridge is
+# saved as kind FUSED_BRIDGE with its parts' entries, each one of these.
 BRIDGES = {
     "series_to_waveform": (SeriesToWaveform, SeriesToWaveformConfig),
     "series_to_tones": (SeriesToTones, SeriesToTonesConfig),
@@ -95,11 +100,31 @@ BRIDGES = {
 }
 
 
-def _bridge_kind(bridge: torch.nn.Module) -> str:
+FUSED_BRIDGE = "fused"
+
+
+def _bridge_document(bridge: torch.nn.Module) -> dict:
+    """{"kind", "config"} of a bridge; a fused bridge's config lists its parts' documents."""
+    if isinstance(bridge, FusedBridge):
+        return {"kind": FUSED_BRIDGE, "config": {"parts": [_bridge_document(part) for part in bridge.parts]}}
     for kind, (cls, _) in BRIDGES.items():
         if isinstance(bridge, cls):
-            return kind
+            return {"kind": kind, "config": bridge.config.to_dict()}
     raise PersistenceError(f"cannot save a bridge of type {type(bridge).__name__}: no saver is registered")
+
+
+def _bridge_from(document: dict, folder: Path) -> torch.nn.Module:
+    """The bridge a saved {"kind", "config"} describes (KeyError, TypeError, ... on a damaged one)."""
+    kind = document["kind"]
+    if kind == FUSED_BRIDGE:
+        parts = document["config"]["parts"]
+        if not isinstance(parts, list) or len(parts) < 2 or not all(isinstance(part, dict) for part in parts):
+            raise ValueError("a fused bridge needs a list of at least 2 part bridges")
+        return FusedBridge([_bridge_from(part, folder) for part in parts])
+    if kind not in BRIDGES:
+        raise PersistenceError(f"{folder} uses bridge {kind!r}, unknown to this xmodal; upgrade xmodal")
+    bridge_cls, config_cls = BRIDGES[kind]
+    return bridge_cls(config_cls.from_dict(document["config"]))
 
 
 def _plain(value):
@@ -130,7 +155,7 @@ def _document_text(model: Reprogrammer, weights_sha256: str, weights_name: str, 
         "format_version": FORMAT_VERSION,
         "xmodal_version": __version__,
         "source": model.source.identity,
-        "bridge": {"kind": _bridge_kind(model.bridge), "config": model.bridge.config.to_dict()},
+        "bridge": _bridge_document(model.bridge),
         "output_map": model.output_map.settings(),
         "reads": model.reads,
         "classes": [_plain(c) for c in model.classes],
@@ -233,21 +258,11 @@ def _upgrade(document: dict) -> dict:
     return document
 
 
-def is_trusted_by_default(source_name: str) -> bool:
-    """A registered source: xmodal's own code and weights it checks by hash. Anything else
-    (an hf: name, a model folder, a hub id) is whatever that location holds."""
-    try:
-        get_entry(source_name)
-    except XmodalError:
-        return False
-    return True
-
-
 def check_source_trust(document: dict, folder: str | Path, trust_source: bool) -> None:
     """Refuse, before anything is loaded, a run whose source is not a registered name
     unless the caller trusts it; a trusted location's weights must hash as recorded."""
     saved = document["source"]
-    if is_trusted_by_default(saved["name"]):
+    if is_registered(saved["name"]):
         return
     if not trust_source:
         served = saved["name"].startswith(("http:", "https:"))
@@ -280,18 +295,16 @@ def _check_source(document: dict, source: SourceModel, folder: Path) -> None:
 
 
 def _build(document: dict, source: SourceModel, folder: Path) -> Reprogrammer:
-    kind = document["bridge"]["kind"]
-    if kind not in BRIDGES:
-        raise PersistenceError(f"{folder} uses bridge {kind!r}, unknown to this xmodal; upgrade xmodal")
-    bridge_cls, config_cls = BRIDGES[kind]
     sizes = [document["output_map"].get(key) for key in ("num_source", "num_target")]
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
         raise PersistenceError(f"{folder}/{CONFIG_FILE}: output_map num_source and num_target must be positive "
                                f"whole numbers, got {sizes}; the save is damaged, re-run the fit")
     try:
-        bridge = bridge_cls(config_cls.from_dict(document["bridge"]["config"]))
+        bridge = _bridge_from(document["bridge"], folder)
         output_map = output_map_from_settings(document["output_map"])
         return Reprogrammer(bridge, source, output_map, document["classes"], reads=document.get("reads", "logits"))
+    except PersistenceError:  # an unknown bridge kind: already one line that says what to do
+        raise
     except (KeyError, TypeError, ValueError, ArithmeticError, XmodalError, RuntimeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PersistenceError(f"{folder}/{CONFIG_FILE}: the bridge or map settings are damaged ({reason}); "

@@ -140,6 +140,11 @@ class SeriesBridge(nn.Module):
         """The shape of one source input, which the perturbation covers: (num_samples,)."""
         return (self.config.num_samples,)
 
+    @property
+    def series_length(self) -> int | None:
+        """The raw series length fixed at fit time (None before the first series)."""
+        return self.config.series_length
+
     def check_length(self, length: int) -> None:
         """Fix the series length on first use; later inputs must match it."""
         expected = self.config.series_length

@@ -1,12 +1,13 @@
 """`series_bridge`: the series bridge a setting record asks for (waveform samples or tones for
 an audio source, the window image for an image source), refusing settings that only another
-bridge takes."""
+bridge takes; `fused_series_bridge`: one such bridge per part of a fused source."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 
 from adapters_modal.base import InputSpec
+from xmodal.bridges.fused import FusedBridge
 from xmodal.bridges.series import (
     ENCODINGS,
     IMAGE,
@@ -91,6 +92,18 @@ def series_bridge(spec: InputSpec, settings: dict, seed: int = 0) -> SeriesBridg
         return bridge_cls(SeriesToImageConfig.for_source(spec, **own), seed=seed)
     return bridge_cls(bridge_cls.config_class(num_samples=spec.num_samples, sample_rate=spec.sample_rate, **own),
                       seed=seed)
+
+
+def fused_series_bridge(specs: list[InputSpec], settings: dict, seed: int = 0) -> FusedBridge:
+    """The bridges of a fused source's parts, of input specs `specs`: each image part draws the
+    window image, each audio part plays the series as `settings["encoding"]` says (an audio
+    encoding: an image one would leave the audio parts nothing to hear)."""
+    if settings.get("encoding") == IMAGE and any(spec.modality == "audio" for spec in specs):
+        raise DataError("a fused source draws its image sources' input as the window image and plays its audio "
+                        "sources' with `encoding`, which must then be an audio one: set encoding 'pitch+slope', "
+                        "'pitch' or 'waveform' (CLI: --encoding pitch+slope)")
+    return FusedBridge([series_bridge(spec, {**settings, "encoding": IMAGE} if spec.modality == "image" else settings,
+                                      seed) for spec in specs])
 
 
 def _check_modality(encoding: str, spec: InputSpec) -> None:

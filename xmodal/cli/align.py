@@ -101,6 +101,7 @@ def run_seed(run) -> int:
 
 
 def run_align(args: argparse.Namespace) -> None:
+    from adapters_modal.fused import FUSED
     from xmodal.cli.evaluate import load
     from xmodal.data.source_samples import read_source_samples
     from xmodal.plots import plot_alignment
@@ -112,6 +113,9 @@ def run_align(args: argparse.Namespace) -> None:
         raise DataError(f"a table run reads the image-style source {model.source.name}, and xmodal has no reader of "
                         "source-domain samples for image-style sources; give the source's representations of its "
                         "own samples as a .npy file")
+    if model.source.input_spec.modality == FUSED:
+        raise DataError(f"{model.source.name} fuses several sources, whose inputs and representations differ: there "
+                        "is no one source distribution to align with; align a run of one of them")
     if model.source.input_spec.modality == "text" and args.representation == "logits":
         raise DataError(f"{model.source.name} is a language model without classes, so it has no logits; "
                         "use --representation features")

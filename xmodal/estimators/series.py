@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from sktime.classification.base import BaseClassifier
 
-from adapters_modal.base import load_source
-from xmodal.bridges.series_factory import BRIDGE_SETTINGS, series_bridge
-from xmodal.devices import module_device
+from adapters_modal.base import fused_part_names, load_source
+from adapters_modal.fused import FUSED
+from xmodal.bridges.series_factory import BRIDGE_SETTINGS, fused_series_bridge, series_bridge
 from xmodal.errors import XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import LinearHead, build_output_map
@@ -87,15 +87,19 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             raise XmodalError(f"the search grids place the series as waveform samples (copies, stretch, mask), which "
                               f"encoding {s['encoding']!r} does not take: search with the v2s preset, "
                               "or fit fixed settings")
+        if fused_part_names(s["source"]) is not None and s["mapping"] != "layers":
+            raise XmodalError(f"the fused source {s['source']!r} has no classes of its own, only its sources' layer "
+                              f"statistics: set mapping='layers' (CLI: --mapping layers), not {s['mapping']!r}")
 
     def _build(self, s: dict) -> Reprogrammer:
         source = load_source(s["source"], self.weights_path)
-        spec = source.input_spec
-        bridge = series_bridge(spec, {k: s[k] for k in BRIDGE_SETTINGS}, self.seed_)
+        settings = {k: s[k] for k in BRIDGE_SETTINGS}
+        if source.input_spec.modality == FUSED:
+            bridge = fused_series_bridge([part.input_spec for part in source.parts], settings, self.seed_)
+        else:
+            bridge = series_bridge(source.input_spec, settings, self.seed_)
         if s["mapping"] == "layers":
-            with torch.no_grad():
-                width = source.layer_features(torch.zeros(1, *spec.sample_shape, device=module_device(source))).shape[1]
-            head = LinearHead(width, len(self.classes_), seed=self.seed_)
+            head = LinearHead(source.layer_width(), len(self.classes_), seed=self.seed_)
             return Reprogrammer(bridge, source, head, list(self.classes_), reads="layers")
         if s["mapping"] == "proba":
             head = LinearHead(source.num_classes, len(self.classes_), seed=self.seed_)
@@ -144,7 +148,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         self._loaded__state = {name: getattr(self, name)
                                for name in ("settings_", "seed_", "fit_result_", "reprogrammer_")}
         classes = self.classes_
-        length = self.reprogrammer_.bridge.config.series_length
+        length = self.reprogrammer_.bridge.series_length
         self.fit(np.zeros((len(classes), 1, length)), classes)
 
     @classmethod

@@ -96,7 +96,7 @@ class SeriesTask(Task):
 
     @staticmethod
     def length(estimator) -> int:
-        return int(estimator.reprogrammer_.bridge.config.series_length)
+        return int(estimator.reprogrammer_.bridge.series_length)
 
     def load_run(self, run, estimator, args, split):
         dataset = self.dataset_argument(run, args)

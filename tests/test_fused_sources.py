@@ -1,0 +1,123 @@
+"""Fused sources (adapters_modal.fused): several frozen sources read through their own bridges under
+one head, with the real BC-ResNet and BC-ResNet-image and real GunPoint series; the fused reading
+is checked against the single sources' own readings, saved, reloaded and refused where it cannot work."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from adapters_modal import load_source
+from adapters_modal.base import is_registered
+from cli import main
+from tests.conftest import UCR
+from xmodal.errors import PersistenceError, XmodalError
+from xmodal.estimators.series import V2SClassifier
+from xmodal.persistence import CONFIG_FILE
+from xmodal.presets import FUSED_SOURCES, get_preset
+
+PAIR = "bc-resnet-gsc35+bc-resnet-gsc35-image"
+
+
+@pytest.fixture(scope="module")
+def fused_run(gunpoint, tmp_path_factory):
+    """A probe of the pair's layers on GunPoint (no training), saved."""
+    estimator = V2SClassifier("best", source=PAIR, epochs=0, random_state=0)
+    estimator.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+    folder = estimator.save_pretrained(tmp_path_factory.mktemp("fused") / "run")
+    return estimator, folder
+
+
+def _layer_reading(estimator, x) -> torch.Tensor:
+    with torch.no_grad():
+        return estimator.reprogrammer_.source_logits(torch.tensor(x, dtype=torch.float32))
+
+
+def test_a_fused_source_reads_each_part_as_the_part_alone_reads_it(fused_run, gunpoint):
+    """The fused features are BC-ResNet's (tones) then BC-ResNet-image's (window image), each
+    exactly what a single-source estimator with that part's natural bridge reads."""
+    fused, _ = fused_run
+    x = gunpoint.x_test[:8, None, :]
+    alone = [V2SClassifier("best", source="bc-resnet-gsc35", epochs=0, random_state=0),
+             V2SClassifier("best", source="bc-resnet-gsc35-image", encoding="image", epochs=0, random_state=0)]
+    readings = [_layer_reading(single.fit(gunpoint.x_train[:, None, :], gunpoint.y_train), x) for single in alone]
+    expected = torch.cat(readings, dim=1)
+    assert fused.reprogrammer_.output_map.num_source == expected.shape[1] == load_source(PAIR).layer_width()
+    torch.testing.assert_close(_layer_reading(fused, x), expected)
+    assert fused.score(gunpoint.x_test[:, None, :], gunpoint.y_test) >= 0.95
+
+
+def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions(fused_run, gunpoint):
+    fused, folder = fused_run
+    document = json.loads((folder / CONFIG_FILE).read_text())
+    parts = [load_source(name) for name in PAIR.split("+")]
+    combined = hashlib.sha256("\n".join(part.weights_sha256 for part in parts).encode()).hexdigest()
+    assert document["source"] == {"name": PAIR, "weights_sha256": combined}
+    assert [part["kind"] for part in document["bridge"]["config"]["parts"]] == ["series_to_tones", "series_to_image"]
+    reloaded = V2SClassifier.from_pretrained(folder)  # registered parts: trusted without asking
+    x = gunpoint.x_test[:, None, :]
+    np.testing.assert_allclose(reloaded.predict_proba(x), fused.predict_proba(x), atol=1e-6)
+
+
+def test_the_fused_preset_names_registered_sources_and_reads_their_layers():
+    settings = get_preset("series", "fused").settings
+    assert settings["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
+    assert settings["mapping"] == "layers" and settings["epochs"] == 0
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("bc-resnet-gsc35+nope", "'nope' is not a registered source"),
+    ("bc-resnet-gsc35+bc-resnet-gsc35", "names a source twice"),
+    ("bc-resnet-gsc35+", "'' is not a registered source"),
+])
+def test_a_fused_name_of_unknown_or_repeated_sources_is_refused_in_one_line(name, message):
+    with pytest.raises(XmodalError, match=message) as caught:
+        load_source(name)
+    assert "\n" not in str(caught.value) and not is_registered(name)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"mapping": "linear"}, "set mapping='layers'"),
+    ({"encoding": "image"}, "must then be an audio one"),
+    ({"weights_path": "model.pt"}, "drop --weights"),
+], ids=["no-classes", "image-for-audio-parts", "one-weights-file"])
+def test_settings_a_fused_source_cannot_take_are_refused_before_training(settings, message, gunpoint):
+    estimator = V2SClassifier("best", source=PAIR, epochs=0, random_state=0, **settings)
+    with pytest.raises(XmodalError, match=message):
+        estimator.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+
+
+def test_a_fused_run_with_an_unregistered_part_is_not_loaded_without_trust(fused_run, tmp_path):
+    _, folder = fused_run
+    hostile = tmp_path / "run"
+    shutil.copytree(folder, hostile)
+    document = json.loads((hostile / CONFIG_FILE).read_text())
+    document["source"]["name"] = f"bc-resnet-gsc35+hf:{tmp_path}"
+    (hostile / CONFIG_FILE).write_text(json.dumps(document))
+    with pytest.raises(PersistenceError, match="not a registered source"):
+        V2SClassifier.from_pretrained(hostile)
+
+
+def test_a_damaged_fused_bridge_is_one_line(fused_run, tmp_path):
+    _, folder = fused_run
+    hostile = tmp_path / "run"
+    shutil.copytree(folder, hostile)
+    document = json.loads((hostile / CONFIG_FILE).read_text())
+    document["bridge"]["config"]["parts"] = document["bridge"]["config"]["parts"][:1]
+    (hostile / CONFIG_FILE).write_text(json.dumps(document))
+    with pytest.raises(PersistenceError, match="damaged") as caught:
+        V2SClassifier.from_pretrained(hostile)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_cli_fits_a_fused_source_and_refuses_to_align_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--source", PAIR, "--epochs", "0",
+                 "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["test_accuracy"] >= 0.9
+    capsys.readouterr()
+    assert main(["align", str(out), "--source-samples", str(tmp_path / "z.npy")]) != 0
+    assert "fuses several sources" in capsys.readouterr().err
