@@ -3,8 +3,9 @@ nothing; saves of every older format version load and predict as they did.
 
 tests/fixtures/runs holds real saves, kilobytes each: v1 and v2 written by xmodal 0.1 at the
 commits that introduced those formats (series, GunPoint, 2 epochs), v3 by xmodal 0.2.0 before
-format 4 (series, a 48-peptide AMP subset, 200 German credit rows); each with the inputs it
-was asked about and the probabilities it gave then."""
+format 4 (series, a 48-peptide AMP subset, 200 German credit rows), v4 and v6 by xmodal 0.2.0
+before formats 5 and 7 (series, GunPoint); each with the inputs it was asked about and the
+probabilities it gave then."""
 
 import hashlib
 import json
@@ -42,7 +43,8 @@ def _inputs(folder: Path):
 
 OLD_RUNS = [("v1-series-waveform", V2SClassifier, 1), ("v2-series-tones", V2SClassifier, 2),
             ("v3-series-best", V2SClassifier, 3), ("v3-sequence", SequenceClassifier, 3),
-            ("v3-table", TableClassifier, 3), ("v4-series-best", V2SClassifier, 4)]
+            ("v3-table", TableClassifier, 3), ("v4-series-best", V2SClassifier, 4),
+            ("v6-series-best", V2SClassifier, 6)]
 
 
 @pytest.mark.parametrize(("name", "estimator", "version"), OLD_RUNS, ids=[r[0] for r in OLD_RUNS])
