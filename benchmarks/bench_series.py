@@ -47,8 +47,8 @@ def fit_in_child(preset: str, dataset: str, data_dir: str | None, seed: int) -> 
         "t = time.perf_counter()\n"
         f"c = V2SClassifier({preset!r}, random_state={seed}).fit(x_train, d.y_train)\n"
         "fit_s = time.perf_counter() - t\n"
-        "record = fit_metrics(c, d.name, len(x_train), d.y_test, c.predict_proba(x_test),"
-        " c.probe_predict_proba(x_test), fit_s)\n"
+        "proba = c.predict_proba(x_test)\n"
+        "record = fit_metrics(c, d.name, len(x_train), d.y_test, proba, c.probe_predict_proba(x_test, proba), fit_s)\n"
         "print(json.dumps(record))\n"
     )
     start = time.perf_counter()

@@ -1,7 +1,7 @@
 """The one-seed UCR run on an embedded local Ray (`xmodal sweep`) against the process pool that
 benchmarks/ucr.py had before it moved to Ray: wall time, peak memory, and the same numbers.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_sweep.py [--methods best,minirocket] [--workers 2]
+    OMP_NUM_THREADS=1 python benchmarks/bench_sweep.py [--methods tones,minirocket] [--workers 2]
         [--pool-commit 152c7d4]
 
 Both run the same work items (every UCR set in ../shared/data/ucr x the methods x seed 0) with
@@ -87,7 +87,7 @@ def _accuracies(path: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="best,minirocket", help="ucr.py methods (default best,minirocket)")
+    parser.add_argument("--methods", default="tones,minirocket", help="ucr.py methods (default tones,minirocket)")
     parser.add_argument("--workers", type=int, default=2, help="one-thread workers of each (default 2)")
     parser.add_argument("--pool-commit", default=POOL_COMMIT, help=f"the pool's ucr.py (default {POOL_COMMIT})")
     args = parser.parse_args(argv)

@@ -8,13 +8,14 @@ A thin configuration of `xmodal sweep` (xmodal.sweep): every (dataset, method, s
 work item, `xmodal fit series` run as a Ray task with one CPU, largest first. FOLDER:
 folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
 ../shared/data/ucr. Methods:
-  best           the "best" preset of xmodal.presets (the default of `xmodal fit series`)
+  best           the "best" preset of xmodal.presets (the default of `xmodal fit series`): the probe of
+                 four frozen sources' layer statistics at once
+  tones          the "tones" preset: BC-ResNet alone hearing two tones, its probe-started head trained
   v2s            the "v2s" preset (Voice2Series: waveform placement, masked delta, frequency map)
   v2s-search     the "v2s" preset with its settings chosen by the "small" grid on the training
                  split (xmodal.training.search), then refitted
   v2s-attrnn     the "v2s" preset on attrnn-gsc35 (slower, so fixed settings, no search: the
                  series stretched to 0.9 s, linear head, lr 0.01, batches of 8, at most 100 epochs)
-  fused          the "fused" preset: the probe of four frozen sources' layer statistics at once
   minirocket     sktime MiniRocket + StandardScaler + RidgeClassifierCV (the standard recipe;
                  xmodal.baselines.series.minirocket)
   zoo-SOURCE     the probe of a frozen source's layer statistics with its natural bridge, no
@@ -58,6 +59,7 @@ V2S_PAPER = {"Coffee": 100, "ECG200": 87.0, "Earthquakes": 78.42, "GunPoint": 96
 METHOD_SETTINGS = {
     "full": {
         "best": {"preset": "best"},
+        "tones": {"preset": "tones"},
         "v2s": {"preset": "v2s"},
         "v2s-search": {"preset": "v2s", "search": "small", "patience": 10},
         # The AttRNN's frames hop 128 samples: stretched to 0.9 s a series spans most of its 125
@@ -67,24 +69,23 @@ METHOD_SETTINGS = {
         "v2s-attrnn": {"preset": "v2s", "source": "attrnn-gsc35", "mapping": "linear", "lr": 0.01, "batch_size": 8,
                        "epochs": 100, "patience": 25, "target_duration": 0.9},
         "minirocket": {"baseline": "minirocket"},
-        "fused": {"preset": "fused"},
     },
     "quick": {
-        "best": {"preset": "best", "epochs": 2, "patience": 2},
+        "best": {"preset": "best"},  # no training to cut
+        "tones": {"preset": "tones", "epochs": 2, "patience": 2},
         "v2s": {"preset": "v2s", "epochs": 3, "patience": 3},
         "v2s-search": {"preset": "v2s", "patience": 3, "search": "tiny"},
         "v2s-attrnn": {"preset": "v2s", "source": "attrnn-gsc35", "epochs": 3, "patience": 3},
         "minirocket": {"baseline": "minirocket"},
-        "fused": {"preset": "fused"},
     },
 }
 # The zoo (issue "The source zoo"): the probe of each frozen source's layer statistics, with
-# its natural bridge (the best preset's tones for audio sources, the series as an image for
+# its natural bridge (the tones preset's tones for audio sources, the series as an image for
 # image sources), no training: which source reads time series best, and at what cost.
 ZOO = {"bc-resnet-gsc35": "audio", "crepe-tiny": "audio", "crepe-full": "audio", "speech-embedding": "audio",
        "whisper-tiny-en": "audio", "bc-resnet-gsc35-image": "image", "efficientnet-lite0": "image"}
 for _mode in METHOD_SETTINGS.values():
-    _mode.update({f"zoo-{name}": {"preset": "best", "source": name, "epochs": 0,
+    _mode.update({f"zoo-{name}": {"preset": "tones", "source": name, "epochs": 0,
                                   **({"encoding": "image"} if kind == "image" else {})} for name, kind in ZOO.items()})
 METHODS = list(METHOD_SETTINGS["full"])
 QUICK_DATASETS = ["Coffee", "GunPoint", "ItalyPowerDemand"]
@@ -93,7 +94,7 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 # Relative cost per byte of data, to start the largest work first (zoo: measured forward speed, bench_sources.md).
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300, "zoo-crepe-full": 400,
-         "best": 30, "fused": 32, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1}
+         "best": 32, "tones": 30, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1}
 
 
 def find_datasets(folders: list[Path]) -> dict[str, str]:

@@ -212,7 +212,7 @@ def test_pitch_and_slope_encoding_plays_the_slope_in_the_upper_band():
     assert too_short.config.series_length is None  # a refused length is not fixed
 
 
-@pytest.mark.parametrize("preset, kind", [("v2s", SeriesToWaveform), ("best", SeriesToTones)])
+@pytest.mark.parametrize("preset, kind", [("v2s", SeriesToWaveform), ("tones", SeriesToTones)])
 def test_series_bridge_builds_the_bridge_a_preset_asks_for(preset, kind):
     from xmodal.presets import resolve_settings
 

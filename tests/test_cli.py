@@ -4,6 +4,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_the_old_task_flag_is_gone(capsys):
 
 
 def test_a_setting_out_of_range_is_an_argparse_error(capsys):
-    assert main(["fit", "series", "--dataset", "x", "--epochs", "-1"]) == 2
+    assert main(["fit", "series", "--preset", "tones", "--dataset", "x", "--epochs", "-1"]) == 2
     assert "argument --epochs: 'epochs' must be at least 0, got -1" in capsys.readouterr().err
     assert main(["fit", "table", "--dataset", "x", "--test-size", "1.5"]) == 2
     assert "argument --test-size: the test share must be in (0, 1), got 1.5" in capsys.readouterr().err
@@ -65,7 +66,8 @@ def test_a_setting_out_of_range_is_an_argparse_error(capsys):
 @pytest.mark.parametrize("task", list(SETTINGS))
 def test_each_task_help_lists_its_settings_with_the_best_preset_defaults(task, capsys):
     assert main(["fit", task, "--help"]) == 0
-    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    # argparse wraps lines, long names after a hyphen (efficientnet-\n lite0)
+    text = " ".join(re.sub(r"(\w-)\n\s+", r"\1", capsys.readouterr().out).split())
     best = get_preset(task, DEFAULT_PRESET).settings
     for name, setting in SETTINGS[task].items():
         assert setting.flag in text
@@ -74,7 +76,7 @@ def test_each_task_help_lists_its_settings_with_the_best_preset_defaults(task, c
         s.flag for s in SETTINGS[task].values()}
     assert not [flag for flag in others if f" {flag} " in text]
     if task == "series":
-        assert "--masked, --no-masked" in text and "(default: 30 in preset best)" in text
+        assert "--masked, --no-masked" in text and "(default: 0 in preset best)" in text  # epochs
 
 
 def test_presets_lists_every_preset_with_its_figure(capsys):
@@ -135,10 +137,12 @@ def test_interrupted_exits_130(monkeypatch, capsys):
 
 def test_a_mistyped_dataset_name_gets_did_you_mean(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["fit", "series", "--dataset", "ItalyPowerDemnd", "--data-dir", str(UCR), "--out", str(out)]) == 1
+    assert main(["fit", "series", "--preset", "tones", "--dataset", "ItalyPowerDemnd", "--data-dir", str(UCR),
+                 "--out", str(out)]) == 1
     line = _error_line(capsys)
     assert line.startswith("xmodal fit series: error: ") and "did you mean 'ItalyPowerDemand'?" in line
-    assert main(["fit", "series", "--dataset", "gunpoint", "--out", str(out)]) == 1  # case: sktime's bundled set
+    # case: sktime's bundled set
+    assert main(["fit", "series", "--preset", "tones", "--dataset", "gunpoint", "--out", str(out)]) == 1
     assert "did you mean 'GunPoint'?" in _error_line(capsys)
     assert not out.exists()
 
@@ -151,7 +155,8 @@ def test_a_mistyped_path_gets_did_you_mean(tmp_path, capsys):
 
 def test_search_needs_the_waveform_preset_before_any_data_is_read(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["fit", "series", "--dataset", "NoSuchSet", "--search", "tiny", "--out", str(out)]) == 1
+    assert main(["fit", "series", "--preset", "tones", "--dataset", "NoSuchSet", "--search", "tiny",
+                 "--out", str(out)]) == 1
     line = _error_line(capsys)
     assert line.startswith("xmodal fit series: error: --search places the series as waveform samples")
     assert "search with --preset v2s" in line and "NoSuchSet" not in line
@@ -177,7 +182,7 @@ def test_predict_refuses_an_existing_csv_unless_overwrite(tmp_path, capsys):
 def test_an_unknown_baseline_names_the_tasks_baselines(tmp_path, capsys):
     from xmodal.baselines import BASELINES
 
-    assert main(["fit", "series", "--dataset", "GunPoint", "--baseline", "minirocket,rocket",
+    assert main(["fit", "series", "--preset", "tones", "--dataset", "GunPoint", "--baseline", "minirocket,rocket",
                  "--out", str(tmp_path / "r")]) == 1
     assert f"unknown series baseline 'rocket'; the series baselines are {', '.join(BASELINES['series'])}" \
         in _error_line(capsys)
@@ -277,7 +282,8 @@ def test_json_is_written_atomically(tmp_path):
 @pytest.fixture(scope="module")
 def series_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "italy"
-    code = main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--out", str(out),
+    code = main(["fit", "series", "--preset", "tones", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR),
+                 "--out", str(out),
                  "--epochs", "1", "--seed", "1", "--quiet", "--plot", "--baseline", "probe"])
     assert code == 0
     return out
@@ -288,8 +294,8 @@ def test_fit_writes_the_metrics_schema_first(series_run):
     metrics = json.loads((series_run / "metrics.json").read_text())
     assert list(metrics)[: len(SCHEMA)] == list(SCHEMA)
     assert metrics["task"] == "series" and metrics["dataset"] == "ItalyPowerDemand" and metrics["seed"] == 1
-    assert metrics["preset"] == "best" and metrics["settings"]["epochs"] == 1
-    assert metrics["settings"] == {**get_preset("series", "best").settings, "epochs": 1}
+    assert metrics["preset"] == "tones" and metrics["settings"]["epochs"] == 1
+    assert metrics["settings"] == {**get_preset("series", "tones").settings, "epochs": 1}
     assert (metrics["n_train"], metrics["n_test"]) == (67, 1029) and metrics["n_val"] > 0
     for key in ("test_accuracy", "test_roc_auc", "probe_test_accuracy", "probe_val_accuracy", "val_accuracy"):
         assert 0 <= metrics[key] <= 1
@@ -305,8 +311,8 @@ def test_fit_writes_the_metrics_schema_first(series_run):
 @pytest.mark.slow
 def test_fit_prints_probe_and_model_side_by_side(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--out", str(out),
-                 "--epochs", "0", "--quiet"]) == 0
+    assert main(["fit", "series", "--preset", "tones", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR),
+                 "--out", str(out), "--epochs", "0", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "probe (start)" in printed and "reprogrammed" in printed and "ROC-AUC" in printed
     assert "no training (epochs 0): the model is the probe start" in printed
@@ -316,7 +322,8 @@ def test_fit_prints_probe_and_model_side_by_side(tmp_path, capsys):
 @pytest.mark.slow
 def test_without_out_a_new_run_folder_is_made(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--epochs", "0",
+    assert main(["fit", "series", "--preset", "tones", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR),
+                 "--epochs", "0",
                  "--quiet"]) == 0
     (folder,) = (tmp_path / "runs").iterdir()
     assert folder.name.startswith("ItalyPowerDemand-") and (folder / "metrics.json").is_file()
@@ -326,7 +333,8 @@ def test_without_out_a_new_run_folder_is_made(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_an_existing_run_is_refused_and_left_byte_identical(series_run, capsys):
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in series_run.iterdir()}
-    assert main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--out", str(series_run),
+    assert main(["fit", "series", "--preset", "tones", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR),
+                 "--out", str(series_run),
                  "--epochs", "0", "--quiet"]) == 1
     assert "already exists and is not empty; pass --overwrite" in _error_line(capsys)
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in series_run.iterdir()} == before
@@ -338,8 +346,8 @@ def test_overwrite_replaces_the_run_and_drops_its_stale_files(tmp_path, capsys):
     out.mkdir()
     (out / "learning_curve.png").write_bytes(b"old")
     (out / "notes.txt").write_text("mine")
-    assert main(["fit", "series", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR), "--out", str(out),
-                 "--epochs", "0", "--quiet", "--overwrite"]) == 0
+    assert main(["fit", "series", "--preset", "tones", "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR),
+                 "--out", str(out), "--epochs", "0", "--quiet", "--overwrite"]) == 0
     weights = json.loads((out / "reprogrammer.json").read_text())["weights_file"]
     assert {p.name for p in out.iterdir()} == {"metrics.json", "notes.txt", "reprogrammer.json", weights}
 
@@ -428,7 +436,8 @@ def test_a_run_saved_from_python_needs_its_dataset_named(tmp_path, capsys):
     from xmodal.estimators.series import V2SClassifier
 
     data = load_ucr("ItalyPowerDemand", UCR)
-    V2SClassifier(epochs=0, random_state=0).fit(data.x_train[:, None, :], data.y_train).save_pretrained(tmp_path / "r")
+    model = V2SClassifier("tones", epochs=0, random_state=0).fit(data.x_train[:, None, :], data.y_train)
+    model.save_pretrained(tmp_path / "r")
     assert main(["evaluate", str(tmp_path / "r")]) == 1
     assert "does not record its dataset" in _error_line(capsys)
     assert main(["evaluate", str(tmp_path / "r"), "--dataset", "ItalyPowerDemand", "--data-dir", str(UCR)]) == 0

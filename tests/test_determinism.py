@@ -30,7 +30,7 @@ SEED = 11
 # seeded in a fork), shuffled mini-batches, R2DL's random start, a randomly drawn head, the
 # table bridge's perturbation, zeroth-order directions.
 CASES = {
-    "series": (V2SClassifier, {"epochs": 2, "batch_size": 8, "delta_dropout": 0.2}),
+    "series": (V2SClassifier, {"preset": "tones", "epochs": 2, "batch_size": 8, "delta_dropout": 0.2}),
     "series-blackbox": (V2SClassifier, {"preset": "v2s", "epochs": 1, "batch_size": 8, "query_budget": 800}),
     "sequence": (SequenceClassifier, {"epochs": 1, "sparsity": 8, "batch_size": 8, "init": "random",
                                       "head_init": "random"}),

@@ -125,7 +125,8 @@ def test_the_cli_takes_device_on_fit_evaluate_predict_and_align(tmp_path, capsys
     assert "argument --device: invalid choice: 'tpu'" in capsys.readouterr().err
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for command in (["evaluate", str(run)], ["align", str(run), "--source-samples", str(tmp_path / "x.npy")],
-                    ["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--out", str(tmp_path / "new")]):
+                    ["fit", "series", "--preset", "tones", "--dataset", "Coffee", "--data-dir", str(UCR),
+                     "--out", str(tmp_path / "new")]):
         assert main([*command, "--device", "cuda"]) == 1
         line = _error_line(capsys)
         assert f"xmodal {' '.join(command[:2]) if command[0] == 'fit' else command[0]}: error: device 'cuda' was " \

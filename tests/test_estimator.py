@@ -50,7 +50,7 @@ def test_save_and_from_pretrained(fitted, gunpoint, tmp_path):
 def test_multivariate_input_is_refused(gunpoint):
     x = np.repeat(gunpoint.x_train[:, None, :], 2, axis=1)
     with pytest.raises(ValueError, match="multivariate"):
-        V2SClassifier(epochs=1).fit(x, gunpoint.y_train)
+        V2SClassifier("tones", epochs=1).fit(x, gunpoint.y_train)
 
 
 def test_more_classes_than_source_words_needs_the_linear_head():
@@ -64,7 +64,7 @@ def test_more_classes_than_source_words_needs_the_linear_head():
 
 def test_a_single_class_cannot_be_saved(gunpoint, tmp_path):
     with pytest.warns(UserWarning):  # sktime's convention: constant predictions and a warning
-        classifier = V2SClassifier(epochs=1).fit(gunpoint.x_train[:, None, :], np.ones(50))
+        classifier = V2SClassifier("tones", epochs=1).fit(gunpoint.x_train[:, None, :], np.ones(50))
     with pytest.raises(PersistenceError, match="single class"):
         classifier.save_pretrained(tmp_path / "run")
 
@@ -72,7 +72,7 @@ def test_a_single_class_cannot_be_saved(gunpoint, tmp_path):
 @pytest.fixture(scope="module")
 def pitch_layers(gunpoint):
     """The best preset (pitch+slope tones, a probe-started head on every layer), 3 epochs."""
-    classifier = V2SClassifier(epochs=3, random_state=0)
+    classifier = V2SClassifier("tones", epochs=3, random_state=0)
     return classifier.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
 
 
@@ -99,9 +99,10 @@ def test_pitch_encoding_with_a_probe_started_layer_head(pitch_layers, gunpoint, 
 def test_layer_head_is_refused_where_it_cannot_work(gunpoint):
     x, y = gunpoint.x_train[:, None, :], gunpoint.y_train
     with pytest.raises(XmodalError, match="black-box"):
-        V2SClassifier(mapping="layers", query_budget=100, epochs=1, random_state=0).fit(x, y)
+        V2SClassifier("tones", mapping="layers", query_budget=100, epochs=1, random_state=0).fit(x, y)
     with pytest.raises(XmodalError, match="search grids place the series as waveform samples"):
-        V2SClassifier(encoding="pitch", masked=False, mapping="layers", search="tiny", random_state=0).fit(x, y)
+        V2SClassifier("tones", encoding="pitch", masked=False, mapping="layers", search="tiny",
+                      random_state=0).fit(x, y)
 
 
 def test_a_kept_probe_start_is_refitted_on_every_training_series(gunpoint):
@@ -110,7 +111,7 @@ def test_a_kept_probe_start_is_refitted_on_every_training_series(gunpoint):
     from xmodal.training.loop import in_batches
 
     x, y = gunpoint.x_train[:, None, :], gunpoint.y_train
-    classifier = V2SClassifier(encoding="pitch+slope", masked=False, mapping="layers", lr=50.0, epochs=2,
+    classifier = V2SClassifier("tones", encoding="pitch+slope", masked=False, mapping="layers", lr=50.0, epochs=2,
                                patience=2, random_state=0).fit(x, y)
     result = classifier.fit_result_
     assert result.best_epoch == 0 and result.n_fit == 50 and "refitted on all training samples" in result.selection
@@ -129,7 +130,7 @@ def test_layer_head_without_a_validation_part_keeps_the_probe(gunpoint):
     that training delta helps, so the probe on every series is the model, untrained."""
     first, second = np.flatnonzero(gunpoint.y_train == 1)[:20], np.flatnonzero(gunpoint.y_train == 2)[:1]
     rows = np.concatenate([first, second])
-    classifier = V2SClassifier(encoding="pitch", masked=False, mapping="layers", epochs=5, random_state=0)
+    classifier = V2SClassifier("tones", encoding="pitch", masked=False, mapping="layers", epochs=5, random_state=0)
     classifier.fit(gunpoint.x_train[rows, None, :], gunpoint.y_train[rows])
     result = classifier.fit_result_
     assert result.epochs_run == 0 and result.selection.startswith("none") and result.n_val == 0

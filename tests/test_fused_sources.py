@@ -62,8 +62,8 @@ def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions
     np.testing.assert_allclose(reloaded.predict_proba(x), fused.predict_proba(x), atol=1e-6)
 
 
-def test_the_fused_preset_names_registered_sources_and_reads_their_layers():
-    settings = get_preset("series", "fused").settings
+def test_the_best_preset_fuses_registered_sources_and_reads_their_layers():
+    settings = get_preset("series", "best").settings
     assert settings["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
     assert settings["mapping"] == "layers" and settings["epochs"] == 0
 

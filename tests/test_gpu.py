@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 TASKS = ("series", "sequence", "table")
 CLASSES = {"series": V2SClassifier, "sequence": SequenceClassifier, "table": TableClassifier}
 # Short fits that still train every part: the best presets with a few epochs.
-SHORT = {"series": {"epochs": 3, "delta_dropout": 0.1},
+SHORT = {"series": {"preset": "tones", "epochs": 3, "delta_dropout": 0.1},
          "sequence": {"epochs": 1, "sparsity": 16, "batch_size": 16},
          "table": {"mapping": "linear", "head_init": "random", "epochs": 3}}
 TOLERANCE = 1e-4  # GPU and CPU kernels round differently: the same model, not the same bits

@@ -41,7 +41,8 @@ def test_learning_curve_without_validation_or_epochs(tmp_path):
 def test_learning_curve_from_a_real_fit(tmp_path, gunpoint):
     from xmodal.estimators.series import V2SClassifier
 
-    model = V2SClassifier(epochs=2, patience=2, random_state=0).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+    model = V2SClassifier("tones", epochs=2, patience=2, random_state=0)
+    model.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
     result = model.fit_result_
     assert_png(learning_curve(result.history, tmp_path / "fit.png", best_epoch=result.best_epoch))
     predicted = model.predict(gunpoint.x_test[:, None, :])

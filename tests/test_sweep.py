@@ -27,7 +27,7 @@ XMODAL = str(Path(sys.executable).parent / "xmodal")
 
 def _config(**changes) -> dict:
     return {"name": "t", "task": "series", "datasets": SMALL, "data_dir": str(UCR), "seeds": 2,
-            "presets": ["best", "v2s"], "settings": {"epochs": 1, "patience": 1}, **changes}
+            "presets": ["tones", "v2s"], "settings": {"epochs": 1, "patience": 1}, **changes}
 
 
 def _write(folder: Path, text: str) -> Path:
@@ -41,9 +41,9 @@ def _write(folder: Path, text: str) -> Path:
 def test_a_config_expands_to_datasets_x_methods_x_seeds(tmp_path):
     config = config_from_dict(_config(grid={"lr": [0.01, 0.001]}, baselines=["minirocket"],
                                       methods={"v2s-search": {"preset": "v2s", "search": "tiny"}}))
-    assert list(config.methods) == ["best[lr=0.01]", "best[lr=0.001]", "v2s[lr=0.01]", "v2s[lr=0.001]", "minirocket",
+    assert list(config.methods) == ["tones[lr=0.01]", "tones[lr=0.001]", "v2s[lr=0.01]", "v2s[lr=0.001]", "minirocket",
                                     "v2s-search"]
-    assert config.methods["best[lr=0.001]"] == {"preset": "best", "epochs": 1, "patience": 1, "lr": 0.001}
+    assert config.methods["tones[lr=0.001]"] == {"preset": "tones", "epochs": 1, "patience": 1, "lr": 0.001}
     assert config.methods["minirocket"] == {"baseline": "minirocket"}  # a baseline takes no settings
     assert config.methods["v2s-search"] == {"epochs": 1, "patience": 1, "preset": "v2s", "search": "tiny"}
     items = config.items()
@@ -54,7 +54,7 @@ def test_a_config_expands_to_datasets_x_methods_x_seeds(tmp_path):
 
 
 def test_a_folder_of_ucr_datasets_stands_for_all_of_them_and_yaml_reads_like_toml(tmp_path):
-    toml = load_config(_write(tmp_path, f'task = "series"\ndatasets = ["{UCR}"]\npresets = ["best"]\n'))
+    toml = load_config(_write(tmp_path, f'task = "series"\ndatasets = ["{UCR}"]\npresets = ["tones"]\n'))
     assert len(toml.datasets) == len(list(UCR.glob("*/*_TRAIN.ts*"))) and toml.name == "sweep"
     yaml_file = tmp_path / "other.yaml"
     yaml_file.write_text(f"task: series\ndatasets: [{UCR}]\npresets: [best]\n")
@@ -73,8 +73,8 @@ def test_a_folder_of_ucr_datasets_stands_for_all_of_them_and_yaml_reads_like_tom
     ({"seeds": 0}, "seeds must be a positive count"),
     ({"methods": {"s": {"preset": "v2s", "search": ["a"]}}}, "search must name a grid"),
     ({"methods": {"s": {"preset": "v2s", "search": "smal"}}}, "unknown search grid 'smal'"),
-    ({"methods": {"s": {"preset": "best", "search": "small"}}}, "search with --preset v2s"),
-    ({"methods": {"best": {"preset": "v2s"}}}, "two methods are named best"),
+    ({"methods": {"s": {"preset": "tones", "search": "small"}}}, "search with --preset v2s"),
+    ({"methods": {"tones": {"preset": "v2s"}}}, "two methods are named tones"),
     ({"data": {"label_column": "y"}}, "--label-column is a flag of xmodal fit sequence and xmodal fit table"),
 ])
 def test_a_bad_config_is_refused_in_one_line_before_any_work(changes, message):
@@ -140,7 +140,7 @@ def _wait_for_lines(path: Path, count: int, process, timeout: float) -> None:
 
 @pytest.mark.slow
 def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
-    text = (f'task = "series"\ndatasets = ["GunPoint"]\ndata_dir = "{UCR}"\nseeds = 6\npresets = ["best"]\n'
+    text = (f'task = "series"\ndatasets = ["GunPoint"]\ndata_dir = "{UCR}"\nseeds = 6\npresets = ["tones"]\n'
             '[settings]\nepochs = 1\npatience = 1\n')
     path, out = _write(tmp_path, text), tmp_path / "out"
     command = [XMODAL, "sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]
@@ -175,7 +175,7 @@ def test_a_failing_item_is_recorded_with_its_error_line_and_the_others_finish(tm
             if name == "Broken" and part == "TEST":
                 lines[0] = "\t".join(lines[0].split("\t")[:5] + ["NaN"] + lines[0].split("\t")[6:])
             (data / name / f"{name}_{part}.tsv").write_text("\n".join(lines) + "\n")
-    config = config_from_dict({"task": "series", "datasets": [str(data)], "presets": ["best"],
+    config = config_from_dict({"task": "series", "datasets": [str(data)], "presets": ["tones"],
                                "settings": {"epochs": 1}})
     outcome = run_sweep(config, tmp_path / "out", workers=2, progress=False)
     assert [r["dataset"] for r in outcome.finished] == ["Coffee"]
@@ -209,7 +209,7 @@ def test_a_sweep_runs_on_a_separate_ray_head_given_by_address(tmp_path):
         while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
             assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
             time.sleep(1)
-        text = (f'task = "series"\ndatasets = ["Coffee", "GunPoint"]\ndata_dir = "{UCR}"\npresets = ["best"]\n'
+        text = (f'task = "series"\ndatasets = ["Coffee", "GunPoint"]\ndata_dir = "{UCR}"\npresets = ["tones"]\n'
                 'baselines = ["minirocket"]\n[settings]\nepochs = 1\n')
         out = tmp_path / "out"
         done = subprocess.run([XMODAL, "sweep", str(_write(tmp_path, text)), "--out", str(out), "--address",
@@ -217,7 +217,7 @@ def test_a_sweep_runs_on_a_separate_ray_head_given_by_address(tmp_path):
         assert done.returncode == 0, done.stderr
         records = read_results(out / "results.jsonl")
         assert sorted((r["dataset"], r["method"]) for r in records) == [
-            ("Coffee", "best"), ("Coffee", "minirocket"), ("GunPoint", "best"), ("GunPoint", "minirocket")]
+            ("Coffee", "tones"), ("Coffee", "minirocket"), ("GunPoint", "tones"), ("GunPoint", "minirocket")]
         assert "wins / ties / losses vs minirocket" in (out / "sweep.md").read_text()
     finally:
         os.killpg(head.pid, signal.SIGTERM)
@@ -229,13 +229,13 @@ def test_a_sweep_runs_on_a_separate_ray_head_given_by_address(tmp_path):
 
 
 def test_an_item_asking_for_more_than_any_node_has_is_refused_at_once(tmp_path):
-    config = config_from_dict(_config(seeds=1, presets=["best"], datasets=["Coffee"]))
+    config = config_from_dict(_config(seeds=1, presets=["tones"], datasets=["Coffee"]))
     with pytest.raises(DataError, match="no Ray node has 1 CPUs and 1 GPUs"):
         run_sweep(config, tmp_path, workers=1, gpus_per_item=1, progress=False)
 
 
 def test_an_unreachable_cluster_is_one_line(tmp_path):
-    config = config_from_dict(_config(seeds=1, presets=["best"], datasets=["Coffee"]))
+    config = config_from_dict(_config(seeds=1, presets=["tones"], datasets=["Coffee"]))
     with pytest.raises(DataError, match="cannot reach the Ray cluster"):
         run_sweep(config, tmp_path, address=f"127.0.0.1:{_free_port()}", progress=False)
 

@@ -61,8 +61,8 @@ def test_a_gap_in_a_later_batch_names_its_series_in_the_file(tmp_path):
 def gunpoint_run(tmp_path_factory):
     """A GunPoint run fitted in seconds: the probe start, no training epoch."""
     out = tmp_path_factory.mktemp("runs") / "gunpoint"
-    assert main(["fit", "series", "--dataset", "GunPoint", "--data-dir", str(UCR), "--epochs", "0", "--out", str(out),
-                 "--quiet"]) == 0
+    assert main(["fit", "series", "--preset", "tones", "--dataset", "GunPoint", "--data-dir", str(UCR),
+                 "--epochs", "0", "--out", str(out), "--quiet"]) == 0
     return out
 
 
@@ -144,8 +144,8 @@ def test_an_interrupted_fit_exits_130_and_leaves_no_run(tmp_path, own_folder):
     if own_folder:  # the user's own empty folder: kept, and left empty
         (tmp_path / "mine").mkdir()
         out = ["--out", str(tmp_path / "mine")]
-    process = _xmodal("fit", "series", "--dataset", "GunPoint", "--data-dir", str(UCR), "--epochs", "500",
-                      "--patience", "500", *out, cwd=tmp_path)
+    process = _xmodal("fit", "series", "--preset", "tones", "--dataset", "GunPoint", "--data-dir", str(UCR),
+                      "--epochs", "500", "--patience", "500", *out, cwd=tmp_path)
     stderr = _interrupt_when_training(process)
     assert process.returncode == 130, stderr
     lines = [line.strip() for line in stderr.replace("\r", "\n").splitlines() if line.strip()]

@@ -115,7 +115,7 @@ DEVICE = Setting("device", str, "where to fit and predict: auto (cuda when torch
 SETTINGS: dict[str, dict[str, Setting]] = {
     "series": _settings(
         Setting("source", str, "frozen source model, audio or image (see `xmodal sources`; hf:PATH_OR_ID for a "
-                "Hugging Face audio classifier)"),
+                "Hugging Face audio classifier); registered ones joined by + are read side by side (mapping layers)"),
         Setting("encoding", str, "the series as waveform samples (V2S), as the pitch of a tone, or as two tones "
                 "(series and slope), for an audio source; or, for an image source, as an image of its overlapping "
                 "windows (TiViT); tones and image need masked false",

@@ -64,13 +64,13 @@ def minirocket(X_train, y_train, X_test, seed: int = 0) -> np.ndarray:
 def probe(X_train, y_train, X_test, seed: int = 0) -> np.ndarray:
     """Logistic regression (C chosen by LogisticRegressionCV, log-loss on stratified folds) on
     the frozen BC-ResNet's statistics of every layer, the series (and its slope) played as the
-    pitch of two tones: the "best" series preset with no training (epochs=0), whose head
+    pitch of two tones: the "tones" series preset with no training (epochs=0), whose head
     starts as exactly this probe, fitted on all training series.
     """
     from xmodal.estimators.series import V2SClassifier
 
     x_train, x_test = _panel(X_train, "training"), _panel(X_test, "test")
-    classifier = V2SClassifier(epochs=0, random_state=seed).fit(x_train[:, None, :], np.asarray(y_train))
+    classifier = V2SClassifier("tones", epochs=0, random_state=seed).fit(x_train[:, None, :], np.asarray(y_train))
     proba = classifier.predict_proba(x_test[:, None, :])
     return in_class_order(proba, classifier.classes_, y_train)
 

@@ -264,7 +264,7 @@ def run_fit(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - start
     X_test = task.model_input(split.X_test)
     probabilities = estimator.predict_proba(X_test)
-    probe = estimator.probe_predict_proba(X_test)
+    probe = estimator.probe_predict_proba(X_test, predicted=probabilities)
     metrics = fit_metrics(estimator, split.name, len(split.y_train), split.y_test, probabilities, probe, seconds)
     probe_scores = None if probe is None else classification_scores(split.y_test, probe, estimator.classes_)
     result = estimator.fit_result_

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from xmodal.errors import DataError, XmodalError
-from xmodal.presets import DEFAULT_PRESET, get_preset
+from xmodal.presets import get_preset
 
-# the speech source of the default series preset
-DEFAULT_SPEECH_SOURCE = get_preset("series", DEFAULT_PRESET).settings["source"]
+# the speech source of the one-source series preset (the default one fuses four)
+DEFAULT_SPEECH_SOURCE = get_preset("series", "tones").settings["source"]
 COLUMNS = ("name", "modality", "parameters", "input", "output", "licence", "weights")
 
 

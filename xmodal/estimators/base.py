@@ -224,14 +224,19 @@ class ReprogrammingEstimator:
         """Task-specific fitted state from a saved document."""
 
     # -- the probe beside the model ----------------------------------------------------
-    def probe_predict_proba(self, X) -> np.ndarray | None:
+    def probe_predict_proba(self, X, predicted: np.ndarray | None = None) -> np.ndarray | None:
         """Probabilities of the start state (untrained theta; the probe head, or the
         prepared label map): what the frozen source gives without reprogramming. None
-        after loading from disk (only the trained state is saved) or for a random head."""
+        after loading from disk (only the trained state is saved) or for a random head.
+        predicted: this model's own `predict_proba(X)`, returned as is when the model is its
+        start state (no trained epoch kept), instead of reading the source a second time."""
         start = getattr(self, "start_state_", None)
         if start is None:
             return None
         model = self.reprogrammer_
+        if predicted is not None and all(torch.equal(value, start[name].to(value.device))
+                                         for name, value in model.trainable_state().items()):
+            return predicted
         trained = copy.deepcopy(model.trainable_state())
         model.load_state_dict(start, strict=False)
         try:

@@ -1,7 +1,8 @@
 """Time series -> a frozen speech model (Voice2Series and the pitch recipe) or, with encoding="image",
 a frozen image model (TiViT's window image), as an sktime classifier.
 
-    V2SClassifier().fit(X, y).predict(X)                 # the "best" preset
+    V2SClassifier().fit(X, y).predict(X)                 # the "best" preset: four sources, a probe
+    V2SClassifier("tones", epochs=30).fit(X, y)          # BC-ResNet alone, 30 epochs of training
     V2SClassifier("v2s", epochs=20).fit(X, y)            # Voice2Series, 20 epochs
     V2SClassifier(encoding="image", source="efficientnet-lite0", epochs=0).fit(X, y)  # TiViT-style probe
 
@@ -46,7 +47,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
     >>> from sktime.datasets import load_italy_power_demand
     >>> from xmodal.estimators.series import V2SClassifier
     >>> X, y = load_italy_power_demand(split="train", return_X_y=True)
-    >>> classifier = V2SClassifier(epochs=2, random_state=0).fit(X, y)
+    >>> classifier = V2SClassifier("tones", epochs=2, random_state=0).fit(X, y)
     >>> classifier.predict_proba(X[:4]).shape
     (4, 2)
     """
@@ -155,7 +156,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
     def get_test_params(cls, parameter_set="default"):
         """Small, fast settings for sktime's estimator checks (real model, few epochs)."""
         return [
-            {"epochs": 2, "patience": 2, "random_state": 0},
+            {"preset": "tones", "epochs": 2, "patience": 2, "random_state": 0},
             {"preset": "v2s", "epochs": 2, "patience": 2, "random_state": 1, "mapping": "linear", "copies": 2,
              "masked": False},
             {"preset": "v2s", "epochs": 2, "patience": 2, "random_state": 2, "mapping": "blm"},
