@@ -18,6 +18,7 @@ from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.series import V2SClassifier
 from xmodal.persistence import CONFIG_FILE
 from xmodal.presets import FUSED_SOURCES, get_preset
+from xmodal.training.probe import fit_probe
 
 PAIR = "bc-resnet-gsc35+bc-resnet-gsc35-image"
 
@@ -121,3 +122,53 @@ def test_the_cli_fits_a_fused_source_and_refuses_to_align_it(tmp_path, capsys):
     capsys.readouterr()
     assert main(["align", str(out), "--source-samples", str(tmp_path / "z.npy")]) != 0
     assert "fuses several sources" in capsys.readouterr().err
+
+
+# -- choosing the parts on the training split (the auto preset) ----------------------------------
+
+@pytest.fixture(scope="module")
+def chosen_run(gunpoint):
+    return V2SClassifier("auto", source=PAIR, random_state=0).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+
+
+def test_auto_keeps_the_subset_whose_probe_has_the_lowest_training_cv_log_loss(chosen_run, gunpoint):
+    """Each candidate's log-loss is the probe's of that subset read alone; the kept model is the one
+    fitted directly on the chosen subset, with no choice left in its settings."""
+    choice = chosen_run.source_choice_
+    assert choice.candidates == ["bc-resnet-gsc35", "bc-resnet-gsc35-image", PAIR]
+    x, y = gunpoint.x_train[:, None, :], torch.as_tensor(np.searchsorted(chosen_run.classes_, gunpoint.y_train))
+    for name, loss in zip(choice.candidates, choice.cv_log_loss):
+        alone = V2SClassifier("best", source=name, epochs=0, random_state=0,
+                              **({"encoding": "image"} if name == "bc-resnet-gsc35-image" else {}))
+        alone.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+        assert loss == pytest.approx(fit_probe(_layer_reading(alone, x), y, 0).cv_log_loss, rel=1e-6)
+    assert choice.chosen == choice.candidates[int(np.argmin(choice.cv_log_loss))]
+    assert chosen_run.settings_["source"] == chosen_run.reprogrammer_.source.name == choice.chosen
+    assert not chosen_run.settings_["choose_sources"]
+    direct = V2SClassifier(**{**chosen_run.settings_, "random_state": 0})
+    direct.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+    x_test = gunpoint.x_test[:, None, :]
+    np.testing.assert_allclose(chosen_run.predict_proba(x_test), direct.predict_proba(x_test), atol=1e-6)
+
+
+def test_an_auto_run_saves_its_choice_and_reloads(chosen_run, gunpoint, tmp_path):
+    folder = chosen_run.save_pretrained(tmp_path / "run")
+    metadata = json.loads((folder / CONFIG_FILE).read_text())["metadata"]
+    assert metadata["source_choice"]["chosen"] == chosen_run.source_choice_.chosen
+    x = gunpoint.x_test[:, None, :]
+    np.testing.assert_allclose(V2SClassifier.from_pretrained(folder).predict_proba(x), chosen_run.predict_proba(x),
+                               atol=1e-6)
+
+
+def test_choosing_sources_needs_a_fused_source(gunpoint):
+    with pytest.raises(XmodalError, match="is one source"):
+        V2SClassifier("auto", source="bc-resnet-gsc35").fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+
+
+def test_the_cli_reports_the_choice_and_records_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--preset", "auto", "--source", PAIR,
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["source"] == metrics["source_choice"]["chosen"] and len(metrics["source_choice"]["candidates"]) == 3
+    assert "sources chosen on the training split (3 subsets" in capsys.readouterr().err

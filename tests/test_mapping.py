@@ -154,3 +154,21 @@ def test_probe_strength_by_cross_validation_follows_the_signal():
     assert fit_probe(noise[:11], torch.tensor([0] * 10 + [1]), seed=0).c == 1.0
     a, b = fit_probe(separable, targets, seed=4), fit_probe(separable, targets, seed=4)
     assert a.c == b.c and np.array_equal(a.coef, b.coef)  # seeded folds
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_the_probes_cross_validated_log_loss_is_scikit_learns_at_the_chosen_c(classes):
+    """What choosing a fused source's parts compares (xmodal.training.source_choice): the held-out
+    log-loss of the chosen C, averaged over the same seeded folds; none when C is given."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    generator = torch.Generator().manual_seed(5)
+    targets = torch.arange(60) % classes
+    inputs = torch.randn(60, 8, generator=generator) + 0.8 * targets[:, None]
+    probe = fit_probe(inputs, targets, seed=3)
+    z = StandardScaler().fit_transform(inputs.double().numpy())
+    folds = StratifiedKFold(5, shuffle=True, random_state=3)
+    expected = -cross_val_score(LogisticRegression(C=probe.c, max_iter=2000, random_state=3), z, targets.numpy(),
+                                cv=folds, scoring="neg_log_loss").mean()
+    assert probe.cv_log_loss == pytest.approx(expected, rel=1e-4)
+    assert fit_probe(inputs, targets, seed=3, c=1.0).cv_log_loss is None

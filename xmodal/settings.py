@@ -141,6 +141,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 "clamps it there)"),
         Setting("delta_dropout", float, "dropout probability on delta in training", minimum=0, maximum=1),
         _DELTA_RESOLUTION,
+        Setting("choose_sources", bool, "for a fused source (a+b+...): keep the subset of its sources whose probe "
+                "has the lowest cross-validated log-loss on the training split (every subset tried, the choice and "
+                "its cost reported); false: read them all"),
         *_TRAINING,
         _BLACKBOX,
         DEVICE,

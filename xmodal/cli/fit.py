@@ -172,6 +172,13 @@ def _report_search(result) -> None:
     print(f"chosen settings: {result.best}  (held-out accuracy {result.scores[result.best_index]['accuracy']:.4f})")
 
 
+def _report_source_choice(choice) -> None:
+    _say(f"sources chosen on the training split ({len(choice.candidates)} subsets, 5-fold log-loss of each "
+         f"one's probe, {choice.seconds:.1f} s):")
+    for name, loss in zip(choice.candidates, choice.cv_log_loss):
+        _say(f" {'*' if name == choice.chosen else ' '} {'-' if loss is None else f'{loss:.4f}':>7}  {name}")
+
+
 def _start_competed(result) -> bool:
     """Whether the start state was scored on validation as epoch 0 (a probe or a prepared
     label map; never a random head)."""
@@ -281,6 +288,10 @@ def run_fit(args: argparse.Namespace) -> None:
     if search is not None:
         metrics["search"] = search.to_dict()
         _report_search(search)
+    choice = getattr(estimator, "source_choice_", None)
+    if choice is not None:
+        metrics["source_choice"] = choice.to_dict()
+        _report_source_choice(choice)
     if baselines:
         metrics["baselines"] = fit_baselines(args.task, baselines, split, args.seed, task.baseline_options(split))
     metrics["history"] = result.history

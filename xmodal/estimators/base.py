@@ -128,7 +128,8 @@ class ReprogrammingEstimator:
 
     # -- training ----------------------------------------------------------------------
     def _train(self, model, x: torch.Tensor, targets: torch.Tensor, head_init: str, select_on: str,
-               validation=None, lengths=None, probe_cs: tuple[float, ...] = PROBE_C) -> FitResult:
+               validation=None, lengths=None, probe_cs: tuple[float, ...] = PROBE_C,
+               start_features: torch.Tensor | None = None) -> FitResult:
         """The one training call of every task: white-box, or zeroth-order within query_budget."""
         s = self.settings_
         config = TrainConfig(epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"], val_fraction=s["val_fraction"],
@@ -137,7 +138,7 @@ class ReprogrammingEstimator:
         budget = s.get("query_budget")
         gradients = Backprop() if budget is None else ZerothOrder(budget, seed=self.seed_)
         model.to(resolve_device(s["device"]))  # built on the CPU; trained and kept where the setting says
-        self.fit_result_ = train(model, x, targets, config, validation, lengths, gradients)
+        self.fit_result_ = train(model, x, targets, config, validation, lengths, gradients, start_features)
         self.start_state_ = self.fit_result_.start_state
         return self.fit_result_
 

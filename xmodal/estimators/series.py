@@ -24,6 +24,7 @@ from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import LinearHead, build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.settings import SETTINGS
+from xmodal.training.source_choice import choose_sources
 
 # Mappings whose head starts as a probe: of every layer's statistics, or of the class log-probabilities.
 PROBE_STARTED = ("layers", "proba")
@@ -74,6 +75,9 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                     classifier_tags=ClassifierTags(multi_class=True), input_tags=InputTags(two_d_array=False,
                                                                                        three_d_array=True))
 
+    # Settings added after some runs were saved, with the value those runs were fitted with.
+    _settings_added_later = {"choose_sources": False}
+
     def reset(self):
         """sktime's reset (at the start of every fit), keeping what scikit-learn's GridSearchCV
         set on a candidate before calling fit and deletes after it (its callback context)."""
@@ -88,7 +92,11 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             raise XmodalError(f"the search grids place the series as waveform samples (copies, stretch, mask), which "
                               f"encoding {s['encoding']!r} does not take: search with the v2s preset, "
                               "or fit fixed settings")
-        if fused_part_names(s["source"]) is not None and s["mapping"] != "layers":
+        fused = fused_part_names(s["source"]) is not None
+        if s["choose_sources"] and not fused:
+            raise XmodalError(f"choose_sources picks among the sources of a fused source (a+b+...), and "
+                              f"{s['source']!r} is one source: name several joined by +, or set choose_sources false")
+        if fused and s["mapping"] != "layers":
             raise XmodalError(f"the fused source {s['source']!r} has no classes of its own, only its sources' layer "
                               f"statistics: set mapping='layers' (CLI: --mapping layers), not {s['mapping']!r}")
 
@@ -126,12 +134,23 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                 setattr(self, name, getattr(winner, name))
             return self
         self.reprogrammer_ = self._build(self.settings_)
+        x, targets, start_features = torch.tensor(X, dtype=torch.float32), self._targets(y), None
+        if self.settings_["choose_sources"]:
+            self.reprogrammer_, self.source_choice_, start_features = choose_sources(
+                self.reprogrammer_, x, targets, self.seed_, self.settings_["batch_size"], bool(self.verbose))
+            self.settings_ = self._settings_of_choice(self.reprogrammer_.source)
         probe = self.settings_["mapping"] in PROBE_STARTED
         # A probe-started head is a fitted model: an epoch must beat it on validation log-loss,
         # the criterion its C was chosen by.
-        self._train(self.reprogrammer_, torch.tensor(X, dtype=torch.float32), self._targets(y),
-                    head_init="probe" if probe else "random", select_on="loss" if probe else "accuracy")
+        self._train(self.reprogrammer_, x, targets, head_init="probe" if probe else "random",
+                    select_on="loss" if probe else "accuracy", start_features=start_features)
         return self
+
+    def _settings_of_choice(self, source) -> dict:
+        """The settings of the model the choice kept, as if it had been fitted directly: its source
+        (an image source alone draws the window image), no choice left to make."""
+        encoding = "image" if source.input_spec.modality == "image" else self.settings_["encoding"]
+        return {**self.settings_, "source": source.name, "encoding": encoding, "choose_sources": False}
 
     def _predict_proba(self, X) -> np.ndarray:
         return self.reprogrammer_.predict_proba(torch.tensor(X, dtype=torch.float32)).numpy().astype(np.float64)
@@ -140,7 +159,8 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         return self.classes_[self._predict_proba(X).argmax(axis=1)]
 
     def _save_state(self) -> dict:
-        return {"search": self.search_result_.to_dict()} if hasattr(self, "search_result_") else {}
+        kept = {"search": getattr(self, "search_result_", None), "source_choice": getattr(self, "source_choice_", None)}
+        return {name: result.to_dict() for name, result in kept.items() if result is not None}
 
     def _restore(self, document: dict) -> None:
         # sktime's own fit records the classes and input metadata its predict checks rely

@@ -78,12 +78,14 @@ def _check_finite(loss: float, epoch: int, lr: float) -> None:
 
 def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
           validation: tuple[torch.Tensor, torch.Tensor] | None = None, lengths: torch.Tensor | None = None,
-          gradients=None) -> FitResult:
+          gradients=None, start_features: torch.Tensor | None = None) -> FitResult:
     """Train theta and omega of `model` in place; on return it holds the selected state.
 
     validation: a given (x, y) selection set instead of carving `val_fraction` from x.
     lengths: per-sample lengths of variable-length inputs (token sequences).
-    gradients: Backprop() (default) or a ZerothOrder estimator holding a query budget."""
+    gradients: Backprop() (default) or a ZerothOrder estimator holding a query budget.
+    start_features: `model.source_logits(x)` at the start, when the caller has read it already
+    (choosing a fused source's parts did): the probe reads the source no second time."""
     if len(x) != len(y):
         raise DataError(f"{len(x)} samples but {len(y)} labels; give one label per sample")
     start = time.perf_counter()
@@ -141,8 +143,9 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
                                   f"scoring the start ({start_cost} queries), let alone training; raise it")
         if probe_start:
             # minutes for a slow source or a multi-view bridge (German credit through Lite0: 16 000 images)
-            features = in_batches(model.source_logits, x, config.batch_size, lengths,
-                                  progress="probe: reading the source" if config.progress else None)
+            features = start_features.to(device) if start_features is not None else in_batches(
+                model.source_logits, x, config.batch_size, lengths,
+                progress="probe: reading the source" if config.progress else None)
             probe = fit_probe(features[fit_idx], y_fit, config.seed, cs=config.probe_cs, views=per_sample) \
                 if validation is None else fit_probe(features, y, config.seed, cs=config.probe_cs, views=per_sample)
             head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)

@@ -46,6 +46,7 @@ class Probe:
     mean: np.ndarray
     scale: np.ndarray
     c: float
+    cv_log_loss: float | None = None  # mean held-out log-loss at the chosen C (None: C was not chosen)
 
 
 def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float | None = None,
@@ -69,10 +70,12 @@ def _fit_standardised(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, 
             model = LogisticRegressionCV(Cs=list(cs), cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                          scoring="neg_log_loss", max_iter=2000, random_state=seed).fit(z, y)
         c = float(np.atleast_1d(model.C_)[0])
+        fold_scores = next(iter(model.scores_.values()))  # (folds, Cs) negative log-loss, the same for every class
+        cv_log_loss = float(-fold_scores.mean(axis=0).max())
     else:
-        c = 1.0 if c is None else c
+        c, cv_log_loss = 1.0 if c is None else c, None
         model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(z, y)
-    return Probe(model.coef_, model.intercept_, mean, scale, c)
+    return Probe(model.coef_, model.intercept_, mean, scale, c, cv_log_loss)
 
 
 def _fit_per_view(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, cs: tuple[float, ...],
@@ -87,4 +90,4 @@ def _fit_per_view(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, cs: 
     weight = inner.coef / inner.scale
     coef = np.concatenate([w @ p.components_ for w, p in zip(np.split(weight, views, axis=1), pcas)], axis=1)
     return Probe(coef, inner.intercept - weight @ inner.mean, np.concatenate([p.mean_ for p in pcas]),
-                 np.ones(x.shape[1]), inner.c)
+                 np.ones(x.shape[1]), inner.c, inner.cv_log_loss)
