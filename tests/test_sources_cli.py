@@ -57,6 +57,7 @@ def test_sources_lists_every_registered_source_with_its_columns(capsys):
         for fact in (entry.modality, count(entry.parameters), entry.input, entry.output, entry.licence, "found: "):
             assert fact and fact in row, (entry.name, fact, row)
     assert any(line.strip().startswith("hf:PATH_OR_ID") for line in lines)
+    assert any(line.startswith("registered names joined by + are read side by side") for line in lines)
 
 
 def test_sources_tsv_has_one_row_of_every_column_per_source(capsys):

@@ -71,6 +71,7 @@ def weights_status(entry, full_paths: bool = False) -> str:
 
 def run_sources(args: argparse.Namespace) -> None:
     import adapters_modal
+    from adapters_modal.base import FUSION_SEPARATOR
 
     rows = [(entry.name, entry.modality or "?", count(entry.parameters), entry.input or "?", entry.output or "?",
              entry.licence or "?", weights_status(entry, full_paths=args.tsv))
@@ -91,6 +92,8 @@ def run_sources(args: argparse.Namespace) -> None:
             print("\nname schemes (loaded from a folder or a hub id):")
             for name, description in schemes:
                 print(f"  {name}  {description}")
+        print(f"\nregistered names joined by {FUSION_SEPARATOR} are read side by side under one head (series, "
+              "mapping layers): e.g. bc-resnet-gsc35+efficientnet-lite0; the series best preset fuses four")
     sys.stdout.flush()
 
 
