@@ -10,6 +10,7 @@ from adapters_modal import (
     audio,  # noqa: F401  (registers the speech sources)
     crepe,  # noqa: F401  (crepe-full, crepe-tiny)
     efficientnet,  # noqa: F401  (efficientnet-lite0/1/2)
+    fused,  # noqa: F401  (sources joined by "+": FusedSource)
     hf_audio,  # noqa: F401  (registers the hf: scheme of Hugging Face audio sources)
     http,  # noqa: F401  (registers the http: and https: schemes of sources behind `xmodal serve`)
     speech_embedding,  # noqa: F401  (speech-embedding)

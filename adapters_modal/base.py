@@ -130,6 +130,13 @@ class SourceEntry:
 _REGISTRY: dict[str, SourceEntry] = {}
 # Joins registered names into one fused source ("bc-resnet-gsc35+efficientnet-lite0": adapters_modal.fused).
 FUSION_SEPARATOR = "+"
+# How the sources of a fused name become one source: set by adapters_modal.fused when the package loads.
+_fuse: Callable[[list[SourceModel]], SourceModel] | None = None
+
+
+def register_fusion(build: Callable[[list[SourceModel]], SourceModel]) -> None:
+    global _fuse
+    _fuse = build
 
 
 def register_source(entry: SourceEntry) -> SourceEntry:
@@ -213,9 +220,7 @@ def load_source(name: str, weights_path: str | Path | None = None) -> SourceMode
         if weights_path is not None:
             raise XmodalError(f"{name!r} fuses {len(parts)} sources, each with its own weights; drop --weights "
                               "(XMODAL_WEIGHTS_DIR names the folder they are found in)")
-        from adapters_modal.fused import FusedSource  # fused builds on this module
-
-        return FusedSource([load_source(part) for part in parts]).freeze()
+        return _fuse([load_source(part) for part in parts]).freeze()
     scheme = _scheme(name)
     if scheme is not None:
         if weights_path is not None:

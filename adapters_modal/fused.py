@@ -14,7 +14,7 @@ import hashlib
 import torch
 from torch import nn
 
-from adapters_modal.base import FUSION_SEPARATOR, InputSpec, SourceModel
+from adapters_modal.base import FUSION_SEPARATOR, InputSpec, SourceModel, register_fusion
 from xmodal.errors import XmodalError
 
 FUSED = "fused"  # the fused source's modality: its parts say what each one takes
@@ -45,3 +45,6 @@ class FusedSource(SourceModel):
     def features(self, inputs) -> torch.Tensor:
         raise XmodalError(f"{self.name!r} fuses several sources, which have no classes or single representation "
                           "in common: read their layer statistics (mapping 'layers'), or use one source")
+
+
+register_fusion(FusedSource)
