@@ -197,6 +197,14 @@ def fused_part_names(name: str) -> list[str] | None:
     return parts
 
 
+def refuse_fused(name: str, task: str) -> None:
+    """A fused name where only one source can be read (the sequence and table tasks), refused
+    before any model loads."""
+    if fused_part_names(name) is not None:
+        raise XmodalError(f"{name!r} fuses several sources, which only the series task reads (mapping "
+                          f"'layers'); a {task} run reads one source: name one of them")
+
+
 def is_registered(name: str) -> bool:
     """A registered source, or a fusion of registered ones: xmodal's own code and weights it
     checks by hash (anything else is whatever its location holds)."""

@@ -38,6 +38,7 @@ from adapters_modal.base import (
     get_entry,
     keep_global_rng,
     load_source,
+    refuse_fused,
     register_source,
 )
 from adapters_modal.hf_loading import (
@@ -172,6 +173,7 @@ def _packaged_minilm(explicit: str | Path | None) -> Path:
 
 def load_text_source(name_or_path: str) -> TextSource:
     """A registered text source by name, else any Hugging Face encoder by local path or hub id."""
+    refuse_fused(name_or_path, "sequence")  # never a folder of that name: a fused name is trusted as registered
     try:
         get_entry(name_or_path)
     except XmodalError:

@@ -16,7 +16,7 @@ from cli import main
 from tests.conftest import UCR
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.series import V2SClassifier
-from xmodal.persistence import CONFIG_FILE
+from xmodal.persistence import CONFIG_FILE, FORMAT_VERSION
 from xmodal.presets import FUSED_SOURCES, get_preset
 from xmodal.training.probe import fit_probe
 
@@ -57,6 +57,7 @@ def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions
     parts = [load_source(name) for name in PAIR.split("+")]
     combined = hashlib.sha256("\n".join(part.weights_sha256 for part in parts).encode()).hexdigest()
     assert document["source"] == {"name": PAIR, "weights_sha256": combined}
+    assert document["format_version"] == FORMAT_VERSION == 7  # a version-6 reader asks for an upgrade
     assert [part["kind"] for part in document["bridge"]["config"]["parts"]] == ["series_to_tones", "series_to_image"]
     reloaded = V2SClassifier.from_pretrained(folder)  # registered parts: trusted without asking
     x = gunpoint.x_test[:, None, :]
@@ -102,12 +103,15 @@ def test_a_fused_run_with_an_unregistered_part_is_not_loaded_without_trust(fused
         V2SClassifier.from_pretrained(hostile)
 
 
-def test_a_damaged_fused_bridge_is_one_line(fused_run, tmp_path):
+@pytest.mark.parametrize("parts", [lambda parts: parts[:1], lambda parts: parts + parts[:1],
+                                   lambda parts: [parts[0], {"kind": "fused", "config": {"parts": parts}}]],
+                         ids=["one-part", "a-part-too-many", "nested"])
+def test_a_damaged_fused_bridge_is_one_line(parts, fused_run, tmp_path):
     _, folder = fused_run
     hostile = tmp_path / "run"
     shutil.copytree(folder, hostile)
     document = json.loads((hostile / CONFIG_FILE).read_text())
-    document["bridge"]["config"]["parts"] = document["bridge"]["config"]["parts"][:1]
+    document["bridge"]["config"]["parts"] = parts(document["bridge"]["config"]["parts"])
     (hostile / CONFIG_FILE).write_text(json.dumps(document))
     with pytest.raises(PersistenceError, match="damaged") as caught:
         V2SClassifier.from_pretrained(hostile)
@@ -156,13 +160,28 @@ def test_an_auto_run_saves_its_choice_and_reloads(chosen_run, gunpoint, tmp_path
     metadata = json.loads((folder / CONFIG_FILE).read_text())["metadata"]
     assert metadata["source_choice"]["chosen"] == chosen_run.source_choice_.chosen
     x = gunpoint.x_test[:, None, :]
-    np.testing.assert_allclose(V2SClassifier.from_pretrained(folder).predict_proba(x), chosen_run.predict_proba(x),
-                               atol=1e-6)
+    reloaded = V2SClassifier.from_pretrained(folder)
+    np.testing.assert_allclose(reloaded.predict_proba(x), chosen_run.predict_proba(x), atol=1e-6)
+    assert reloaded.source_choice_ == chosen_run.source_choice_  # kept when the run is saved again
 
 
 def test_choosing_sources_needs_a_fused_source(gunpoint):
     with pytest.raises(XmodalError, match="is one source"):
         V2SClassifier("auto", source="bc-resnet-gsc35").fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+
+
+def test_only_the_series_task_reads_a_fused_source():
+    """A sequence or table run names one source; a fused name there is refused before any model loads
+    (and never read as a model folder of that name)."""
+    from adapters_modal.text import load_text_source
+    from xmodal.estimators.table import TableClassifier
+
+    with pytest.raises(XmodalError, match="only the series task reads"):
+        load_text_source("minilm-l6+bc-resnet-gsc35")
+    table = TableClassifier(source=PAIR)
+    table.settings_ = table.resolved_settings()
+    with pytest.raises(XmodalError, match="a table run reads one source"):
+        table._load_source()
 
 
 def test_the_cli_reports_the_choice_and_records_it(tmp_path, capsys):

@@ -70,7 +70,9 @@ FORMAT = "xmodal-reprogrammer"
 # 7: a series run may read a fused source ("bc-resnet-gsc35+efficientnet-lite0", adapters_modal.fused)
 # through a "fused" bridge that holds one part bridge per source; a version-6 reader would call the
 # fused name untrusted and the kind unknown, instead of asking for an upgrade.
+# A save is written with the lowest version that reads it right: 7 only for a fused run.
 FORMAT_VERSION = 7
+PLAIN_FORMAT_VERSION = 6
 CONFIG_FILE = "reprogrammer.json"
 LEGACY_WEIGHTS_FILE = "reprogrammer.safetensors"  # format versions 1 to 3
 WEIGHTS_FILE_PATTERN = re.compile(r"reprogrammer\.[0-9a-f]{16}\.safetensors")
@@ -152,7 +154,7 @@ def save_reprogrammer(model: Reprogrammer, folder: str | Path, metadata: dict | 
 def _document_text(model: Reprogrammer, weights_sha256: str, weights_name: str, metadata: dict | None) -> str:
     document = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if isinstance(model.bridge, FusedBridge) else PLAIN_FORMAT_VERSION,
         "xmodal_version": __version__,
         "source": model.source.identity,
         "bridge": _bridge_document(model.bridge),
@@ -301,6 +303,7 @@ def _build(document: dict, source: SourceModel, folder: Path) -> Reprogrammer:
                                f"whole numbers, got {sizes}; the save is damaged, re-run the fit")
     try:
         bridge = _bridge_from(document["bridge"], folder)
+        _check_fused_parts(bridge, source)
         output_map = output_map_from_settings(document["output_map"])
         return Reprogrammer(bridge, source, output_map, document["classes"], reads=document.get("reads", "logits"))
     except PersistenceError:  # an unknown bridge kind: already one line that says what to do
@@ -309,6 +312,17 @@ def _build(document: dict, source: SourceModel, folder: Path) -> Reprogrammer:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PersistenceError(f"{folder}/{CONFIG_FILE}: the bridge or map settings are damaged ({reason}); "
                                "re-run the fit") from exc
+
+
+def _check_fused_parts(bridge: torch.nn.Module, source: SourceModel) -> None:
+    """A fused bridge exactly for a fused source: one single-source bridge per part (ValueError if not)."""
+    parts = getattr(source, "parts", None)
+    if isinstance(bridge, FusedBridge) != (parts is not None):
+        raise ValueError(f"a {'fused' if isinstance(bridge, FusedBridge) else 'single'} bridge for the source "
+                         f"{source.name!r}")
+    if parts is not None and (len(bridge.parts) != len(parts)
+                              or any(isinstance(part, FusedBridge) for part in bridge.parts)):
+        raise ValueError(f"{len(bridge.parts)} part bridges for the {len(parts)} sources of {source.name!r}")
 
 
 def _load_state(model: Reprogrammer, weights: Path) -> None:

@@ -19,12 +19,14 @@ from sktime.classification.base import BaseClassifier
 from adapters_modal.base import fused_part_names, load_source
 from adapters_modal.fused import FUSED
 from xmodal.bridges.series_factory import BRIDGE_SETTINGS, fused_series_bridge, series_bridge
-from xmodal.errors import XmodalError
+from xmodal.devices import resolve_device
+from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import LinearHead, build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.settings import SETTINGS
-from xmodal.training.source_choice import choose_sources
+from xmodal.training.source_choice import SourceChoice, choose_sources
+from xmodal.training.split import selection_split
 
 # Mappings whose head starts as a probe: of every layer's statistics, or of the class log-probabilities.
 PROBE_STARTED = ("layers", "proba")
@@ -135,9 +137,12 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             return self
         self.reprogrammer_ = self._build(self.settings_)
         x, targets, start_features = torch.tensor(X, dtype=torch.float32), self._targets(y), None
-        if self.settings_["choose_sources"]:
+        s = self.settings_
+        if s["choose_sources"]:
+            rows, _ = selection_split(targets.numpy(), s["val_fraction"], s["epochs"], self.seed_)
             self.reprogrammer_, self.source_choice_, start_features = choose_sources(
-                self.reprogrammer_, x, targets, self.seed_, self.settings_["batch_size"], bool(self.verbose))
+                self.reprogrammer_.to(resolve_device(s["device"])), x, targets, rows, self.seed_, s["batch_size"],
+                bool(self.verbose))
             self.settings_ = self._settings_of_choice(self.reprogrammer_.source)
         probe = self.settings_["mapping"] in PROBE_STARTED
         # A probe-started head is a fitted model: an epoch must beat it on validation log-loss,
@@ -168,6 +173,12 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         # of training. ("__" in the name survives sktime's reset.)
         self._loaded__state = {name: getattr(self, name)
                                for name in ("settings_", "seed_", "fit_result_", "reprogrammer_")}
+        choice = document["metadata"].get("source_choice")
+        if isinstance(choice, dict):  # an auto run: which sources it chose, kept when it is saved again
+            try:
+                self._loaded__state["source_choice_"] = SourceChoice(**choice)
+            except TypeError as exc:
+                raise PersistenceError(f"the saved source choice is damaged ({exc}); re-run the fit") from exc
         classes = self.classes_
         length = self.reprogrammer_.bridge.series_length
         self.fit(np.zeros((len(classes), 1, length)), classes)

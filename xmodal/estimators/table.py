@@ -16,7 +16,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from adapters_modal.base import load_source
+from adapters_modal.base import load_source, refuse_fused
 from xmodal.bridges.table_encoding import TableEncoder
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
 from xmodal.data.tables import tidy_columns
@@ -69,6 +69,7 @@ class TableClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator):
     def _load_source(self):
         """The frozen source (a hook: benchmarks/bench_table.py swaps in a randomly initialised
         copy as a control, to see whether pretraining is what helps)."""
+        refuse_fused(self.settings_["source"], "table")
         return load_source(self.settings_["source"])
 
     def __sklearn_tags__(self):

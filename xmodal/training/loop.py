@@ -31,7 +31,7 @@ from xmodal.reprogrammer import Reprogrammer
 from xmodal.training.config import FitResult, TrainConfig
 from xmodal.training.gradients import Backprop
 from xmodal.training.probe import fit_probe
-from xmodal.training.split import validation_split
+from xmodal.training.split import selection_split
 
 
 @torch.no_grad()
@@ -88,6 +88,9 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     (choosing a fused source's parts did): the probe reads the source no second time."""
     if len(x) != len(y):
         raise DataError(f"{len(x)} samples but {len(y)} labels; give one label per sample")
+    if start_features is not None and len(start_features) != len(x):
+        raise DataError(f"start_features holds {len(start_features)} rows for {len(x)} samples; give the source's "
+                        "reading of exactly these samples")
     start = time.perf_counter()
     gradients = gradients or Backprop()
     # The data goes where the model is (these inputs are small next to the activations);
@@ -99,8 +102,7 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     if validation is not None:
         validation = tuple(part.to(device) for part in validation)
     if validation is None:
-        fraction = config.val_fraction if config.epochs > 0 else 0.0  # nothing to select without training
-        fit_idx, val_idx = validation_split(targets, fraction, config.seed)
+        fit_idx, val_idx = selection_split(targets, config.val_fraction, config.epochs, config.seed)
         x_fit, y_fit, x_val, y_val = x[fit_idx], y[fit_idx], x[val_idx], y[val_idx]
         fit_lengths, val_lengths = (None, None) if lengths is None else (lengths[fit_idx], lengths[val_idx])
     else:

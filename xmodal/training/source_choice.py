@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from adapters_modal.base import FUSION_SEPARATOR
 from adapters_modal.fused import FusedSource
 from xmodal.bridges.fused import FusedBridge
+from xmodal.devices import module_device
 from xmodal.maps import LinearHead
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.training.loop import in_batches
@@ -27,7 +29,7 @@ from xmodal.training.probe import fit_probe
 @dataclass
 class SourceChoice:
     candidates: list[str]  # each subset, as a fused source name
-    cv_log_loss: list[float | None]  # its probe's 5-fold log-loss (None: a class too small for folds)
+    cv_log_loss: list[float | None]  # its probe's k-fold log-loss (k <= 5; None: a class too small for folds)
     chosen: str
     seconds: float  # reading the sources and the probes of every subset
 
@@ -35,27 +37,28 @@ class SourceChoice:
         return asdict(self)
 
 
-def choose_sources(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, seed: int, batch_size: int,
-                   progress: bool = False) -> tuple[Reprogrammer, SourceChoice, torch.Tensor]:
+def choose_sources(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, rows: np.ndarray, seed: int,
+                   batch_size: int, progress: bool = False) -> tuple[Reprogrammer, SourceChoice, torch.Tensor]:
     """(the model reading only the chosen parts, with a fresh head; the choice; those parts' reading of
-    x, which the probe start can reuse). `model` reads a FusedSource's layers through a FusedBridge.
+    x, which the probe start can reuse). `model` reads a FusedSource's layers through a FusedBridge, on
+    its device; the probes see only `rows` of x (the fit part: never the rows that judge training).
     When no subset can be cross-validated (a class with one sample), all parts are kept."""
     start = time.perf_counter()
-    source, bridge = model.source, model.bridge
-    features = in_batches(model.source_logits, x, batch_size, progress="choosing sources: reading them"
-                          if progress else None)
+    source, bridge = model.eval().source, model.bridge  # eval: the reading the probe start will see
+    features = in_batches(model.source_logits, x.to(module_device(model)), batch_size,
+                          progress="choosing sources: reading them" if progress else None)
     edges = np.cumsum([0, *(part.layer_width() for part in source.parts)])
     subsets = [subset for size in range(1, len(source.parts) + 1)
                for subset in itertools.combinations(range(len(source.parts)), size)]
     columns = {subset: np.concatenate([np.arange(edges[i], edges[i + 1]) for i in subset]) for subset in subsets}
-    losses = [fit_probe(features[:, columns[subset]], y, seed).cv_log_loss for subset in subsets]
+    losses = [fit_probe(features[rows][:, columns[subset]], y[rows], seed).cv_log_loss for subset in subsets]
     scored = [(loss, i) for i, loss in enumerate(losses) if loss is not None]
     chosen = subsets[min(scored)[1]] if scored else subsets[-1]
     parts = [source.parts[i] for i in chosen]
     kept_source = parts[0] if len(parts) == 1 else FusedSource(parts).freeze()
     kept_bridge = bridge.parts[chosen[0]] if len(chosen) == 1 else FusedBridge([bridge.parts[i] for i in chosen])
     head = LinearHead(len(columns[chosen]), len(model.classes), seed=seed)
-    kept = Reprogrammer(kept_bridge, kept_source, head, model.classes, reads="layers")
-    names = ["+".join(source.parts[i].name for i in subset) for subset in subsets]
+    kept = Reprogrammer(kept_bridge, kept_source, head.to(module_device(model)), model.classes, reads="layers")
+    names = [FUSION_SEPARATOR.join(source.parts[i].name for i in subset) for subset in subsets]
     choice = SourceChoice(names, losses, kept_source.name, time.perf_counter() - start)
     return kept, choice, features[:, columns[chosen]]

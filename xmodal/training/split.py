@@ -6,6 +6,12 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 
+def selection_split(targets: np.ndarray, fraction: float, epochs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (fit, val) split a fit selects its epoch on: none without training epochs (nothing to
+    select), else `validation_split`."""
+    return validation_split(targets, fraction if epochs > 0 else 0.0, seed)
+
+
 def validation_split(targets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified (fit, val) indices, sorted. At least one validation sample per class;
     when a class has fewer than 2 samples no stratified split exists and every sample is

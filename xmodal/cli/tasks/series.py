@@ -33,7 +33,8 @@ class SeriesTask(Task):
         data.add_argument("--resample", action="store_true",
                           help="resample variable-length series linearly to the training length")
         data.add_argument("--impute", action="store_true", help="fill missing values by linear interpolation")
-        data.add_argument("--weights", help="explicit weights file for the source model")
+        data.add_argument("--weights", help="explicit weights file for a single source model (a fused source "
+                                            "finds each part's own)")
         search = parser.add_argument_group("hyper-parameter search")
         search.add_argument("--search", nargs="?", const="small", metavar="GRID",
                             help="choose settings on held-out parts of the training split from a grid of "
