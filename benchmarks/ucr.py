@@ -8,10 +8,10 @@ A thin configuration of `xmodal sweep` (xmodal.sweep): every (dataset, method, s
 work item, `xmodal fit series` run as a Ray task with one CPU, largest first. FOLDER:
 folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
 ../shared/data/ucr. Methods:
-  best           the "best" preset of xmodal.presets (the default of `xmodal fit series`): the probe of
-                 four frozen sources' layer statistics at once
-  auto           the "auto" preset: the best preset's four sources read once, the subset whose probe has
-                 the lowest training-split 5-fold log-loss kept
+  best           the "best" preset of xmodal.presets (the default of `xmodal fit series`): four frozen
+                 sources read once, the subset whose probe has the lowest training-split cross-validated
+                 log-loss kept, its probe the model
+  fused          the "fused" preset: all four sources under one probe
   tones          the "tones" preset: BC-ResNet alone hearing two tones, its probe-started head trained
   v2s            the "v2s" preset (Voice2Series: waveform placement, masked delta, frequency map)
   v2s-search     the "v2s" preset with its settings chosen by the "small" grid on the training
@@ -61,7 +61,7 @@ V2S_PAPER = {"Coffee": 100, "ECG200": 87.0, "Earthquakes": 78.42, "GunPoint": 96
 METHOD_SETTINGS = {
     "full": {
         "best": {"preset": "best"},
-        "auto": {"preset": "auto"},
+        "fused": {"preset": "fused"},
         "tones": {"preset": "tones"},
         "v2s": {"preset": "v2s"},
         "v2s-search": {"preset": "v2s", "search": "small", "patience": 10},
@@ -75,7 +75,7 @@ METHOD_SETTINGS = {
     },
     "quick": {
         "best": {"preset": "best"},  # no training to cut
-        "auto": {"preset": "auto"},
+        "fused": {"preset": "fused"},
         "tones": {"preset": "tones", "epochs": 2, "patience": 2},
         "v2s": {"preset": "v2s", "epochs": 3, "patience": 3},
         "v2s-search": {"preset": "v2s", "patience": 3, "search": "tiny"},
@@ -98,7 +98,7 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 # Relative cost per byte of data, to start the largest work first (zoo: measured forward speed, bench_sources.md).
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300, "zoo-crepe-full": 400,
-         "best": 32, "auto": 35, "tones": 30, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1}
+         "best": 35, "fused": 32, "tones": 30, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1}
 
 
 def find_datasets(folders: list[Path]) -> dict[str, str]:

@@ -26,7 +26,7 @@ PAIR = "bc-resnet-gsc35+bc-resnet-gsc35-image"
 @pytest.fixture(scope="module")
 def fused_run(gunpoint, tmp_path_factory):
     """A probe of the pair's layers on GunPoint (no training), saved."""
-    estimator = V2SClassifier("best", source=PAIR, epochs=0, random_state=0)
+    estimator = V2SClassifier("fused", source=PAIR, epochs=0, random_state=0)
     estimator.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
     folder = estimator.save_pretrained(tmp_path_factory.mktemp("fused") / "run")
     return estimator, folder
@@ -42,8 +42,8 @@ def test_a_fused_source_reads_each_part_as_the_part_alone_reads_it(fused_run, gu
     exactly what a single-source estimator with that part's natural bridge reads."""
     fused, _ = fused_run
     x = gunpoint.x_test[:8, None, :]
-    alone = [V2SClassifier("best", source="bc-resnet-gsc35", epochs=0, random_state=0),
-             V2SClassifier("best", source="bc-resnet-gsc35-image", encoding="image", epochs=0, random_state=0)]
+    alone = [V2SClassifier("fused", source="bc-resnet-gsc35", epochs=0, random_state=0),
+             V2SClassifier("fused", source="bc-resnet-gsc35-image", encoding="image", epochs=0, random_state=0)]
     readings = [_layer_reading(single.fit(gunpoint.x_train[:, None, :], gunpoint.y_train), x) for single in alone]
     expected = torch.cat(readings, dim=1)
     assert fused.reprogrammer_.output_map.num_source == expected.shape[1] == load_source(PAIR).layer_width()
@@ -64,10 +64,11 @@ def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions
     np.testing.assert_allclose(reloaded.predict_proba(x), fused.predict_proba(x), atol=1e-6)
 
 
-def test_the_best_preset_fuses_registered_sources_and_reads_their_layers():
-    settings = get_preset("series", "best").settings
-    assert settings["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
-    assert settings["mapping"] == "layers" and settings["epochs"] == 0
+def test_the_best_preset_fuses_registered_sources_and_chooses_among_them():
+    best, fused = get_preset("series", "best").settings, get_preset("series", "fused").settings
+    assert best["source"] == fused["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
+    assert best["mapping"] == fused["mapping"] == "layers" and best["epochs"] == fused["epochs"] == 0
+    assert best["choose_sources"] and not fused["choose_sources"]
 
 
 @pytest.mark.parametrize(("name", "message"), [
@@ -87,7 +88,7 @@ def test_a_fused_name_of_unknown_or_repeated_sources_is_refused_in_one_line(name
     ({"weights_path": "model.pt"}, "drop --weights"),
 ], ids=["no-classes", "image-for-audio-parts", "one-weights-file"])
 def test_settings_a_fused_source_cannot_take_are_refused_before_training(settings, message, gunpoint):
-    estimator = V2SClassifier("best", source=PAIR, epochs=0, random_state=0, **settings)
+    estimator = V2SClassifier("fused", source=PAIR, epochs=0, random_state=0, **settings)
     with pytest.raises(XmodalError, match=message):
         estimator.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
 
@@ -120,7 +121,7 @@ def test_a_damaged_fused_bridge_is_one_line(parts, fused_run, tmp_path):
 
 def test_the_cli_fits_a_fused_source_and_refuses_to_align_it(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--source", PAIR, "--epochs", "0",
+    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--preset", "fused", "--source", PAIR,
                  "--out", str(out), "--quiet"]) == 0
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] >= 0.9
     capsys.readouterr()
@@ -128,21 +129,21 @@ def test_the_cli_fits_a_fused_source_and_refuses_to_align_it(tmp_path, capsys):
     assert "fuses several sources" in capsys.readouterr().err
 
 
-# -- choosing the parts on the training split (the auto preset) ----------------------------------
+# -- choosing the parts on the training split (the best preset) ----------------------------------
 
 @pytest.fixture(scope="module")
 def chosen_run(gunpoint):
-    return V2SClassifier("auto", source=PAIR, random_state=0).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+    return V2SClassifier(source=PAIR, random_state=0).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
 
 
-def test_auto_keeps_the_subset_whose_probe_has_the_lowest_training_cv_log_loss(chosen_run, gunpoint):
+def test_best_keeps_the_subset_whose_probe_has_the_lowest_training_cv_log_loss(chosen_run, gunpoint):
     """Each candidate's log-loss is the probe's of that subset read alone; the kept model is the one
     fitted directly on the chosen subset, with no choice left in its settings."""
     choice = chosen_run.source_choice_
     assert choice.candidates == ["bc-resnet-gsc35", "bc-resnet-gsc35-image", PAIR]
     x, y = gunpoint.x_train[:, None, :], torch.as_tensor(np.searchsorted(chosen_run.classes_, gunpoint.y_train))
     for name, loss in zip(choice.candidates, choice.cv_log_loss):
-        alone = V2SClassifier("best", source=name, epochs=0, random_state=0,
+        alone = V2SClassifier("fused", source=name, epochs=0, random_state=0,
                               **({"encoding": "image"} if name == "bc-resnet-gsc35-image" else {}))
         alone.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
         assert loss == pytest.approx(fit_probe(_layer_reading(alone, x), y, 0).cv_log_loss, rel=1e-6)
@@ -155,7 +156,7 @@ def test_auto_keeps_the_subset_whose_probe_has_the_lowest_training_cv_log_loss(c
     np.testing.assert_allclose(chosen_run.predict_proba(x_test), direct.predict_proba(x_test), atol=1e-6)
 
 
-def test_an_auto_run_saves_its_choice_and_reloads(chosen_run, gunpoint, tmp_path):
+def test_a_run_saves_its_choice_and_reloads(chosen_run, gunpoint, tmp_path):
     folder = chosen_run.save_pretrained(tmp_path / "run")
     metadata = json.loads((folder / CONFIG_FILE).read_text())["metadata"]
     assert metadata["source_choice"]["chosen"] == chosen_run.source_choice_.chosen
@@ -165,9 +166,11 @@ def test_an_auto_run_saves_its_choice_and_reloads(chosen_run, gunpoint, tmp_path
     assert reloaded.source_choice_ == chosen_run.source_choice_  # kept when the run is saved again
 
 
-def test_choosing_sources_needs_a_fused_source(gunpoint):
-    with pytest.raises(XmodalError, match="is one source"):
-        V2SClassifier("auto", source="bc-resnet-gsc35").fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+def test_one_source_is_read_as_it_is(gunpoint):
+    """The best preset with a single --source: nothing to choose, that source's probe."""
+    single = V2SClassifier(source="bc-resnet-gsc35", random_state=0).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+    assert not hasattr(single, "source_choice_") and single.settings_["choose_sources"]
+    assert single.reprogrammer_.source.name == "bc-resnet-gsc35"
 
 
 def test_only_the_series_task_reads_a_fused_source():
@@ -186,7 +189,7 @@ def test_only_the_series_task_reads_a_fused_source():
 
 def test_the_cli_reports_the_choice_and_records_it(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--preset", "auto", "--source", PAIR,
+    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--source", PAIR,
                  "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["source"] == metrics["source_choice"]["chosen"] and len(metrics["source_choice"]["candidates"]) == 3

@@ -143,7 +143,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         _DELTA_RESOLUTION,
         Setting("choose_sources", bool, "for a fused source (a+b+...): keep the subset of its sources whose probe "
                 "has the lowest cross-validated log-loss on the training split (every subset tried, the choice and "
-                "its cost reported); false: read them all"),
+                "its cost reported); false: read them all. A single source is read as it is"),
         *_TRAINING,
         _BLACKBOX,
         DEVICE,

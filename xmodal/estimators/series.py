@@ -94,11 +94,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             raise XmodalError(f"the search grids place the series as waveform samples (copies, stretch, mask), which "
                               f"encoding {s['encoding']!r} does not take: search with the v2s preset, "
                               "or fit fixed settings")
-        fused = fused_part_names(s["source"]) is not None
-        if s["choose_sources"] and not fused:
-            raise XmodalError(f"choose_sources picks among the sources of a fused source (a+b+...), and "
-                              f"{s['source']!r} is one source: name several joined by +, or set choose_sources false")
-        if fused and s["mapping"] != "layers":
+        if fused_part_names(s["source"]) is not None and s["mapping"] != "layers":
             raise XmodalError(f"the fused source {s['source']!r} has no classes of its own, only its sources' layer "
                               f"statistics: set mapping='layers' (CLI: --mapping layers), not {s['mapping']!r}")
 
@@ -138,7 +134,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         self.reprogrammer_ = self._build(self.settings_)
         x, targets, start_features = torch.tensor(X, dtype=torch.float32), self._targets(y), None
         s = self.settings_
-        if s["choose_sources"]:
+        if s["choose_sources"] and self.reprogrammer_.source.input_spec.modality == FUSED:  # else nothing to choose
             rows, _ = selection_split(targets.numpy(), s["val_fraction"], s["epochs"], self.seed_)
             self.reprogrammer_, self.source_choice_, start_features = choose_sources(
                 self.reprogrammer_.to(resolve_device(s["device"])), x, targets, rows, self.seed_, s["batch_size"],
