@@ -173,8 +173,8 @@ def _report_search(result) -> None:
 
 
 def _report_source_choice(choice) -> None:
-    _say(f"sources chosen on the training split ({len(choice.candidates)} subsets, 5-fold log-loss of each "
-         f"one's probe, {choice.seconds:.1f} s):")
+    _say(f"sources chosen on the training split ({len(choice.candidates)} subsets, the cross-validated log-loss "
+         f"of each one's probe, {choice.seconds:.1f} s):")
     for name, loss in zip(choice.candidates, choice.cv_log_loss):
         _say(f" {'*' if name == choice.chosen else ' '} {'-' if loss is None else f'{loss:.4f}':>7}  {name}")
 
