@@ -1,6 +1,6 @@
 """Series presets on this machine: accuracy beside their probe, fit time, peak memory, throughput.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_series.py [--presets best,v2s] [--datasets GunPoint,Coffee,...]
+    OMP_NUM_THREADS=1 python benchmarks/bench_series.py [--presets best,tones,v2s] [--datasets GunPoint,Coffee,...]
 
 Writes benchmarks/results/series.json and series.md: per preset of xmodal.presets and
 dataset, test accuracy of the reprogrammed model and of its start (the probe, or the
@@ -118,8 +118,8 @@ def markdown(report: dict) -> str:
         f"| bare source fwd+bwd | {t['bare']:.0f} samples/s | |",
         f"| reprogrammed fwd+bwd (v2s bridge) | {t['reprogrammed']:.0f} samples/s ({100 * t['ratio']:.1f} % of bare) "
         "| >= 85 % |",
-        "", "Start: the model before training (best: the probe of every layer's statistics; v2s: the untrained "
-        "bridge with its frequency label map). Kept: a trained epoch beat the start on validation.", "",
+        "", "Start: the model before training (best, tones: the probe of every layer's statistics; v2s: the "
+        "untrained bridge with its frequency label map). Kept: a trained epoch beat the start on validation.", "",
         "| preset | dataset | train | test | test acc (%) | start test acc (%) | kept | fit s | V2S paper | "
         "MiniRocket (published) |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -141,7 +141,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data" / "ucr"))
     parser.add_argument("--datasets", default="GunPoint,Coffee,ECG200,ItalyPowerDemand,Plane,Trace,Wine",
                         help="comma-separated UCR names (GunPoint is needed for the command (a) targets)")
-    parser.add_argument("--presets", default="best,v2s", help="comma-separated series presets of xmodal.presets")
+    parser.add_argument("--presets", default="best,tones,v2s",
+                        help="comma-separated series presets of xmodal.presets")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     import os
