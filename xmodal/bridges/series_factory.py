@@ -102,8 +102,15 @@ def fused_series_bridge(specs: list[InputSpec], settings: dict, seed: int = 0) -
         raise DataError("a fused source draws its image sources' input as the window image and plays its audio "
                         "sources' with `encoding`, which must then be an audio one: set encoding 'pitch+slope', "
                         "'pitch' or 'waveform' (CLI: --encoding pitch+slope)")
-    return FusedBridge([series_bridge(spec, {**settings, "encoding": IMAGE} if spec.modality == "image" else settings,
-                                      seed) for spec in specs])
+    audio = settings.get("encoding", WAVEFORM)
+    return FusedBridge([series_bridge(spec, {**settings, "encoding": part_encoding(spec, audio)}, seed)
+                        for spec in specs])
+
+
+def part_encoding(spec: InputSpec, encoding: str) -> str:
+    """How one source of a fused run reads the series: an image source sees the window image, an
+    audio source hears `encoding`."""
+    return IMAGE if spec.modality == "image" else encoding
 
 
 def _check_modality(encoding: str, spec: InputSpec) -> None:

@@ -18,7 +18,7 @@ from sktime.classification.base import BaseClassifier
 
 from adapters_modal.base import fused_part_names, load_source
 from adapters_modal.fused import FUSED
-from xmodal.bridges.series_factory import BRIDGE_SETTINGS, fused_series_bridge, series_bridge
+from xmodal.bridges.series_factory import BRIDGE_SETTINGS, fused_series_bridge, part_encoding, series_bridge
 from xmodal.devices import resolve_device
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
@@ -150,7 +150,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
     def _settings_of_choice(self, source) -> dict:
         """The settings of the model the choice kept, as if it had been fitted directly: its source
         (an image source alone draws the window image), no choice left to make."""
-        encoding = "image" if source.input_spec.modality == "image" else self.settings_["encoding"]
+        encoding = part_encoding(source.input_spec, self.settings_["encoding"])
         return {**self.settings_, "source": source.name, "encoding": encoding, "choose_sources": False}
 
     def _predict_proba(self, X) -> np.ndarray:
