@@ -154,7 +154,8 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         return {**self.settings_, "source": source.name, "encoding": encoding, "choose_sources": False}
 
     def _predict_proba(self, X) -> np.ndarray:
-        return self.reprogrammer_.predict_proba(torch.tensor(X, dtype=torch.float32)).numpy().astype(np.float64)
+        x = torch.tensor(X, dtype=torch.float32)  # batches of the training size: four sources at 256 took 7.5 GB
+        return self.reprogrammer_.predict_proba(x, batch_size=self.settings_["batch_size"]).numpy().astype(np.float64)
 
     def _predict(self, X) -> np.ndarray:
         return self.classes_[self._predict_proba(X).argmax(axis=1)]
