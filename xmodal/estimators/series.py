@@ -171,7 +171,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         self._loaded__state = {name: getattr(self, name)
                                for name in ("settings_", "seed_", "fit_result_", "reprogrammer_")}
         choice = document["metadata"].get("source_choice")
-        if isinstance(choice, dict):  # an auto run: which sources it chose, kept when it is saved again
+        if isinstance(choice, dict):  # a run that chose its sources: the choice, kept when it is saved again
             try:
                 self._loaded__state["source_choice_"] = SourceChoice(**choice)
             except TypeError as exc:
