@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from adapters_modal.audio import BC_RESNET_WEIGHTS, GSC35_WORDS, load_bc_resnet
-from adapters_modal.base import InputSpec, SourceEntry, SourceModel, register_source
+from adapters_modal.base import InputSpec, SourceEntry, SourceModel, register_source, register_source_scheme
 from adapters_modal.hf_loading import (
     from_pretrained,
     hf_class_names,
@@ -166,6 +166,17 @@ def load_torchvision_source(name: str, weights: str = "DEFAULT", image_size: int
     spec = InputSpec(modality="image", channels=3, height=image_size, width=image_size, value_range=IMAGENET_RANGE)
     return WrappedImageSource(f"torchvision:{name}:{weights}", network, spec, categories).freeze()
 
+
+def _torchvision_from_name(location: str) -> WrappedImageSource:
+    name, _, weights = location.partition(":")
+    return load_torchvision_source(name, weights or "DEFAULT")
+
+
+# The names these loaders give their sources, so that a saved run finds its source again.
+register_source_scheme("hf-image", load_hf_image_source,
+                       "Hugging Face image classifier (ViT, ConvNeXt, ...) from a save_pretrained folder or a hub id")
+register_source_scheme("torchvision", _torchvision_from_name,
+                       "torchvision classifier, torchvision:NAME[:WEIGHTS] (torchvision is optional)")
 
 __all__ = ["BCResNetImageSource", "WrappedImageSource", "load_hf_image_source",
            "load_torchvision_source", "state_sha256"]

@@ -124,6 +124,7 @@ HOSTILE_DOCUMENTS = {
     "reads unknown": (_set("reads", "__class__"), "reads must be one of"),
     "bridge kind unknown": (_set("bridge.kind", "os.system"), "unknown to this xmodal"),
     "output map damaged": (_set("output_map.kind", 17), "damaged"),
+    "extra output map setting": (_set("output_map.exec", "x"), "unknown output map setting"),
     "output map of no source classes": (_set("output_map.num_source", False), "positive whole numbers"),
     "metadata not an object": (_set("metadata", [1, 2]), "'metadata'"),
 }

@@ -58,6 +58,8 @@ def test_hugging_face_image_classifier_from_a_local_folder(tiny_vit):
     assert image_source.features(x).shape == (4, 16)
     again = load_hf_image_source(tiny_vit)
     assert again.identity == image_source.identity and image_source.identity["name"] == f"hf-image:{tiny_vit}"
+    by_name = load_source(image_source.name)  # how a saved run finds its source again
+    assert by_name.identity == image_source.identity and torch.equal(by_name.logits(x.detach()), logits.detach())
 
 
 def test_hugging_face_source_reprograms_a_table(tiny_vit, tmp_path):
@@ -92,3 +94,5 @@ def test_bad_hugging_face_paths_and_shapes(tiny_vit, tmp_path):
 def test_torchvision_sources_explain_that_torchvision_is_missing():
     with pytest.raises(XmodalError, match="torchvision is not installed"):
         load_torchvision_source("resnet18")
+    with pytest.raises(XmodalError, match="torchvision is not installed"):
+        load_source("torchvision:resnet18:DEFAULT")

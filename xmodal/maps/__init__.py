@@ -33,7 +33,15 @@ def build_output_map(kind: str, num_source: int, num_target: int, per_class: int
     raise XmodalError(f"unknown output map {kind!r}; choose one of {', '.join(MAP_KINDS)}")
 
 
+# Every key any output map's `settings()` writes: a saved map with another key comes from a
+# newer xmodal or a damaged file, and is refused rather than rebuilt without it.
+MAP_SETTINGS = ("kind", "num_source", "num_target", "per_class", "remap_every", "laplace", "top_k")
+
+
 def output_map_from_settings(settings: dict, seed: int = 0) -> OutputMap:
+    unknown = sorted(set(settings) - set(MAP_SETTINGS))
+    if unknown:
+        raise XmodalError(f"unknown output map setting(s) {', '.join(map(repr, unknown))}")
     return build_output_map(settings["kind"], settings["num_source"], settings["num_target"],
                             settings.get("per_class"), seed=seed, remap_every=settings.get("remap_every", 1),
                             laplace=settings.get("laplace", 1.0), top_k=settings.get("top_k"))
