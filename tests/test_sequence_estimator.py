@@ -58,6 +58,10 @@ def test_probe_start_competes_in_selection(amp):
     best = min(history, key=lambda record: record["val_loss"])
     assert model.fit_result_.best_epoch == best["epoch"]
     assert model.fit_result_.val_loss == best["val_loss"]
+    # a probe start that wins is refitted on the given validation records too
+    refitted = model.fit_result_.best_epoch == 0
+    assert model.fit_result_.n_fit == (64 + 24 if refitted else 64)
+    assert model.fit_result_.selection.endswith("and the validation split") == refitted
     carved = SequenceClassifier(epochs=1, sparsity=6, random_state=3).fit(x, y)
     # 6 records carved for validation; a probe start that wins is refitted on all 64
     assert carved.fit_result_.n_val == 6 and carved.fit_result_.n_fit == (64 if carved.fit_result_.best_epoch == 0 else 58)

@@ -114,7 +114,7 @@ _PRESETS = [
         {"source": "minilm-l6", "alphabet": None, "mode": "sparse", "init": "spelled", "sparsity": 200,
          "head_init": "probe", "prompt_length": 8, "truncation": "error", "unknown": "error",
          "validate_smiles": False, "epochs": 12, "lr": 0.003, "batch_size": 32, "val_fraction": 0.1,
-         "patience": 3, **_DEVICE},
+         "patience": 1, **_DEVICE},
     ),
     Preset(
         "table", "best",
