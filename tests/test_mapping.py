@@ -105,6 +105,39 @@ def test_probe_head_reproduces_scaled_logistic_regression(classes):
 
 
 @pytest.mark.parametrize("classes", [2, 3])
+def test_a_probe_wider_than_long_is_the_regression_on_every_feature(classes):
+    """More features than rows: fitted on the rows' coordinates in their span and mapped back, it
+    predicts what scikit-learn's regression on all 400 columns, solved to a tight tolerance,
+    predicts, on rows it never saw too (at the default tolerance the full-width solve is further
+    from that optimum than the probe is), and its C search scores the same."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    from xmodal.training.probe import row_space
+
+    generator = torch.Generator().manual_seed(1)
+    targets = torch.arange(90) % classes
+    inputs = torch.randn(90, 400, generator=generator) + 0.3 * targets[:, None] * torch.linspace(-1, 1, 400)
+    fit, held_out = slice(0, 60), slice(60, 90)
+    probe = fit_probe(inputs[fit], targets[fit], 0)
+    head = LinearHead(400, classes)
+    head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)
+    scaler = StandardScaler().fit(inputs[fit].double().numpy())
+    z = scaler.transform(inputs.double().numpy())
+    coordinates, basis = row_space(z[fit])
+    assert coordinates.shape[1] <= 60 and np.allclose(coordinates @ basis.T, z[fit], atol=1e-8)
+    search = LogisticRegressionCV(Cs=list(PROBE_C), cv=StratifiedKFold(5, shuffle=True, random_state=0),
+                                  scoring="neg_log_loss", max_iter=2000, random_state=0)
+    search.fit(z[fit], targets[fit].numpy())
+    assert probe.c == float(np.atleast_1d(search.C_)[0])
+    assert probe.cv_log_loss == pytest.approx(-next(iter(search.scores_.values())).mean(axis=0).max(), rel=5e-3)
+    reference = LogisticRegression(C=probe.c, tol=1e-12, max_iter=100_000).fit(z[fit], targets[fit].numpy())
+    for rows in (fit, held_out):
+        assert np.allclose(head(inputs[rows]).softmax(dim=1).detach().numpy(), reference.predict_proba(z[rows]),
+                           atol=1e-2)  # lbfgs stops at its default tolerance
+
+
+@pytest.mark.parametrize("classes", [2, 3])
 def test_a_per_view_probe_is_the_regression_on_each_views_principal_components(classes):
     """views > 1: each block of columns reduced by PCA, standardised, regressed, and folded back
     into one full-width head that predicts what the reduced pipeline predicts."""

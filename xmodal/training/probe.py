@@ -37,6 +37,9 @@ SCALE_FLOOR = 1e-6
 # Each view is read through its leading principal components instead. German credit, training-
 # split 5-fold ROC-AUC, 2 / 4 / 8 / 16 components per view: 0.759 / 0.759 / 0.759 / 0.756.
 VIEW_COMPONENTS = 4
+# Directions of the training rows' span with a Gram eigenvalue under this share of the largest
+# are float noise (rows that repeat, or constant features), not span.
+RANK_TOLERANCE = 1e-10
 
 
 @dataclass
@@ -60,9 +63,26 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
     return _fit_per_view(x, y, seed, c, cs, views) if views > 1 else _fit_standardised(x, y, seed, c, cs)
 
 
+def row_space(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(coordinates (n, r), basis (d, r)) of the rows of z in an orthonormal basis of their span,
+    from the n x n Gram matrix: z == coordinates @ basis.T up to float error."""
+    values, vectors = np.linalg.eigh(z @ z.T)
+    keep = values > values.max() * RANK_TOLERANCE
+    root = np.sqrt(values[keep])
+    return vectors[:, keep] * root, z.T @ (vectors[:, keep] / root)
+
+
 def _fit_standardised(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, cs: tuple[float, ...]) -> Probe:
     mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)
     z = (x - mean) / scale
+    basis = None
+    if z.shape[1] > z.shape[0]:
+        # Wider than long (8 064 pooled MiniLM features for 1 424 AMP records; a fused series reading,
+        # 16 000 numbers for a few hundred series): an L2-penalised logistic regression's weights lie
+        # in the span of its training rows, so it is fitted on the rows' coordinates in that span and
+        # mapped back. The same model up to the solver's tolerance, and every fit of the C search
+        # costs n instead of d per row (AMP: 8.6 s -> 2.2 s).
+        z, basis = row_space(z)
     folds = min(PROBE_FOLDS, int(np.unique(y, return_counts=True)[1].min()))
     if c is None and folds >= 2:
         with warnings.catch_warnings():  # scikit-learn 1.9 announces 1.10's parameter changes; C_ stays
@@ -75,7 +95,8 @@ def _fit_standardised(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, 
     else:
         c, cv_log_loss = 1.0 if c is None else c, None
         model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(z, y)
-    return Probe(model.coef_, model.intercept_, mean, scale, c, cv_log_loss)
+    coef = model.coef_ if basis is None else model.coef_ @ basis.T
+    return Probe(coef, model.intercept_, mean, scale, c, cv_log_loss)
 
 
 def _fit_per_view(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, cs: tuple[float, ...],
