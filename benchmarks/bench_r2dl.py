@@ -96,8 +96,11 @@ def run_method(method: str, alphabet: str, train: SequenceRecords, val: Sequence
         fit_seconds = time.perf_counter() - start
         predict_start = time.perf_counter()
         probabilities = model.predict_proba(test.sequences)
+        predict_seconds = time.perf_counter() - predict_start
         result = model.fit_result_
-        extra = {"epochs_max": model.settings_["epochs"], "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+        probe = model.probe_predict_proba(test.sequences, predicted=probabilities)  # the start: untrained theta
+        extra = {"probe_test_accuracy": classification_scores(test.labels, probe, model.classes_)["accuracy"],
+                 "epochs_max": model.settings_["epochs"], "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                  "val_accuracy": result.val_accuracy, "probe_val_accuracy": result.probe_val_accuracy,
                  "reprogramming_kept": result.reprogramming_kept, "truncated_train": model.n_truncated_,
                  "sparsity": model.sparsity_, "probe_c": result.probe_c}
@@ -107,8 +110,8 @@ def run_method(method: str, alphabet: str, train: SequenceRecords, val: Sequence
         probabilities = (lm_text_logistic(source, alphabet, train, val, test, args.seed) if method == "lm-text-linear"
                          else function(alphabet, train, val, test, args.seed))
         fit_seconds = time.perf_counter() - start  # fit and predict together
+        predict_seconds = None
         classes = np.unique(train.labels.astype(str))
-    predict_seconds = time.perf_counter() - predict_start if method.startswith("r2dl-") else None
     labels = test.labels.astype(str) if not method.startswith("r2dl-") else test.labels
     return {"method": method, **classification_scores(labels, probabilities, classes),
             "fit_seconds": round(fit_seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
@@ -123,11 +126,16 @@ def summarise(rows: list[dict]) -> list[dict]:
         group = [r for r in rows if (r["dataset"], r["method"]) == key]
         entry = {"dataset": key[0], "method": key[1], "folds": len(group),
                  "epochs": "/".join(f"{r['epochs_run']}of{r['epochs_max']}" for r in group if "epochs_max" in r) or "-"}
-        for metric in ("accuracy", "roc_auc", "mcc", "fit_seconds", "peak_rss_mb", "test_records_per_s"):
-            values = [r[metric] for r in group if r[metric] is not None]
-            entry[metric] = float(np.mean(values)) if values else None
+        for metric in ("accuracy", "probe_test_accuracy", "roc_auc", "mcc", "fit_seconds", "peak_rss_mb",
+                       "test_records_per_s"):
+            values = [r[metric] for r in group if r.get(metric) is not None]
+            entry[metric] = float(np.mean(values)) if values and len(values) == len(group) else None
             if len(group) > 1 and metric in ("accuracy", "roc_auc", "mcc") and values:
                 entry[metric + "_std"] = float(np.std(values))
+        kept = [r["reprogramming_kept"] for r in group if "reprogramming_kept" in r]
+        entry["kept"] = f"{sum(map(bool, kept))}/{len(kept)}" if kept else "-"
+        cnn = [r["fit_seconds"] for r in rows if (r["dataset"], r["method"]) == (key[0], "cnn-scratch")]
+        entry["fit_vs_cnn"] = entry["fit_seconds"] / np.mean(cnn) if cnn and key[1].startswith("r2dl-") else None
         out.append(entry)
     return out
 
@@ -145,8 +153,12 @@ def write(rows: list[dict], args, started: float, parts: list[str] = ()) -> None
              + "".join(f"; merged with the runs of `{c}`" for c in parts) + ". "
              f"R2DL: preset {args.preset!r} with {args.overrides or 'no changes'}; 'epochs run' = run of max per fold. "
              "Peak RSS is the process's (the loaded LM included), reset before each method.", "",
-             "| dataset | method | folds | epochs run | accuracy | ROC-AUC | MCC | fit s | peak RSS MB | test rec/s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "'theta kept': folds where a trained epoch beat the probe start on validation log-loss; 'probe acc': "
+             "the test accuracy of that start (untrained theta, probe head), the model wherever theta was not kept; "
+             "'x CNN': fit time over the CNN's in this run.", "",
+             "| dataset | method | folds | epochs run | theta kept | accuracy | probe acc | ROC-AUC | MCC | fit s | x CNN "
+             "| peak RSS MB | test rec/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in summary:
         def cell(metric):
             value = e.get(metric)
@@ -155,8 +167,10 @@ def write(rows: list[dict], args, started: float, parts: list[str] = ()) -> None
             text = f"{value:.4f}"
             return text + (f" ± {e[metric + '_std']:.4f}" if metric + "_std" in e else "")
         rate = "n/a" if e["test_records_per_s"] is None else f"{e['test_records_per_s']:.0f}"
-        lines.append(f"| {e['dataset']} | {e['method']} | {e['folds']} | {e['epochs']} | {cell('accuracy')} | {cell('roc_auc')} | "
-                     f"{cell('mcc')} | {e['fit_seconds']:.0f} | {e['peak_rss_mb']:.0f} | {rate} |")
+        ratio = "-" if e["fit_vs_cnn"] is None else f"{e['fit_vs_cnn']:.1f}"
+        lines.append(f"| {e['dataset']} | {e['method']} | {e['folds']} | {e['epochs']} | {e['kept']} | {cell('accuracy')} "
+                     f"| {cell('probe_test_accuracy')} | {cell('roc_auc')} | {cell('mcc')} | {e['fit_seconds']:.0f} | "
+                     f"{ratio} | {e['peak_rss_mb']:.0f} | {rate} |")
     lines += ["", "Published: " + "; ".join(f"{k}: {v}" for k, v in PUBLISHED.items()) + ".",
               "Baselines' fit time includes predicting the test split (no separate throughput)."]
     (RESULTS / f"{args.results_name}.md").write_text("\n".join(lines) + "\n")

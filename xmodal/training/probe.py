@@ -40,6 +40,10 @@ VIEW_COMPONENTS = 4
 # Directions of the training rows' span with a Gram eigenvalue under this share of the largest
 # are float noise (rows that repeat, or constant features), not span.
 RANK_TOLERANCE = 1e-10
+# Features per row above which the probe is fitted in its rows' span: the span costs about n^2 d
+# to find, and pays where d is several times n. One thread: AMP, 8 064 features for 1 424 rows,
+# 8.6 s -> 2.9 s; ToxinPred, 8 064 for 3 886, 32 s -> 41 s.
+WIDE = 3
 
 
 @dataclass
@@ -76,12 +80,12 @@ def _fit_standardised(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, 
     mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)
     z = (x - mean) / scale
     basis = None
-    if z.shape[1] > z.shape[0]:
-        # Wider than long (8 064 pooled MiniLM features for 1 424 AMP records; a fused series reading,
-        # 16 000 numbers for a few hundred series): an L2-penalised logistic regression's weights lie
-        # in the span of its training rows, so it is fitted on the rows' coordinates in that span and
-        # mapped back. The same model up to the solver's tolerance, and every fit of the C search
-        # costs n instead of d per row (AMP: 8.6 s -> 2.2 s).
+    if z.shape[1] > WIDE * z.shape[0]:
+        # Far wider than long (8 064 pooled MiniLM features for 1 424 AMP records; a fused series
+        # reading, 16 000 numbers for a few hundred series): an L2-penalised logistic regression's
+        # weights lie in the span of its training rows, so it is fitted on the rows' coordinates in
+        # that span and mapped back. The same model up to the solver's tolerance, and every fit of
+        # the C search costs n instead of d per row.
         z, basis = row_space(z)
     folds = min(PROBE_FOLDS, int(np.unique(y, return_counts=True)[1].min()))
     if c is None and folds >= 2:
