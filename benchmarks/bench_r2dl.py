@@ -133,7 +133,8 @@ def summarise(rows: list[dict]) -> list[dict]:
             if len(group) > 1 and metric in ("accuracy", "roc_auc", "mcc") and values:
                 entry[metric + "_std"] = float(np.std(values))
         kept = [r["reprogramming_kept"] for r in group if "reprogramming_kept" in r]
-        entry["kept"] = f"{sum(map(bool, kept))}/{len(kept)}" if kept else "-"
+        trained = any(r.get("epochs_max") for r in group)
+        entry["kept"] = f"{sum(map(bool, kept))}/{len(kept)}" if kept and trained else "not trained" if kept else "-"
         cnn = [r["fit_seconds"] for r in rows if (r["dataset"], r["method"]) == (key[0], "cnn-scratch")]
         entry["fit_vs_cnn"] = entry["fit_seconds"] / np.mean(cnn) if cnn and key[1].startswith("r2dl-") else None
         out.append(entry)
@@ -209,8 +210,8 @@ def main() -> None:
     for stem in stems + list(filter(None, args.merge_from.split(","))):
         earlier = json.loads((RESULTS / f"{stem}.json").read_text())
         for row in earlier["runs"]:  # runs written before epochs_max was recorded per run
-            if row["method"].startswith("r2dl-"):
-                row.setdefault("epochs_max", earlier["settings"]["epochs"])
+            if row["method"].startswith("r2dl-") and "epochs_max" not in row:
+                row["epochs_max"] = earlier["settings"]["epochs"]
         rows += earlier["runs"]
         parts += earlier.get("parts", []) + [earlier["command"]]
     done = {(r["dataset"], r["fold"], r["method"]) for r in rows}
