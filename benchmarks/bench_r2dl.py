@@ -156,9 +156,9 @@ def write(rows: list[dict], args, started: float, parts: list[str] = ()) -> None
              "Peak RSS is the process's (the loaded LM included), reset before each method.", "",
              "'theta kept': folds where a trained epoch beat the probe start on validation log-loss; 'probe acc': "
              "the test accuracy of that start (untrained theta, probe head), the model wherever theta was not kept; "
-             "'x CNN': fit time over the CNN's in this run.", "",
-             "| dataset | method | folds | epochs run | theta kept | accuracy | probe acc | ROC-AUC | MCC | fit s | x CNN "
-             "| peak RSS MB | test rec/s |",
+             "'x CNN': the fit time over the CNN's in this run (the CNN's includes predicting the test split).", "",
+             "| dataset | method | folds | epochs run | theta kept | accuracy | probe acc | ROC-AUC | MCC | fit s "
+             "| x CNN | peak RSS MB | test rec/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in summary:
         def cell(metric):

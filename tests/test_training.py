@@ -98,6 +98,26 @@ def test_zero_epochs_keep_the_start_state(source, gunpoint):
     assert result.start_state is not None  # the prepared label map: the model "without reprogramming"
 
 
+def test_a_probe_that_wins_on_a_given_validation_split_is_refitted_on_it_too(source, gunpoint):
+    """A given validation split is training data as much as a carved one: the probe start that
+    wins on it is refitted, at the C chosen on the training rows, on those rows and it."""
+    from xmodal.maps import LinearHead
+    from xmodal.training.probe import fit_probe
+
+    x, y, _, _ = _encoded(gunpoint)
+    model = Reprogrammer(SeriesToWaveform(seed=0), source, LinearHead(source.num_classes, 2))
+    result = train(model, x[:30], y[:30], TrainConfig(epochs=0, head_init="probe", select_on="loss", progress=False),
+                   validation=(x[30:], y[30:]))
+    assert (result.best_epoch, result.n_fit, result.n_val) == (0, 50, 20)
+    assert result.selection.endswith("refitted on all training samples and the validation split")
+    with torch.no_grad():
+        expected = fit_probe(model.source_logits(x), y, 0, c=result.probe_c)
+    head = LinearHead(source.num_classes, 2)
+    head.load_probe(expected.coef, expected.intercept, expected.mean, expected.scale)
+    assert torch.allclose(model.output_map.linear.weight, head.linear.weight, atol=1e-6)
+    assert torch.allclose(model.output_map.linear.bias, head.linear.bias, atol=1e-6)
+
+
 def test_a_non_finite_loss_stops_the_fit_naming_the_learning_rate(source, gunpoint):
     """An lr so large that delta overflows: the loss turns NaN or infinite in the first steps."""
     x, y, _, _ = _encoded(gunpoint)

@@ -10,7 +10,7 @@ from adapters_modal import load_source
 from adapters_modal.audio_io import read_wav
 from adapters_modal.vision import load_hf_image_source, load_torchvision_source
 from tests.conftest import SPEECH
-from xmodal.errors import WeightsError, XmodalError
+from xmodal.errors import PersistenceError, WeightsError, XmodalError
 
 
 def test_bc_resnet_image_source_is_the_speech_network_on_log_mel_images(source):
@@ -80,6 +80,11 @@ def test_hugging_face_source_reprograms_a_table(tiny_vit, tmp_path):
     assert image.shape == (4, 3, 16, 16) and image.min() >= -1 and image.max() <= 1
     save_reprogrammer(model, tmp_path / "run")
     loaded, _ = load_reprogrammer(tmp_path / "run", source=image_source)
+    with pytest.raises(PersistenceError, match="not a registered source"):  # a folder's model: only if trusted
+        load_reprogrammer(tmp_path / "run")
+    by_name, _ = load_reprogrammer(tmp_path / "run", trust_source=True)  # its source found again by its name
+    rows = model.bridge.encode(frame)
+    assert torch.equal(by_name.predict_proba(rows), model.predict_proba(rows))
     assert torch.equal(loaded.predict_proba(loaded.bridge.encode(frame)), model.predict_proba(model.bridge.encode(frame)))
 
 

@@ -273,8 +273,11 @@ def check_source_trust(document: dict, folder: str | Path, trust_source: bool) -
         raise PersistenceError(
             f"{folder} names the source {saved['name']!r}, which is not a registered source: loading the run "
             f"would {risk}. If you trust this run, pass trust_source=True (CLI: --trust-source)")
-    if saved["name"].startswith(("http:", "https:")):
-        return  # a served source: the server reports its weights' sha256, compared once connected (_check_source)
+    if not saved["name"].startswith("hf:"):
+        # A served source (its server reports its weights' sha256) or an image scheme (hf-image:,
+        # torchvision:, whose identity hashes the loaded tensors, not files): compared once loaded
+        # (_check_source).
+        return
     from adapters_modal.hf_loading import resolve_location, weights_identity
 
     location, local = resolve_location(saved["name"].removeprefix("hf:"), "model")

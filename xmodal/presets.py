@@ -107,9 +107,9 @@ _PRESETS = [
     ),
     Preset(
         "sequence", "best",
-        "R2DL: tokens as 200-sparse combinations of MiniLM's token embeddings, each token's spelling; a probe "
-        "of the pooled features, refitted on the validation records too; no training of theta (in 23 fits none "
-        "beat the probe on validation)",
+        "R2DL: tokens as 200-sparse combinations of MiniLM's token embeddings, started at each token's "
+        "spelling; a probe of the pooled features, refitted on the validation records too; no training of "
+        "theta (in 23 fits none beat the probe on validation)",
         "AMP test accuracy 0.904 (ROC-AUC 0.956) in 3.1 times the CNN's fit, ToxinPred 0.946 over 5 folds, BBBP "
         "ROC-AUC 0.968: benchmarks/results/r2dl.md, `python benchmarks/bench_r2dl.py`",
         {"source": "minilm-l6", "alphabet": None, "mode": "sparse", "init": "spelled", "sparsity": 200,

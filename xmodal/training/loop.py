@@ -120,12 +120,13 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     history: list[dict] = []
     best_key, best_state, best_epoch, stopped_by = None, None, 0, "epochs" if config.epochs else "no training"
 
-    def select(record: dict, val_features: torch.Tensor | None = None) -> None:
-        """Log the epoch; keep its state when it is the best so far."""
+    def select(record: dict, reading: torch.Tensor | None = None) -> None:
+        """Log the epoch; keep its state when it is the best so far. reading: the source's reading of
+        the validation rows, when it is at hand (the start's)."""
         nonlocal best_key, best_state, best_epoch
         if use_val:
             record["val_loss"], record["val_accuracy"] = _evaluate(model, x_val, y_val, config.batch_size, val_lengths,
-                                                                   val_features)
+                                                                   reading)
             loss = -record["val_loss"]
             key = (loss,) if config.select_on == "loss" else (record["val_accuracy"], loss)
         else:

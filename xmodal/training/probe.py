@@ -37,8 +37,8 @@ SCALE_FLOOR = 1e-6
 # Each view is read through its leading principal components instead. German credit, training-
 # split 5-fold ROC-AUC, 2 / 4 / 8 / 16 components per view: 0.759 / 0.759 / 0.759 / 0.756.
 VIEW_COMPONENTS = 4
-# Directions of the training rows' span with a Gram eigenvalue under this share of the largest
-# are float noise (rows that repeat, or constant features), not span.
+# Centring leaves the standardised rows one null direction (they sum to zero), and repeated rows
+# add more: Gram eigenvalues under this share of the largest are float noise, not span.
 RANK_TOLERANCE = 1e-10
 # Features per row above which the probe is fitted in its rows' span: the span costs about n^2 d
 # to find, and pays where d is several times n. One thread: AMP, 8 064 features for 1 424 rows,
@@ -80,7 +80,7 @@ def _fit_standardised(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, 
     mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)
     z = (x - mean) / scale
     basis = None
-    if z.shape[1] > WIDE * z.shape[0]:
+    if z.shape[1] > WIDE * z.shape[0] and z.any():  # (all features constant: nothing spans, fit as it is)
         # Far wider than long (8 064 pooled MiniLM features for 1 424 AMP records; a fused series
         # reading, 16 000 numbers for a few hundred series): an L2-penalised logistic regression's
         # weights lie in the span of its training rows, so it is fitted on the rows' coordinates in
