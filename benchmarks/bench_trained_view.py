@@ -6,14 +6,16 @@ The `tones` preset's reading (BC-ResNet hearing the series and its slope as two 
 statistics of every layer) on the UCR sets of ../shared/data/ucr. Per set and seed:
 
 1. The probe start, as the product's loop makes it: the untrained bridge's reading, a logistic
-   probe (xmodal.training.probe) with C chosen by 5-fold log-loss on the fit part (80 % of the
-   training split), refitted on the whole training split at that C.
+   probe (xmodal.training.probe) with C chosen by k-fold log-loss on the fit part (80 % of the
+   training split; k = 5, fewer where a class has fewer series), refitted on the whole training
+   split at that C.
 2. theta trained on the fit part: a residual filter of the standardised series (two 1-D
    convolutions, 8 channels, 9 samples wide; its output layer starts at zero, so training starts
    from the probe start's reading) and the bridge's delta, with the probe-started head. Adam, lr
    0.01 for theta and 0.001 for the head, whose L2 penalty is the probe's own (so the start is the
-   optimum of the objective for the untrained theta); at most 30 epochs, the one with the lowest
-   validation log-loss kept (patience 10).
+   optimum of the objective for the untrained theta); at most 30 epochs, the trained one with the
+   lowest validation log-loss kept (patience 10; the start does not compete, as its reading is
+   kept beside the trained one).
 3. Three readings, each under a probe made as in 1:
    - trained: the trained bridge's reading alone;
    - both: the start's reading and the trained bridge's, side by side;
@@ -22,9 +24,11 @@ statistics of every layer) on the UCR sets of ../shared/data/ucr. Per set and se
      reading gives without training.
 
 Test accuracy is only the outcome; each reading's validation log-loss (its probe fitted on the
-fit part) is reported beside it. A set with a single-sample class has no validation part and is
-skipped, as the product's loop then keeps the probe. Writes benchmarks/results/trained_view.json
-and .md. Not in the product yet: docs/experiments.md, 0.9.
+fit part) is reported beside it. It favours the trained readings a little: their epoch was chosen
+on those validation rows, and their probe's C on folds of the rows theta was trained on. A set
+with a single-sample class has no validation part and is skipped, as the product's loop then keeps
+the probe. Writes benchmarks/results/trained_view.json and .md. Not in the product yet:
+docs/experiments.md, 0.9.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ def run_one(name: str, seed: int) -> dict:
             return z + self.outer(torch.tanh(self.inner(z[:, None])))[:, 0]
 
     class FilteredTones(nn.Module):
-        """The tones bridge reading the filtered series: tanh(Tone(filter(z)) + delta)."""
+        """The tones bridge reading the filtered series: Tone(filter(z)) + delta, bounded as the bridge says."""
 
         def __init__(self, tones):
             super().__init__()
@@ -102,7 +106,8 @@ def run_one(name: str, seed: int) -> dict:
 
         def forward(self, series):
             tones = self.tones
-            return torch.tanh(pitch_tone(self.filter(tones.prepare(series)), tones.config) + tones.perturbation())
+            waveform = pitch_tone(self.filter(tones.prepare(series)), tones.config) + tones.perturbation()
+            return torch.tanh(waveform) if tones.config.tanh_bound else waveform
 
     model.bridge = FilteredTones(model.bridge)
     start_state = copy.deepcopy(model.bridge.state_dict())
