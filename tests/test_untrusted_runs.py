@@ -55,7 +55,9 @@ def test_every_older_format_loads_and_predicts_as_before(name, estimator, versio
     before = _snapshot(folder)
     model = estimator.from_pretrained(folder)
     probabilities = model.predict_proba(_inputs(folder))
-    np.testing.assert_allclose(probabilities, np.load(folder / "expected_proba.npy"), rtol=0, atol=1e-6)
+    # Float32 kernels round differently from one CPU to another: MiniLM's six layers moved a
+    # v3-sequence probability by 7.6e-6 on another machine. A wrongly loaded tensor moves them by far more.
+    np.testing.assert_allclose(probabilities, np.load(folder / "expected_proba.npy"), rtol=0, atol=1e-4)
     assert _snapshot(folder) == before  # loading never rewrites an old save
     # and saved again, it is a current save that predicts the same
     again = estimator.from_pretrained(model.save_pretrained(tmp_path / "again"))
