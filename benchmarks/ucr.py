@@ -13,6 +13,8 @@ folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
                  log-loss kept, its probe the model
   fused          the "fused" preset: all four sources under one probe
   tones          the "tones" preset: BC-ResNet alone hearing two tones, its probe-started head trained
+  trained-view   the "trained-view" preset: the tones' reading beside that of a bridge whose series
+                 filter and delta were trained from the probe start, one probe of both
   v2s            the "v2s" preset (Voice2Series: waveform placement, masked delta, frequency map)
   v2s-search     the "v2s" preset with its settings chosen by the "small" grid on the training
                  split (xmodal.training.search), then refitted
@@ -63,6 +65,7 @@ METHOD_SETTINGS = {
         "best": {"preset": "best"},
         "fused": {"preset": "fused"},
         "tones": {"preset": "tones"},
+        "trained-view": {"preset": "trained-view"},
         "v2s": {"preset": "v2s"},
         "v2s-search": {"preset": "v2s", "search": "small", "patience": 10},
         # The AttRNN's frames hop 128 samples: stretched to 0.9 s a series spans most of its 125
@@ -77,6 +80,7 @@ METHOD_SETTINGS = {
         "best": {"preset": "best"},  # no training to cut
         "fused": {"preset": "fused"},
         "tones": {"preset": "tones", "epochs": 2, "patience": 2},
+        "trained-view": {"preset": "trained-view", "epochs": 2, "patience": 2},
         "v2s": {"preset": "v2s", "epochs": 3, "patience": 3},
         "v2s-search": {"preset": "v2s", "patience": 3, "search": "tiny"},
         "v2s-attrnn": {"preset": "v2s", "source": "attrnn-gsc35", "epochs": 3, "patience": 3},
@@ -98,7 +102,7 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 # Relative cost per byte of data, to start the largest work first (zoo: measured forward speed, bench_sources.md).
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300, "zoo-crepe-full": 400,
-         "best": 35, "fused": 32, "tones": 30, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1}
+         "best": 35, "fused": 32, "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100, "minirocket": 1}
 
 
 def find_datasets(folders: list[Path]) -> dict[str, str]:

@@ -35,6 +35,7 @@ from adapters_modal.base import SourceModel, is_registered, load_source
 from adapters_modal.weights import sha256_of
 from xmodal import __version__
 from xmodal.atomic import atomic_write
+from xmodal.bridges.filtered_tones import FilteredTones, FilteredTonesConfig
 from xmodal.bridges.fused import FusedBridge
 from xmodal.bridges.series_image import SeriesToImage, SeriesToImageConfig
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
@@ -55,9 +56,9 @@ FORMAT = "xmodal-reprogrammer"
 # (the tones' config has no placement settings, the waveform's no encoding); xmodal reading
 # version 2 knows neither kind, and refuses on the version before it reads any of the save.
 # Version 1 and 2 saves still load: see _upgrade.
-# The kind "series_to_image" came later without a new version: a version-3 reader that predates it
-# refuses it by name ("unknown to this xmodal; upgrade xmodal") before building anything, and no
-# older kind changed meaning, so nothing is misread.
+# The kinds "series_to_image" and "series_to_filtered_tones" came later without a new version: a
+# reader that predates one refuses it by name ("unknown to this xmodal; upgrade xmodal") before
+# building anything, and no older kind changed meaning, so nothing is misread.
 # 4: the weights file is named by its hash, and the JSON names it ("weights_file"), so that
 # overwriting a save is atomic (module docstring); a version-3 reader would look for
 # reprogrammer.safetensors and call the save incomplete, so it must refuse on the version.
@@ -96,6 +97,7 @@ def weights_file(folder: str | Path) -> Path:
 BRIDGES = {
     "series_to_waveform": (SeriesToWaveform, SeriesToWaveformConfig),
     "series_to_tones": (SeriesToTones, SeriesToTonesConfig),
+    "series_to_filtered_tones": (FilteredTones, FilteredTonesConfig),
     "series_to_image": (SeriesToImage, SeriesToImageConfig),
     "table_to_image": (TableToImage, TableToImageConfig),
     "tokens_to_embeddings": (TokensToEmbeddings, TokensToEmbeddingsConfig),
@@ -110,7 +112,7 @@ def _bridge_document(bridge: torch.nn.Module) -> dict:
     if isinstance(bridge, FusedBridge):
         return {"kind": FUSED_BRIDGE, "config": {"parts": [_bridge_document(part) for part in bridge.parts]}}
     for kind, (cls, _) in BRIDGES.items():
-        if isinstance(bridge, cls):
+        if type(bridge) is cls:  # exactly: FilteredTones is a SeriesToTones too
             return {"kind": kind, "config": bridge.config.to_dict()}
     raise PersistenceError(f"cannot save a bridge of type {type(bridge).__name__}: no saver is registered")
 

@@ -39,8 +39,8 @@ _V2S = {
     "source": "bc-resnet-gsc35", "encoding": "waveform", "mapping": "frequency", "labels_per_class": None,
     "remap_every": 1, "laplace": 1.0, "standardize": True, "upsample_factor": 1, "target_duration": None,
     "interpolation": "linear", "copies": 1, "offset": "start", "masked": True, "tanh_bound": True,
-    "delta_dropout": 0.0, "delta_resolution": None, "choose_sources": False, "epochs": 100, "lr": 0.05,
-    "batch_size": 32, "val_fraction": 0.2, "patience": 25, "query_budget": None, **_DEVICE,
+    "delta_dropout": 0.0, "delta_resolution": None, "trained_view": False, "choose_sources": False, "epochs": 100,
+    "lr": 0.05, "batch_size": 32, "val_fraction": 0.2, "patience": 25, "query_budget": None, **_DEVICE,
 }
 
 # Tables: each feature drawn as the largest square that fits, ordinal categories; the cells
@@ -86,6 +86,15 @@ _PRESETS = [
         "trained epochs beat the probe on validation in 5 of 66 fits: benchmarks/results/ucr.md, "
         "`python benchmarks/ucr.py --seeds 3 --methods tones,minirocket`",
         {**_V2S, "encoding": "pitch+slope", "masked": False, "mapping": "layers", **_TRAINING},
+    ),
+    Preset(
+        "series", "trained-view",
+        "the tones preset's reading twice, side by side under one probe: the untrained bridge's, and that of a "
+        "bridge whose residual series filter and delta were trained from the probe start (the head at a tenth "
+        "of theta's learning rate, under the probe's own L2 penalty; the best trained epoch on validation "
+        "log-loss kept); about twice the tones preset's cost to predict",
+        "FIGURE",
+        {**_V2S, "encoding": "pitch+slope", "masked": False, "mapping": "layers", "trained_view": True, **_TRAINING},
     ),
     Preset(
         "series", "v2s",

@@ -68,6 +68,12 @@ class Reprogrammer(nn.Module):
         """Source inputs drawn per sample: the bridge's views (1 for most bridges)."""
         return getattr(self.bridge, "views", 1)
 
+    @property
+    def probe_views(self) -> int:
+        """Views a probe reduces one by one (xmodal.training.probe): the bridge's own `probe_views`
+        (1 for views that are readings of one input, side by side), else its views."""
+        return getattr(self.bridge, "probe_views", self.queries_per_sample)
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What training changes: theta and omega, except a head on the log-probabilities, which
         stays where its probe put it, white-box and black-box alike (Adam steps in the raw

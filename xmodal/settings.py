@@ -141,6 +141,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 "clamps it there)"),
         Setting("delta_dropout", float, "dropout probability on delta in training", minimum=0, maximum=1),
         _DELTA_RESOLUTION,
+        Setting("trained_view", bool, "tones only: train a small residual filter of the series with delta, from the "
+                "probe start, and read the trained bridge beside the untrained one under one probe refitted on the "
+                "training split (the start never competes: both readings are kept)"),
         Setting("choose_sources", bool, "for a fused source (a+b+...): keep the subset of its sources whose probe "
                 "has the lowest cross-validated log-loss on the training split (every subset tried, the choice and "
                 "its cost reported); false: read them all. A single source is read as it is"),

@@ -7,12 +7,14 @@ from __future__ import annotations
 from dataclasses import fields
 
 from adapters_modal.base import InputSpec
+from xmodal.bridges.filtered_tones import FilteredTones
 from xmodal.bridges.fused import FusedBridge
 from xmodal.bridges.series import (
     ENCODINGS,
     IMAGE,
     WAVEFORM,
     SeriesBridge,
+    TONE_ENCODINGS,
     SeriesBridgeConfig,
 )
 from xmodal.bridges.series_image import SeriesToImage, SeriesToImageConfig
@@ -22,12 +24,13 @@ from xmodal.errors import DataError
 
 # The series task's settings (xmodal.settings.SETTINGS["series"]) that `series_bridge` takes.
 BRIDGE_SETTINGS = ("encoding", "standardize", "upsample_factor", "target_duration", "interpolation", "copies",
-                   "offset", "masked", "tanh_bound", "delta_dropout", "delta_resolution")
+                   "offset", "masked", "tanh_bound", "delta_dropout", "delta_resolution", "trained_view")
 
 _BRIDGES = {"waveform": SeriesToWaveform, "pitch": SeriesToTones, "pitch+slope": SeriesToTones, IMAGE: SeriesToImage}
 # The source's input space: arguments (its InputSpec), not settings.
 _FIXED = {"num_samples", "sample_rate", "channels", "height", "width", "value_range"}
 _KNOWN = {f.name for cls in (SeriesToWaveform, SeriesToTones, SeriesToImage) for f in fields(cls.config_class)} - _FIXED
+TRAINED_VIEW = "trained_view"  # a choice of bridge (FilteredTones for the tones), not a config field
 
 
 def parse_offset(offset):
@@ -62,13 +65,18 @@ def series_bridge(spec: InputSpec, settings: dict, seed: int = 0) -> SeriesBridg
     string of digits. An audio encoding needs an audio source and "image" an image source.
     A setting that only another bridge takes is refused unless it is at the value where
     it changes nothing (copies 1, masked false for the tones, ...); so is a name that no
-    series bridge takes.
+    series bridge takes. trained_view true asks for the tones with a trainable series filter
+    (FilteredTones).
     """
     encoding = settings.get("encoding", IMAGE if spec.modality == "image" else WAVEFORM)
     if encoding not in ENCODINGS:
         raise DataError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
     _check_modality(encoding, spec)
-    bridge_cls = _BRIDGES[encoding]
+    settings = dict(settings)
+    bridge_cls = FilteredTones if settings.pop(TRAINED_VIEW, False) else _BRIDGES[encoding]
+    if bridge_cls is FilteredTones and encoding not in TONE_ENCODINGS:
+        raise DataError(f"trained_view trains a filter of the series played as tones, so it needs encoding "
+                        f"'pitch' or 'pitch+slope', not {encoding!r}; set trained_view false for this encoding")
     unknown = sorted(set(settings) - _KNOWN)
     if unknown:
         raise DataError(f"unknown series bridge settings {unknown}; a series bridge takes {sorted(_KNOWN)}")
@@ -102,6 +110,9 @@ def fused_series_bridge(specs: list[InputSpec], settings: dict, seed: int = 0) -
         raise DataError("a fused source draws its image sources' input as the window image and plays its audio "
                         "sources' with `encoding`, which must then be an audio one: set encoding 'pitch+slope', "
                         "'pitch' or 'waveform' (CLI: --encoding pitch+slope)")
+    if settings.get(TRAINED_VIEW):
+        raise DataError("trained_view trains the bridge of one source, and a fused source reads several: "
+                        "fit it with a single audio source (e.g. the trained-view preset), or set trained_view false")
     audio = settings.get("encoding", WAVEFORM)
     return FusedBridge([series_bridge(spec, {**settings, "encoding": part_encoding(spec, audio)}, seed)
                         for spec in specs])

@@ -129,12 +129,14 @@ class ReprogrammingEstimator:
     # -- training ----------------------------------------------------------------------
     def _train(self, model, x: torch.Tensor, targets: torch.Tensor, head_init: str, select_on: str,
                validation=None, lengths=None, probe_cs: tuple[float, ...] = PROBE_C,
-               start_features: torch.Tensor | None = None) -> FitResult:
-        """The one training call of every task: white-box, or zeroth-order within query_budget."""
+               start_features: torch.Tensor | None = None, **config) -> FitResult:
+        """The one training call of every task: white-box, or zeroth-order within query_budget.
+        config: TrainConfig fields beyond the settings (or instead of them: epochs=0)."""
         s = self.settings_
-        config = TrainConfig(epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"], val_fraction=s["val_fraction"],
-                             patience=s["patience"], seed=self.seed_, progress=bool(self.verbose),
-                             head_init=head_init, select_on=select_on, probe_cs=probe_cs)
+        config = TrainConfig(**{"epochs": s["epochs"], "lr": s["lr"], "batch_size": s["batch_size"],
+                                "val_fraction": s["val_fraction"], "patience": s["patience"], "seed": self.seed_,
+                                "progress": bool(self.verbose), "head_init": head_init, "select_on": select_on,
+                                "probe_cs": probe_cs, **config})
         budget = s.get("query_budget")
         gradients = Backprop() if budget is None else ZerothOrder(budget, seed=self.seed_)
         model.to(resolve_device(s["device"]))  # built on the CPU; trained and kept where the setting says

@@ -32,6 +32,10 @@ class OutputMap(nn.Module):
     def settings(self) -> dict:
         raise NotImplementedError
 
+    def penalty(self) -> torch.Tensor | float:
+        """A term added to the training loss (none unless the map holds one: LinearHead's probe penalty)."""
+        return 0.0
+
 
 def check_remap_every(remap_every: int) -> int:
     if isinstance(remap_every, bool) or not isinstance(remap_every, int) or remap_every < 1:

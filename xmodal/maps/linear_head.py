@@ -33,14 +33,21 @@ class LinearHead(OutputMap):
             bound = 1 / math.sqrt(num_source)
             self.linear.weight.uniform_(-bound, bound, generator=generator)
             self.linear.bias.zero_()
+        # The probe's own L2 term (load_probe(penalty=...)): none until a probe sets it.
+        self.probe_l2 = 0.0
+        self.register_buffer("probe_scale", torch.ones(num_source), persistent=False)
 
     def forward(self, source_logits: torch.Tensor) -> torch.Tensor:
         return self.linear(source_logits)
 
     @torch.no_grad()
-    def load_probe(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> None:
+    def load_probe(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                   penalty: float = 0.0) -> None:
         """Set the layer to a logistic-regression probe fitted on standardised inputs
-        ((x - mean) / scale), the scaler folded into the weights (see xmodal.training.probe)."""
+        ((x - mean) / scale), the scaler folded into the weights (see xmodal.training.probe).
+        penalty: the probe's L2 weight 1 / (2 C n) (C its inverse regularisation, n the samples it
+        was fitted on), which `penalty()` then adds to training: the mean log-loss plus it is
+        scikit-learn's objective, so the probe is where that objective rests for the untrained bridge."""
         if self.num_target == 2 and len(coef) == 1:  # one logit difference -> two symmetric logits
             coef, intercept = np.stack([-coef[0], coef[0]]) / 2, np.array([-intercept[0], intercept[0]]) / 2
         if coef.shape != (self.num_target, self.num_source):
@@ -48,6 +55,18 @@ class LinearHead(OutputMap):
         weight = coef / scale
         self.linear.weight.copy_(torch.from_numpy(weight))
         self.linear.bias.copy_(torch.from_numpy(intercept - weight @ mean))
+        self.probe_l2 = penalty
+        self.probe_scale.copy_(torch.from_numpy(scale))
+
+    def penalty(self) -> torch.Tensor | float:
+        """The probe's L2 term on the current weights, in its standardised coordinates; of a binary
+        head, on the two logits' difference (scikit-learn's one weight vector)."""
+        if not self.probe_l2:
+            return 0.0
+        weight = self.linear.weight * self.probe_scale
+        if self.num_target == 2:
+            weight = weight[1] - weight[0]
+        return self.probe_l2 * (weight**2).sum()
 
     def settings(self) -> dict:
         return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target}

@@ -20,7 +20,11 @@ class TrainConfig:
     the linear head starts as a logistic-regression probe of the frozen features, and that
     start competes as epoch 0, so training is kept only where it beats it; select_on: what
     "best" means on validation, "accuracy" (ties go to the lower loss) or "loss" (log-loss
-    alone: smoother on small validation sets, and the criterion a probe's C is chosen by)."""
+    alone: smoother on small validation sets, and the criterion a probe's C is chosen by);
+    start_competes False: the best trained epoch is kept even where the start scores better
+    (the filtered-tones bridge reads its trained state beside its start, so the start is never
+    lost); head_lr_ratio: the head's learning rate as a share of lr; probe_penalty: a probe head
+    trains under the probe's own L2 term (LinearHead.penalty)."""
 
     # Without the estimators (which pass a preset's values), the training of the v2s preset.
     epochs: int = _V2S["epochs"]
@@ -33,6 +37,9 @@ class TrainConfig:
     head_init: str = "random"
     select_on: str = "accuracy"
     probe_cs: tuple[float, ...] = PROBE_C  # the probe's candidate C values (xmodal.training.probe)
+    start_competes: bool = True
+    head_lr_ratio: float = 1.0
+    probe_penalty: bool = False
 
     def __post_init__(self):
         if self.select_on not in SELECTION_CRITERIA:
@@ -42,8 +49,8 @@ class TrainConfig:
         for name, least in (("epochs", 0), ("batch_size", 1), ("patience", 1)):
             if int(getattr(self, name)) < least:
                 raise DataError(f"'{name}' must be at least {least}, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise DataError(f"'lr' must be positive, got {self.lr}")
+        if not self.lr > 0 or not self.head_lr_ratio > 0:
+            raise DataError(f"'lr' and 'head_lr_ratio' must be positive, got {self.lr} and {self.head_lr_ratio}")
         if not 0 <= self.val_fraction < 1:
             raise DataError(f"'val_fraction' must be in [0, 1), got {self.val_fraction}")
 
@@ -52,7 +59,10 @@ class TrainConfig:
 class FitResult:
     """best_epoch 0 is the start state (the probe, when the head starts as one).
     probe_val_accuracy: the probe start's validation accuracy (None without a probe or a
-    validation part); queries: source queries spent (black-box training only)."""
+    validation part); queries: source queries spent (black-box training only);
+    beside_start: the trained bridge is read beside its start under one refitted probe
+    (trained_view): its best trained epoch is always kept, and val_accuracy and val_loss are
+    that probe's, fitted on the fit part."""
 
     best_epoch: int
     epochs_run: int
@@ -67,16 +77,20 @@ class FitResult:
     stopped_by: str = "epochs"  # "epochs", "patience", "budget" or "no training"
     queries: int | None = None
     history: list[dict] = field(default_factory=list)
+    beside_start: bool = False
     # theta and omega at the start (untrained theta; the probe head, or the prepared label
     # map): the model "without reprogramming". Not saved; None for a random head.
     start_state: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def reprogramming_kept(self) -> bool | None:
-        """Whether a trained epoch beat the start state on validation; None when no start
-        state competed (a random head, or no validation part)."""
+        """Whether a trained epoch beat the start state on validation (beside_start: whether the
+        probe of both readings has a lower validation log-loss than the probe start); None when no
+        start state competed (a random head, or no validation part)."""
         if not self.history or self.history[0]["epoch"] != 0:
             return None if self.epochs_run else False
+        if self.beside_start:
+            return self.val_loss < self.history[0]["val_loss"]
         return self.best_epoch > 0
 
     def to_dict(self, history: bool = True) -> dict:

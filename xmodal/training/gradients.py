@@ -37,21 +37,27 @@ BLACK_BOX_MAPPINGS = ("frequency", "random", "proba")
 
 
 class Backprop:
-    """Autograd: Adam on every trainable parameter (theta and omega)."""
+    """Autograd: Adam on every trainable parameter (theta and omega), the output map's penalty
+    (a probe head's own L2 term, when it holds one) added to the loss."""
 
     queries = None
 
     @contextmanager
-    def attached(self, model: Reprogrammer, lr: float):
+    def attached(self, model: Reprogrammer, lr: float, head_lr_ratio: float = 1.0):
+        """head_lr_ratio: the output map's learning rate as a share of theta's."""
         self.model = model
-        self.optimizer = torch.optim.Adam(model.trainable_parameters(), lr=lr)
+        head = {id(p) for p in model.output_map.parameters()}
+        trainable = model.trainable_parameters()
+        groups = [{"params": [p for p in trainable if id(p) not in head], "lr": lr},
+                  {"params": [p for p in trainable if id(p) in head], "lr": lr * head_lr_ratio}]
+        self.optimizer = torch.optim.Adam([group for group in groups if group["params"]])
         yield self
 
     def can_afford(self, batch_size: int, scoring: int) -> bool:
         return True
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        loss = F.cross_entropy(self.model(x), y)
+        loss = F.cross_entropy(self.model(x), y) + self.model.output_map.penalty()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -77,11 +83,13 @@ class ZerothOrder:
         return self.budget.used
 
     @contextmanager
-    def attached(self, model: Reprogrammer, lr: float):
+    def attached(self, model: Reprogrammer, lr: float, head_lr_ratio: float = 1.0):
         """The source hidden behind probabilities for the whole fit, the real one put back
         afterwards (label mappings and a head on the log-probabilities read probabilities only,
         so predictions are the same either way, and a saved run reloads with the real source)."""
         fixed_map = isinstance(model.output_map, LabelMapping) and model.output_map.remap_every == 0
+        if head_lr_ratio != 1.0:
+            raise XmodalError("black-box training never moves the output map, so it takes no head learning rate")
         if not (fixed_map or model.reads == "log_probs"):
             raise XmodalError("black-box training takes a fixed label mapping (frequency or random) or a head on the "
                               "log-probabilities (mapping 'proba'): other heads read logits or features an API does "

@@ -134,14 +134,15 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
         if gradients.queries is not None:  # black-box: what the model so far has cost
             record["queries"] = gradients.queries
         history.append(record)
-        if best_key is None or key > best_key:
+        competes = record["epoch"] > 0 or config.start_competes
+        if competes and (best_key is None or key > best_key):
             best_key, best_epoch, best_state = key, record["epoch"], copy.deepcopy(model.trainable_state())
 
     shuffle = torch.Generator().manual_seed(config.seed)
     # Dropout on delta can only draw from torch's global RNG (the CPU's, or the GPU's the model
     # is on): seeded here, inside a fork, so the caller's global RNG state is the same after
     # the fit as before it.
-    with seeded_global_rng(config.seed, device), gradients.attached(model, config.lr):
+    with seeded_global_rng(config.seed, device), gradients.attached(model, config.lr, config.head_lr_ratio):
         # Source queries to prepare the start: the probe reads every training sample, a label map its fit
         # part; scoring the start reads the validation rows, unless the probe's reading holds them (carved).
         per_sample = model.queries_per_sample  # a multi-view bridge sends each sample as several inputs
@@ -155,9 +156,10 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
             features = start_features.to(device) if start_features is not None else in_batches(
                 model.source_logits, x, config.batch_size, lengths,
                 progress="probe: reading the source" if config.progress else None)
-            probe = fit_probe(features[fit_idx], y_fit, config.seed, cs=config.probe_cs, views=per_sample) \
-                if validation is None else fit_probe(features, y, config.seed, cs=config.probe_cs, views=per_sample)
-            head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale)
+            probed = features[fit_idx] if validation is None else features
+            probe = fit_probe(probed, y_fit, config.seed, cs=config.probe_cs, views=model.probe_views)
+            head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale,
+                            penalty=1 / (2 * probe.c * len(probed)) if config.probe_penalty else 0.0)
             # The validation rows' reading at the start: carved, it is part of the probe's; given, it is
             # read once here, scores the start and (when the probe wins) joins the refit.
             if validation is None:
@@ -213,18 +215,24 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     model.eval()
     selection = "validation" if use_val else ("training loss" if epochs else "none: no training")
     n_fit = len(y_fit)
-    if probe is not None and best_epoch == 0 and use_val:
-        # The probe start won: refit it on every training sample with the chosen C (a UCR
-        # set of 30 series cannot spare its validation fifth). A given validation split is
-        # training data too, and the C was chosen without it (AMP Scanner v2's 708 eval records).
+    if probe is not None and use_val:
+        # The probe refitted on every training sample with the chosen C (a UCR set of 30 series cannot
+        # spare its validation fifth; a given validation split is training data too, and the C was
+        # chosen without it: AMP Scanner v2's 708 eval records). It is the model when the start won,
+        # else the start the trained model is compared with: the probe a fit without training gives.
         every_x, every_y = (features, y) if validation is None else (torch.cat([features, val_features]),
                                                                      torch.cat([y, y_val]))
-        refitted = fit_probe(every_x, every_y, config.seed, probe.c, views=per_sample)
+        refitted = fit_probe(every_x, every_y, config.seed, probe.c, views=model.probe_views)
+        trained = None if best_epoch == 0 else copy.deepcopy(model.trainable_state())
+        model.load_state_dict(start_state, strict=False)
         head.load_probe(refitted.coef, refitted.intercept, refitted.mean, refitted.scale)
-        selection = "validation: the probe start won, refitted on all training samples" + (
-            "" if validation is None else " and the validation split")
-        n_fit = len(every_y)
         start_state = copy.deepcopy(model.trainable_state())
+        if trained is None:
+            selection = "validation: the probe start won, refitted on all training samples" + (
+                "" if validation is None else " and the validation split")
+            n_fit = len(every_y)
+        else:
+            model.load_state_dict(trained, strict=False)
     start_record = history[0] if history and history[0]["epoch"] == 0 else {}
     best = next((r for r in history if r["epoch"] == best_epoch), {})
     return FitResult(
