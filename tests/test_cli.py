@@ -218,7 +218,7 @@ def _fitted(epochs=3, epochs_run=3, best_epoch=2, probe_c=1.0, start=True, stopp
         kept = best_epoch > 0 if competed else None
     result = SimpleNamespace(probe_c=probe_c, start_state={} if start else None, stopped_by=stopped_by,
                              epochs_run=epochs_run, best_epoch=best_epoch, n_val=n_val, history=history,
-                             queries=500, reprogramming_kept=kept)
+                             queries=500, reprogramming_kept=kept, beside_start=False)
     return SimpleNamespace(fit_result_=result, settings_={"epochs": epochs})
 
 

@@ -31,6 +31,7 @@ SEED = 11
 # table bridge's perturbation, zeroth-order directions.
 CASES = {
     "series": (V2SClassifier, {"preset": "tones", "epochs": 2, "batch_size": 8, "delta_dropout": 0.2}),
+    "series-trained-view": (V2SClassifier, {"preset": "trained-view", "epochs": 2, "batch_size": 8}),
     "series-blackbox": (V2SClassifier, {"preset": "v2s", "epochs": 1, "batch_size": 8, "query_budget": 800}),
     "sequence": (SequenceClassifier, {"epochs": 1, "sparsity": 8, "batch_size": 8, "init": "random",
                                       "head_init": "random"}),
@@ -61,7 +62,7 @@ def data(amp):
     small, _ = split_table(german, 0.8, seed=0)
     table_train, table_test = split_table(small, 0.3, seed=0)
     return {
-        "series": series, "series-blackbox": series,
+        "series": series, "series-trained-view": series, "series-blackbox": series,
         "sequence": ([amp.train.sequences[i] for i in train], amp.train.labels[train],
                      [amp.test.sequences[i] for i in test], amp.test.labels[test]),
         "table": (table_train.features, table_train.labels, table_test.features, table_test.labels),

@@ -56,9 +56,10 @@ class SeriesFilter(nn.Module):
 
     def __init__(self, channels: int, width: int, seed: int = 0):
         super().__init__()
-        self.inner = nn.Conv1d(1, channels, width, padding=width // 2)
-        self.outer = nn.Conv1d(channels, 1, width, padding=width // 2)
-        generator = torch.Generator().manual_seed(seed)  # the seed alone, not the caller's global RNG
+        # skip_init: Conv1d's own initialisation would draw from the caller's global RNG; the seed alone sets it
+        self.inner = nn.utils.skip_init(nn.Conv1d, 1, channels, width, padding=width // 2)
+        self.outer = nn.utils.skip_init(nn.Conv1d, channels, 1, width, padding=width // 2)
+        generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for parameter in self.inner.parameters():
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * FILTER_INIT)

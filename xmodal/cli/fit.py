@@ -211,6 +211,10 @@ def _verdict(estimator) -> str:
     if kept is None or not _start_competed(result):  # a random head, or no validation part: nothing to compare with
         on = "on validation" if result.n_val else "on the training loss (no validation part)"
         return f"trained {result.epochs_run} epochs; best epoch {result.best_epoch} {on}{stop}"
+    if result.beside_start:
+        return (f"trained view: epoch {result.best_epoch} of {result.epochs_run} kept and read beside the start; the "
+                f"probe of both readings {'beat' if kept else 'did not beat'} the probe start on validation log-loss "
+                f"({result.val_loss:.4f} against {result.history[0]['val_loss']:.4f}){stop}")
     start = "the probe" if probe else "the start (θ untrained)"
     if kept:
         return (f"reprogramming kept: trained epochs beat {start} on validation (best epoch {result.best_epoch} of "
