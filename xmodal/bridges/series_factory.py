@@ -12,9 +12,9 @@ from xmodal.bridges.fused import FusedBridge
 from xmodal.bridges.series import (
     ENCODINGS,
     IMAGE,
+    TONE_ENCODINGS,
     WAVEFORM,
     SeriesBridge,
-    TONE_ENCODINGS,
     SeriesBridgeConfig,
 )
 from xmodal.bridges.series_image import SeriesToImage, SeriesToImageConfig

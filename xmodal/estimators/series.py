@@ -177,7 +177,8 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         both = self._train(model, x[fit], targets[fit], head_init="probe", select_on="loss",
                            validation=(x[val], targets[val]), epochs=0)
         weight = trained.start_state["output_map.linear.weight"]
-        start = {**trained.start_state, "output_map.linear.weight": torch.cat([weight, torch.zeros_like(weight)], dim=1)}
+        start = {**trained.start_state,
+                 "output_map.linear.weight": torch.cat([weight, torch.zeros_like(weight)], dim=1)}
         self.fit_result_ = dataclasses.replace(
             trained, val_accuracy=both.val_accuracy, val_loss=both.val_loss, n_fit=both.n_fit, probe_c=both.probe_c,
             seconds=trained.seconds + both.seconds, start_state=start, beside_start=True,

@@ -7,8 +7,9 @@ the training data here (or given, e.g. a dataset's own eval split); test data ne
 enters. The start state competes as epoch 0 and the epoch with the best validation
 score is restored, so training is kept only where it beats where it started: with
 head_init "probe" that start is a fitted logistic-regression probe of the frozen
-features. The gradient object (xmodal.training.gradients) is the only difference
-between backpropagation and zeroth-order training within a query budget.
+features (unless start_competes is False: the trained-view fit keeps the start's reading
+beside the trained one, xmodal.estimators.series). The gradient object
+(xmodal.training.gradients) is the only difference between backpropagation and zeroth-order training within a query budget.
 """
 
 from __future__ import annotations
