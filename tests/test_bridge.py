@@ -233,7 +233,8 @@ def test_bridge_settings_are_the_series_settings_a_bridge_takes():
 
     taken = {f.name for config in (SeriesToWaveformConfig, SeriesToTonesConfig, SeriesToImageConfig)
              for f in fields(config)}
-    assert set(BRIDGE_SETTINGS) == (taken | {"encoding"}) & set(SETTINGS["series"])
+    # encoding and trained_view choose the bridge; the others are its config's fields
+    assert set(BRIDGE_SETTINGS) == (taken | {"encoding", "trained_view"}) & set(SETTINGS["series"])
     with pytest.raises(DataError, match="unknown series bridge settings \\['epochs'\\]"):
         series_bridge(AUDIO, {"encoding": "waveform", "epochs": 3})
 

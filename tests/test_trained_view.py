@@ -14,6 +14,7 @@ from xmodal.data.ucr import load_ucr
 from xmodal.errors import DataError, XmodalError
 from xmodal.estimators.series import V2SClassifier
 from xmodal.maps import LinearHead
+from xmodal.risk_bound import reprogrammed_representations
 from xmodal.training.probe import fit_probe
 
 SHORT = {"epochs": 2, "patience": 2, "random_state": 0}
@@ -80,6 +81,9 @@ def test_a_saved_trained_view_predicts_as_before(gunpoint, tmp_path):
     loaded = V2SClassifier.from_pretrained(folder)
     assert loaded.settings_["trained_view"] and loaded.reprogrammer_.bridge.views == 2
     np.testing.assert_array_equal(loaded.predict_proba(gunpoint.x_test), viewed.predict_proba(gunpoint.x_test))
+    # alignment reads the trained bridge's input (its default view), one representation per series
+    x = torch.tensor(gunpoint.x_test[:4], dtype=torch.float32)
+    assert reprogrammed_representations(loaded.reprogrammer_, x).shape == (4, loaded.reprogrammer_.source.num_classes)
 
 
 @pytest.mark.parametrize(("settings", "error", "message"), [

@@ -63,8 +63,9 @@ def source_representations(source: SourceModel, inputs, kind: str = "logits", ba
 
 def reprogrammed_representations(model: Reprogrammer, x: torch.Tensor, kind: str = "logits",
                                  batch_size: int = 64) -> np.ndarray:
-    """The source model's representation of reprogrammed target samples, z_S(x~_T)."""
-    if model.queries_per_sample > 1:
+    """The source model's representation of reprogrammed target samples, z_S(x~_T) (of a trained view,
+    the trained bridge's: its default view)."""
+    if model.probe_views > 1:  # separate inputs per sample; a trained view's two are readings of one
         raise DataError(f"this run draws each sample as {model.queries_per_sample} source inputs (per-feature "
                           "views), which have no single representation to align; align a run of views='one'")
     represent = _representation(model.source, kind)
