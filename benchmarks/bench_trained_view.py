@@ -27,8 +27,8 @@ Test accuracy is only the outcome; each reading's validation log-loss (its probe
 fit part) is reported beside it. It favours the trained readings a little: their epoch was chosen
 on those validation rows, and their probe's C on folds of the rows theta was trained on. A set
 with a single-sample class has no validation part and is skipped, as the product's loop then keeps
-the probe. Writes benchmarks/results/trained_view.json and .md. Not in the product yet:
-docs/experiments.md, 0.9.
+the probe. Writes benchmarks/results/trained_view.json and .md (docs/experiments.md, 0.9). The
+recipe is in the product since as the trained-view preset (0.10); this script keeps the control.
 """
 
 from __future__ import annotations

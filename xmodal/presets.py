@@ -83,7 +83,7 @@ _PRESETS = [
         "statistics, started as a probe that training must beat on validation (the default before best read "
         "four sources: about 50 times cheaper to fit and predict)",
         "86.51 % mean test accuracy over 22 UCR sets, 3 seeds (MiniRocket 92.52 %: 3 wins, 2 ties, 17 losses); "
-        "trained epochs beat the probe on validation in 5 of 66 fits: benchmarks/results/ucr.md, "
+        "trained epochs beat the probe on validation in 5 of 63 fits: benchmarks/results/ucr.md, "
         "`python benchmarks/ucr.py --seeds 3 --methods tones,minirocket`",
         {**_V2S, "encoding": "pitch+slope", "masked": False, "mapping": "layers", **_TRAINING},
     ),

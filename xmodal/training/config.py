@@ -78,8 +78,9 @@ class FitResult:
     queries: int | None = None
     history: list[dict] = field(default_factory=list)
     beside_start: bool = False
-    # theta and omega at the start (untrained theta; the probe head, or the prepared label
-    # map): the model "without reprogramming". Not saved; None for a random head.
+    # theta and omega at the start (untrained theta; the probe head, refitted on every training
+    # sample when it had a validation part, or the prepared label map): the model "without
+    # reprogramming". Not saved; None for a random head.
     start_state: dict | None = field(default=None, repr=False, compare=False)
 
     @property

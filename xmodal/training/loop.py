@@ -162,7 +162,7 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
             head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale,
                             penalty=1 / (2 * probe.c * len(probed)) if config.probe_penalty else 0.0)
             # The validation rows' reading at the start: carved, it is part of the probe's; given, it is
-            # read once here, scores the start and (when the probe wins) joins the refit.
+            # read once here, scores the start and joins the probe's refit.
             if validation is None:
                 val_features = features[val_idx]
             elif use_val:
@@ -211,6 +211,8 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
                 break
         bar.close()
         queries = gradients.queries
+    if probe is not None:  # the probe's penalty shapes training only: a saved head reloads without it
+        head.probe_l2 = 0.0
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     model.eval()
