@@ -51,7 +51,6 @@ os.environ.setdefault("XMODAL_WEIGHTS_DIR", str(REPO.parent / "shared" / "models
 DATA = REPO.parent / "shared" / "data" / "ucr"
 EPOCHS, PATIENCE, BATCH, VAL_FRACTION = 30, 10, 32, 0.2
 LR_THETA, LR_HEAD = 0.01, 0.001
-FILTER_CHANNELS, FILTER_WIDTH = 8, 9
 READINGS = ("probe", "trained", "both", "control")
 
 
@@ -59,9 +58,8 @@ def run_one(name: str, seed: int) -> dict:
     """One set and seed, in a worker process: the four readings' test accuracy and validation log-loss."""
     import torch
     import torch.nn.functional as F
-    from torch import nn
 
-    from xmodal.bridges.tones import pitch_tone
+    from xmodal.bridges.filtered_tones import FilteredTones, FilteredTonesConfig
     from xmodal.data.ucr import load_ucr
     from xmodal.estimators.series import V2SClassifier
     from xmodal.maps import LinearHead
@@ -80,36 +78,7 @@ def run_one(name: str, seed: int) -> dict:
     if len(val) == 0:
         return {"dataset": name, "seed": seed, "skipped": "a class has a single sample: no validation part"}
 
-    class SeriesFilter(nn.Module):
-        """z + g(z) on the standardised series; g's output layer at zero: the identity at the start."""
-
-        def __init__(self):
-            super().__init__()
-            generator = torch.Generator().manual_seed(seed)
-            self.inner = nn.Conv1d(1, FILTER_CHANNELS, FILTER_WIDTH, padding=FILTER_WIDTH // 2)
-            self.outer = nn.Conv1d(FILTER_CHANNELS, 1, FILTER_WIDTH, padding=FILTER_WIDTH // 2)
-            with torch.no_grad():
-                for p in self.inner.parameters():
-                    p.copy_(torch.randn(p.shape, generator=generator) * 0.3)
-                self.outer.weight.zero_()
-                self.outer.bias.zero_()
-
-        def forward(self, z):
-            return z + self.outer(torch.tanh(self.inner(z[:, None])))[:, 0]
-
-    class FilteredTones(nn.Module):
-        """The tones bridge reading the filtered series: Tone(filter(z)) + delta, bounded as the bridge says."""
-
-        def __init__(self, tones):
-            super().__init__()
-            self.tones, self.filter = tones, SeriesFilter()
-
-        def forward(self, series):
-            tones = self.tones
-            waveform = pitch_tone(self.filter(tones.prepare(series)), tones.config) + tones.perturbation()
-            return torch.tanh(waveform) if tones.config.tanh_bound else waveform
-
-    model.bridge = FilteredTones(model.bridge)
+    model.bridge = FilteredTones(FilteredTonesConfig(**model.bridge.config.to_dict()), seed)  # tones + filter
     start_state = copy.deepcopy(model.bridge.state_dict())
 
     def reading() -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,14 +104,8 @@ def run_one(name: str, seed: int) -> dict:
 
     # Training from the probe start, with the probe's own L2 penalty on the head.
     head = model.output_map
-    head.load_probe(start_probe.coef, start_probe.intercept, start_probe.mean, start_probe.scale)
-    scale = torch.tensor(start_probe.scale, dtype=torch.float32)
-
-    def penalty():
-        weights = head.linear.weight * scale  # in the probe's standardised coordinates
-        if classes == 2:  # scikit-learn's one binary weight vector is the difference of the two rows
-            weights = weights[1] - weights[0]
-        return (weights ** 2).sum() / (2 * start_probe.c * len(fit))
+    head.load_probe(start_probe.coef, start_probe.intercept, start_probe.mean, start_probe.scale,
+                    penalty=1 / (2 * start_probe.c * len(fit)))
 
     optimizer = torch.optim.Adam([{"params": model.bridge.parameters(), "lr": LR_THETA},
                                   {"params": head.parameters(), "lr": LR_HEAD}])
@@ -151,7 +114,7 @@ def run_one(name: str, seed: int) -> dict:
     for epoch in range(1, EPOCHS + 1):
         model.train()
         for batch in fit[torch.randperm(len(fit), generator=generator)].split(BATCH):
-            loss = F.cross_entropy(model(x[batch]), y[batch]) + penalty()
+            loss = F.cross_entropy(model(x[batch]), y[batch]) + head.penalty()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -13,8 +13,8 @@ view 0 is the bridge as it started (no filter, delta at its first draw: kept as 
 buffer), view 1 the trained one. The trained bridge alone, under the head it was trained
 with, lost to the probe start in every variant screened; beside the start's reading,
 under a probe refitted on both, it gains 2.84 points over 21 UCR sets, 3 seeds
-(docs/experiments.md, 0.9 and 0.10). The estimator trains with one view and turns the second on for the final probe
-(xmodal.estimators.series).
+(docs/experiments.md, 0.9 and 0.10). The estimator trains with one view and turns the
+second on for the final probe (xmodal.estimators.series).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ score is restored, so training is kept only where it beats where it started: wit
 head_init "probe" that start is a fitted logistic-regression probe of the frozen
 features (unless start_competes is False: the trained-view fit keeps the start's reading
 beside the trained one, xmodal.estimators.series). The gradient object
-(xmodal.training.gradients) is the only difference between backpropagation and zeroth-order training within a query budget.
+(xmodal.training.gradients) is the only difference between backpropagation and
+zeroth-order training within a query budget.
 """
 
 from __future__ import annotations
