@@ -51,9 +51,12 @@ def test_aggregation_and_summary_over_seeds():
 def test_a_method_that_did_not_finish_every_set_is_summarised_apart():
     runs = [("D1", "minirocket", 0.9), ("D2", "minirocket", 0.7), ("D3", "minirocket", 0.8),
             ("D1", "best", 0.8), ("D2", "best", 0.8), ("D3", "best", 0.8), ("D1", "zoo-crepe-full", 0.95)]
-    rows = [{"dataset": d, "method": m, "accuracy_mean": a} for d, m, a in runs]
+    rows = [{"dataset": d, "method": m, "accuracy_mean": a, "n_seeds": 1 + (m == "best"), "fit_seconds_mean": 2.0}
+            for d, m, a in runs]
     stats = summarise(rows, ["best", "minirocket", "zoo-crepe-full"], "minirocket")
     assert stats["summarised_methods"] == ["best", "minirocket"] and stats["datasets_complete"] == ["D1", "D2", "D3"]
+    # one seed of every complete set, and the fewest seeds of any of them
+    assert stats["fit_seconds_all_sets"] == {"best": 6.0, "minirocket": 6.0} and stats["seeds"]["best"] == 2
     assert stats["vs_reference"]["best"] == (1, 1, 1)
     assert stats["partial"]["zoo-crepe-full"] == {"datasets": 1, "mean_accuracy": 0.95,
                                                   "reference_mean_accuracy": 0.9, "vs_reference": (1, 0, 0)}

@@ -42,6 +42,7 @@ def summarise(rows: list[dict], methods: list[str], reference: str | None, recor
     table: dict[str, dict[str, float]] = {}
     for row in rows:
         table.setdefault(row["dataset"], {})[row["method"]] = row["accuracy_mean"]
+    cells = {(row["dataset"], row["method"]): row for row in rows}
     methods = [m for m in methods if any(m in t for t in table.values())]
     # The summary compares the methods that finished every dataset; one still running (or
     # given up) would shrink it to the few sets it finished, so it is summarised on its own.
@@ -54,6 +55,9 @@ def summarise(rows: list[dict], methods: list[str], reference: str | None, recor
     if datasets:
         result["mean_accuracy"] = mean_accuracy(table, whole, datasets)
         result["mean_rank"] = mean_rank(table, whole, datasets)
+        # One seed's fit of every set (the mean over seeds, summed), and the fewest seeds any set had.
+        result["fit_seconds_all_sets"] = {m: sum(cells[d, m]["fit_seconds_mean"] for d in datasets) for m in whole}
+        result["seeds"] = {m: min(cells[d, m]["n_seeds"] for d in datasets) for m in whole}
         if reference:
             result["vs_reference"] = {m: wins_ties_losses(table, m, reference, datasets)
                                       for m in whole if m != reference}
@@ -110,11 +114,13 @@ def markdown(rows: list[dict], stats: dict, title: str, published: tuple[str, di
     complete = stats["datasets_complete"]
     against = f" vs {reference}" if reference else ""
     lines += ["", f"Summary over the {len(complete)} datasets on which every method below finished:", "",
-              f"| method | mean accuracy (%) | mean rank | wins / ties / losses{against} |", "|---|---|---|---|"]
+              f"| method | seeds | mean accuracy (%) | mean rank | wins / ties / losses{against} | fit, one seed of "
+              "every set (s) |", "|---|---|---|---|---|---|"]
     for method in stats["summarised_methods"] if complete else []:
         wtl = stats.get("vs_reference", {}).get(method)
-        lines.append(f"| {method} | {100 * stats['mean_accuracy'][method]:.2f} | {stats['mean_rank'][method]:.2f} | "
-                     f"{'–' if wtl is None else ' / '.join(map(str, wtl))} |")
+        lines.append(f"| {method} | {stats['seeds'][method]} | {100 * stats['mean_accuracy'][method]:.2f} | "
+                     f"{stats['mean_rank'][method]:.2f} | {'–' if wtl is None else ' / '.join(map(str, wtl))} | "
+                     f"{stats['fit_seconds_all_sets'][method]:.0f} |")
     for method, part in stats["partial"].items():
         if part["datasets"]:
             versus = (f" against {reference}'s {100 * part['reference_mean_accuracy']:.2f} % on the same sets "
