@@ -106,8 +106,8 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 # Relative cost per byte of data, to start the largest work first (zoo: measured forward speed, bench_sources.md).
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300, "zoo-crepe-full": 400,
-         "best": 35, "best-trained": 60, "fused": 32, "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100,
-         "minirocket": 1}
+         "best": 35, "best-trained": 60, "fused": 32, "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200,
+         "v2s-attrnn": 100, "minirocket": 1}
 
 
 def find_datasets(folders: list[Path]) -> dict[str, str]:

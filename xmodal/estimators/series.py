@@ -13,7 +13,6 @@ X is anything sktime accepts for a univariate, equal-length panel (a 3-D numpy a
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 
 import numpy as np
 import torch
@@ -36,8 +35,8 @@ from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import LinearHead, build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.settings import SETTINGS
-from xmodal.training.source_choice import SourceChoice, choose_sources
 from xmodal.training.loop import in_batches
+from xmodal.training.source_choice import SourceChoice, choose_sources
 from xmodal.training.split import selection_split
 
 # Mappings whose head starts as a probe: of every layer's statistics, or of the class log-probabilities.
