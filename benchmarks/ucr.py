@@ -11,8 +11,6 @@ folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
   best           the "best" preset of xmodal.presets (the default of `xmodal fit series`): four frozen
                  sources read once, the subset whose probe has the lowest training-split cross-validated
                  log-loss kept, its probe the model
-  best-trained   the "best-trained" preset: best's choice of sources, and BC-ResNet's trained view
-                 (as in trained-view) beside them when the choice keeps it
   fused          the "fused" preset: all four sources under one probe
   tones          the "tones" preset: BC-ResNet alone hearing two tones, its probe-started head trained
   trained-view   the "trained-view" preset: the tones' reading beside that of a bridge whose series
@@ -65,7 +63,6 @@ V2S_PAPER = {"Coffee": 100, "ECG200": 87.0, "Earthquakes": 78.42, "GunPoint": 96
 METHOD_SETTINGS = {
     "full": {
         "best": {"preset": "best"},
-        "best-trained": {"preset": "best-trained"},
         "fused": {"preset": "fused"},
         "tones": {"preset": "tones"},
         "trained-view": {"preset": "trained-view"},
@@ -81,7 +78,6 @@ METHOD_SETTINGS = {
     },
     "quick": {
         "best": {"preset": "best"},  # no training to cut
-        "best-trained": {"preset": "best-trained", "epochs": 2, "patience": 2},
         "fused": {"preset": "fused"},
         "tones": {"preset": "tones", "epochs": 2, "patience": 2},
         "trained-view": {"preset": "trained-view", "epochs": 2, "patience": 2},
@@ -106,8 +102,8 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 # Relative cost per byte of data, to start the largest work first (zoo: measured forward speed, bench_sources.md).
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300, "zoo-crepe-full": 400,
-         "best": 35, "best-trained": 60, "fused": 32, "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200,
-         "v2s-attrnn": 100, "minirocket": 1}
+         "best": 35, "fused": 32, "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100,
+         "minirocket": 1}
 
 
 def find_datasets(folders: list[Path]) -> dict[str, str]:

@@ -69,15 +69,6 @@ _PRESETS = [
          "choose_sources": True, **_TRAINING, "epochs": 0},
     ),
     Preset(
-        "series", "best-trained",
-        "the best preset's choice of sources, and, when the choice keeps BC-ResNet, the trained view beside them: "
-        "its tones' series filter and delta trained from the probe start on BC-ResNet alone (as in the trained-view "
-        "preset), that reading added to the untrained ones under one probe",
-        "to be measured: benchmarks/results/ucr.md, `python benchmarks/ucr.py --seeds 3 --methods best-trained`",
-        {**_V2S, "source": FUSED_SOURCES, "encoding": "pitch+slope", "masked": False, "mapping": "layers",
-         "choose_sources": True, "trained_view": True, **_TRAINING},
-    ),
-    Preset(
         "series", "fused",
         "the best preset's four sources, all of them read under one probe (no choice per dataset: half the "
         "best preset's fit time)",

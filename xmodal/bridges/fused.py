@@ -1,9 +1,7 @@
 """FusedBridge: one bridge per part of a fused source (adapters_modal.fused), the same target
 samples drawn for each; the source reads the tuple of their outputs, part by part.
 
-theta is every part's own (a delta per source input); nothing is shared between parts. A part
-with several views (a trained view read beside its start, FilteredTones) gives the tuple of its
-views, which its source reads side by side."""
+theta is every part's own (a delta per source input); nothing is shared between parts."""
 
 from __future__ import annotations
 
@@ -21,11 +19,5 @@ class FusedBridge(nn.Module):
         """The series length fixed at fit time (every part sees the same series)."""
         return self.parts[0].series_length
 
-    @property
-    def part_views(self) -> list[int]:
-        """Readings per part (2 for a trained view beside its start, else 1)."""
-        return [getattr(part, "views", 1) for part in self.parts]
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], ...]:
-        return tuple(part(x) if views == 1 else tuple(part(x, view=k) for k in range(views))
-                     for part, views in zip(self.parts, self.part_views))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(part(x) for part in self.parts)

@@ -110,21 +110,12 @@ def fused_series_bridge(specs: list[InputSpec], settings: dict, seed: int = 0) -
         raise DataError("a fused source draws its image sources' input as the window image and plays its audio "
                         "sources' with `encoding`, which must then be an audio one: set encoding 'pitch+slope', "
                         "'pitch' or 'waveform' (CLI: --encoding pitch+slope)")
+    if settings.get(TRAINED_VIEW):
+        raise DataError("trained_view trains the bridge of one source, and a fused source reads several: "
+                        "fit it with a single audio source (e.g. the trained-view preset), or set trained_view false")
     audio = settings.get("encoding", WAVEFORM)
-    trained = trained_view_part(specs, audio) if settings.get(TRAINED_VIEW) else None
-    return FusedBridge([series_bridge(spec, {**settings, "encoding": part_encoding(spec, audio),
-                                             TRAINED_VIEW: i == trained}, seed) for i, spec in enumerate(specs)])
-
-
-def trained_view_part(specs: list[InputSpec], encoding: str) -> int:
-    """The part of a fused source whose bridge trained_view trains: the first audio source (it hears the
-    series as tones, whose filter is trained on that source alone; the other parts are read untrained)."""
-    audio = [i for i, spec in enumerate(specs) if spec.modality == "audio"]
-    if not audio or encoding not in TONE_ENCODINGS:
-        raise DataError(f"trained_view trains a filter of the series played as tones for the first audio source, "
-                        f"so a fused source needs one and encoding 'pitch' or 'pitch+slope' (got {encoding!r}"
-                        f"{'' if audio else ' and no audio source'}); or set trained_view false")
-    return audio[0]
+    return FusedBridge([series_bridge(spec, {**settings, "encoding": part_encoding(spec, audio)}, seed)
+                        for spec in specs])
 
 
 def part_encoding(spec: InputSpec, encoding: str) -> str:

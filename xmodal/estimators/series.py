@@ -20,22 +20,13 @@ from sktime.classification.base import BaseClassifier
 
 from adapters_modal.base import fused_part_names, load_source
 from adapters_modal.fused import FUSED
-from xmodal.bridges.filtered_tones import FilteredTones
-from xmodal.bridges.fused import FusedBridge
-from xmodal.bridges.series_factory import (
-    BRIDGE_SETTINGS,
-    fused_series_bridge,
-    part_encoding,
-    series_bridge,
-    trained_view_part,
-)
+from xmodal.bridges.series_factory import BRIDGE_SETTINGS, fused_series_bridge, part_encoding, series_bridge
 from xmodal.devices import resolve_device
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import LinearHead, build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.settings import SETTINGS
-from xmodal.training.loop import in_batches
 from xmodal.training.source_choice import SourceChoice, choose_sources
 from xmodal.training.split import selection_split
 
@@ -161,7 +152,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                 bool(self.verbose))
             self.settings_ = self._settings_of_choice(self.reprogrammer_.source)
         if self.settings_["trained_view"]:
-            self._fit_trained_view(x, targets, start_features)
+            self._fit_trained_view(x, targets)
             return self
         probe = self.settings_["mapping"] in PROBE_STARTED
         # A probe-started head is a fitted model: an epoch must beat it on validation log-loss,
@@ -170,76 +161,36 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                     select_on="loss" if probe else "accuracy", start_features=start_features)
         return self
 
-    def _fit_trained_view(self, x: torch.Tensor, targets: torch.Tensor, start_features: torch.Tensor | None) -> None:
-        """Train the filtered tones from the probe start (TRAINED_VIEW_TRAINING; of a fused source, on its tone
-        source alone), then read the trained bridge beside its start: a probe of every reading, fitted on the fit
-        part (its validation score is the model's) and refitted on every training series. The start state is
-        the probe start in that model (its weights on the untrained readings, zeros on the trained one).
-        start_features: the untrained reading of x (a fused source's, when choosing its parts read it)."""
-        model, s = self.reprogrammer_, self.settings_
-        fit, val = selection_split(targets.numpy(), s["val_fraction"], s["epochs"], self.seed_)
-        fused = isinstance(model.bridge, FusedBridge)
-        part = trained_view_part([source.input_spec for source in model.source.parts], s["encoding"]) if fused else 0
-        view = model
-        if fused:
-            view = Reprogrammer(model.bridge.parts[part], model.source.parts[part],
-                                LinearHead(model.source.parts[part].layer_width(), len(self.classes_), seed=self.seed_),
-                                list(self.classes_), reads="layers")
-            if start_features is None:
-                start_features = self._read(model, model.source_logits, x)
-            if not len(val):  # no validation part: the probe of every source is the model
-                self._train(model, x, targets, head_init="probe", select_on="loss", epochs=0,
-                            start_features=start_features)
-                return
-            # The probe start of every source's untrained reading (phase 1's own start reads the tone source
-            # alone), before the tone source's bridge trains.
-            start = self._train(model, x[fit], targets[fit], head_init="probe", select_on="loss",
-                                validation=(x[val], targets[val]), epochs=0, start_features=start_features[fit])
-        trained = self._train(view, x, targets, head_init="probe", select_on="loss", **TRAINED_VIEW_TRAINING)
-        if not trained.epochs_run:  # one source, no validation part: the probe start is the model
+    def _fit_trained_view(self, x: torch.Tensor, targets: torch.Tensor) -> None:
+        """Train the filtered tones from the probe start (TRAINED_VIEW_TRAINING), then read the trained bridge
+        beside its start: a probe of both readings, fitted on the fit part (its validation score is the model's)
+        and refitted on every training series. The start state is the probe start in the two-reading model
+        (its weights on the start's reading, zeros on the trained one)."""
+        model = self.reprogrammer_
+        trained = self._train(model, x, targets, head_init="probe", select_on="loss", **TRAINED_VIEW_TRAINING)
+        if not trained.epochs_run:  # no validation part: the probe start is the model
             return
-        start = start if fused else trained
-        view.bridge.config.beside_start = True
-        untrained_width, width = model.output_map.num_source, view.source.layer_width()
-        trained_at = sum(source.layer_width() for source in model.source.parts[: part + 1]) if fused else width
-        both_features = None
-        if fused:  # the untrained sources' reading again, and the trained view's (view 1) beside the tone source's
-            trained_reading = self._read(view, lambda batch: view.source.layer_features(view.bridge(batch)), x[fit])
-            read = start_features[fit]
-            both_features = torch.cat([read[:, :trained_at], trained_reading, read[:, trained_at:]], dim=1)
-        model.output_map = LinearHead(untrained_width + width, len(self.classes_), seed=self.seed_)
+        model.bridge.config.beside_start = True
+        model.output_map = LinearHead(2 * model.output_map.num_source, len(self.classes_), seed=self.seed_)
+        fit, val = selection_split(targets.numpy(), self.settings_["val_fraction"], self.settings_["epochs"],
+                                   self.seed_)
         both = self._train(model, x[fit], targets[fit], head_init="probe", select_on="loss",
-                           validation=(x[val], targets[val]), epochs=0, start_features=both_features)
-        weight = start.start_state["output_map.linear.weight"]
-        start_state = {**start.start_state, "output_map.linear.weight": torch.cat(
-            [weight[:, :trained_at], weight.new_zeros(len(weight), width), weight[:, trained_at:]], dim=1)}
+                           validation=(x[val], targets[val]), epochs=0)
+        weight = trained.start_state["output_map.linear.weight"]
+        start = {**trained.start_state,
+                 "output_map.linear.weight": torch.cat([weight, torch.zeros_like(weight)], dim=1)}
         self.fit_result_ = dataclasses.replace(
             trained, val_accuracy=both.val_accuracy, val_loss=both.val_loss, n_fit=both.n_fit, probe_c=both.probe_c,
-            probe_val_accuracy=start.probe_val_accuracy, history=[start.history[0], *trained.history[1:]],
-            seconds=trained.seconds + both.seconds + (start.seconds if fused else 0), start_state=start_state,
-            beside_start=True,
+            seconds=trained.seconds + both.seconds, start_state=start, beside_start=True,
             selection=f"validation: trained epoch {trained.best_epoch} kept, read beside the start under a probe of "
-                      "every reading, refitted on all training samples"
-                      + ("; epoch 0 is the probe start of every source, the trained epochs read the tone source alone"
-                         if fused else ""))
-        self.start_state_ = start_state
-
-    def _read(self, model: Reprogrammer, read, x: torch.Tensor) -> torch.Tensor:
-        """read(batch) over x in batches, on the model's device, without gradients."""
-        model.eval().to(resolve_device(self.settings_["device"]))
-        with torch.no_grad():
-            return in_batches(read, x.to(model.device), self.settings_["batch_size"])
+                      "both readings, refitted on all training samples")
+        self.start_state_ = start
 
     def _settings_of_choice(self, source) -> dict:
         """The settings of the model the choice kept, as if it had been fitted directly: its source
         (an image source alone draws the window image), no choice left to make."""
         encoding = part_encoding(source.input_spec, self.settings_["encoding"])
-        chosen = {"source": source.name, "encoding": encoding, "choose_sources": False}
-        parts = self.reprogrammer_.bridge.parts if isinstance(self.reprogrammer_.bridge, FusedBridge) else [
-            self.reprogrammer_.bridge]
-        if self.settings_["trained_view"] and not any(isinstance(part, FilteredTones) for part in parts):
-            chosen.update(trained_view=False, epochs=0)  # the tone source was left out: a probe of the others
-        return {**self.settings_, **chosen}
+        return {**self.settings_, "source": source.name, "encoding": encoding, "choose_sources": False}
 
     def _predict_proba(self, X) -> np.ndarray:
         x = torch.tensor(X, dtype=torch.float32)  # batches of the training size: four sources at 256 took 7.5 GB

@@ -47,7 +47,7 @@ def choose_sources(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, rows: 
     source, bridge = model.eval().source, model.bridge  # eval: the reading the probe start will see
     features = in_batches(model.source_logits, x.to(module_device(model)), batch_size,
                           progress="choosing sources: reading them" if progress else None)
-    edges = np.cumsum([0, *(part.layer_width() * views for part, views in zip(source.parts, bridge.part_views))])
+    edges = np.cumsum([0, *(part.layer_width() for part in source.parts)])
     subsets = [subset for size in range(1, len(source.parts) + 1)
                for subset in itertools.combinations(range(len(source.parts)), size)]
     columns = {subset: np.concatenate([np.arange(edges[i], edges[i + 1]) for i in subset]) for subset in subsets}
