@@ -147,19 +147,23 @@ def scatter(stats: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     reference = stats["reference"]
-    figure, axes = plt.subplots(figsize=(5.5, 5.5))
+    figure, axes = plt.subplots(figsize=(8.5, 5.5))
+    lowest = 100.0
     for method, marker in zip([m for m in stats["methods"] if m != reference], "soD^v<>pPX*h" * 4):
         points = [(t[reference], t[method]) for t in stats["table"].values() if reference in t and method in t]
         if points:
             x, y = np.array(points).T * 100
+            lowest = min(lowest, x.min(), y.min())
             axes.scatter(x, y, marker=marker, label=f"{method} ({len(points)} datasets)", alpha=0.8)
-    axes.plot([0, 100], [0, 100], color="grey", linewidth=1)
-    axes.set(xlabel=f"{reference} test accuracy (%)", ylabel="test accuracy (%)", xlim=(0, 101), ylim=(0, 101),
-             title=f"Against {reference} (above the line: better)")
-    if axes.collections:
-        axes.legend(loc="lower right", fontsize="small")
+    # From just below the lowest point, not from 0: accuracies crowd the top corner of a 0-100 square.
+    low = max(0.0, 5 * np.floor(lowest / 5) - 2)
+    axes.plot([low, 100], [low, 100], color="grey", linewidth=1)
+    axes.set(xlabel=f"{reference} test accuracy (%)", ylabel="test accuracy (%)", xlim=(low, 101), ylim=(low, 101),
+             title=f"Against {reference} (above the line: better)", aspect="equal")
+    if axes.collections:  # beside the square: inside it, the legend hid the points it names
+        axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")  # the legend beside the axes included
     plt.close(figure)
 
 
