@@ -64,6 +64,8 @@ METHOD_SETTINGS = {
     "full": {
         "best": {"preset": "best"},
         "fused": {"preset": "fused"},
+        # The best preset before a probe per source (docs/experiments.md, 0.6 and 0.13).
+        "choice": {"preset": "fused", "choose_sources": True},
         "tones": {"preset": "tones"},
         "trained-view": {"preset": "trained-view"},
         "v2s": {"preset": "v2s"},
@@ -79,6 +81,7 @@ METHOD_SETTINGS = {
     "quick": {
         "best": {"preset": "best"},  # no training to cut
         "fused": {"preset": "fused"},
+        "choice": {"preset": "fused", "choose_sources": True},
         "tones": {"preset": "tones", "epochs": 2, "patience": 2},
         "trained-view": {"preset": "trained-view", "epochs": 2, "patience": 2},
         "v2s": {"preset": "v2s", "epochs": 3, "patience": 3},
@@ -102,7 +105,8 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 # Relative cost per byte of data, to start the largest work first (zoo: measured forward speed, bench_sources.md).
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300, "zoo-crepe-full": 400,
-         "best": 35, "fused": 32, "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100,
+         "best": 32, "fused": 32, "choice": 35, "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200,
+         "v2s-attrnn": 100,
          "minirocket": 1}
 
 

@@ -232,6 +232,8 @@ def _fitted(epochs=3, epochs_run=3, best_epoch=2, probe_c=1.0, start=True, stopp
     (_fitted(probe_c=None, start=False), None, "trained 3 epochs; best epoch 2 on validation"),
     (_fitted(epochs=0, epochs_run=0, best_epoch=0), "probe (start)",
      "no training (epochs 0): the model is the probe start"),
+    (_fitted(epochs=0, epochs_run=0, best_epoch=0, probe_c=(0.1, 1.0)), "probe (start)",
+     "no training (epochs 0): the model is the probe start (a probe of each of the 2 sources, averaged)"),
     (_fitted(epochs=0, epochs_run=0, best_epoch=0, probe_c=None), "start (θ untrained)",
      "no training (epochs 0): the model is the start (θ untrained)"),
     (_fitted(epochs=0, epochs_run=0, best_epoch=0, probe_c=None, start=False), None,

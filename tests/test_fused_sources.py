@@ -64,11 +64,28 @@ def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions
     np.testing.assert_allclose(reloaded.predict_proba(x), fused.predict_proba(x), atol=1e-6)
 
 
-def test_the_best_preset_fuses_registered_sources_and_chooses_among_them():
+def test_the_best_preset_fuses_registered_sources_with_a_probe_per_source():
     best, fused = get_preset("series", "best").settings, get_preset("series", "fused").settings
     assert best["source"] == fused["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
     assert best["mapping"] == fused["mapping"] == "layers" and best["epochs"] == fused["epochs"] == 0
-    assert best["choose_sources"] and not fused["choose_sources"]
+    assert (best["fusion"], fused["fusion"]) == ("probe-per-source", "one-probe")
+    assert not best["choose_sources"] and not fused["choose_sources"]
+
+
+def test_a_probe_per_source_is_the_average_of_each_source_probed_alone(gunpoint):
+    """fusion probe-per-source: the pair's class probabilities are the renormalised geometric mean of
+    those of each part fitted alone (same seed, its own C), i.e. the softmax of their mean logits."""
+    x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
+    pair = V2SClassifier(source=PAIR, random_state=0).fit(x_train, gunpoint.y_train)
+    alone = [V2SClassifier("fused", source="bc-resnet-gsc35", epochs=0, random_state=0),
+             V2SClassifier("fused", source="bc-resnet-gsc35-image", encoding="image", epochs=0, random_state=0)]
+    log_probabilities = np.mean([np.log(single.fit(x_train, gunpoint.y_train).predict_proba(x_test))
+                                 for single in alone], axis=0)
+    expected = np.exp(log_probabilities) / np.exp(log_probabilities).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(pair.predict_proba(x_test), expected, atol=1e-5)
+    assert pair.fit_result_.probe_c == tuple(single.fit_result_.probe_c for single in alone)
+    assert not np.allclose(expected, V2SClassifier("fused", source=PAIR, random_state=0).fit(
+        x_train, gunpoint.y_train).predict_proba(x_test), atol=1e-3)  # one probe of both is another model
 
 
 @pytest.mark.parametrize(("name", "message"), [
@@ -129,14 +146,15 @@ def test_the_cli_fits_a_fused_source_and_refuses_to_align_it(tmp_path, capsys):
     assert "fuses several sources" in capsys.readouterr().err
 
 
-# -- choosing the parts on the training split (the best preset) ----------------------------------
+# -- choosing the parts on the training split (choose_sources) -----------------------------------
 
 @pytest.fixture(scope="module")
 def chosen_run(gunpoint):
-    return V2SClassifier(source=PAIR, random_state=0).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+    return V2SClassifier("fused", source=PAIR, choose_sources=True, random_state=0).fit(gunpoint.x_train[:, None, :],
+                                                                                      gunpoint.y_train)
 
 
-def test_best_keeps_the_subset_whose_probe_has_the_lowest_training_cv_log_loss(chosen_run, gunpoint):
+def test_choose_sources_keeps_the_subset_whose_probe_has_the_lowest_training_cv_log_loss(chosen_run, gunpoint):
     """Each candidate's log-loss is the probe's of that subset read alone; the kept model is the one
     fitted directly on the chosen subset, with no choice left in its settings."""
     choice = chosen_run.source_choice_
@@ -166,11 +184,16 @@ def test_a_run_saves_its_choice_and_reloads(chosen_run, gunpoint, tmp_path):
     assert reloaded.source_choice_ == chosen_run.source_choice_  # kept when the run is saved again
 
 
-def test_one_source_is_read_as_it_is(gunpoint):
-    """The best preset with a single --source: nothing to choose, that source's probe."""
-    single = V2SClassifier(source="bc-resnet-gsc35", random_state=0).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
-    assert not hasattr(single, "source_choice_") and single.settings_["choose_sources"]
-    assert single.reprogrammer_.source.name == "bc-resnet-gsc35"
+@pytest.mark.parametrize("fused_settings", [{"choose_sources": True}, {"fusion": "probe-per-source"}])
+def test_one_source_is_read_as_it_is(fused_settings, gunpoint):
+    """A single --source with a fused source's settings: nothing to choose or average, that source's probe."""
+    x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
+    single = V2SClassifier("fused", source="bc-resnet-gsc35", random_state=0, **fused_settings).fit(x_train,
+                                                                                                  gunpoint.y_train)
+    plain = V2SClassifier("tones", epochs=0, random_state=0).fit(x_train, gunpoint.y_train)
+    assert not hasattr(single, "source_choice_") and single.settings_ | fused_settings == single.settings_
+    assert single.reprogrammer_.source.name == "bc-resnet-gsc35" and isinstance(single.fit_result_.probe_c, float)
+    np.testing.assert_allclose(single.predict_proba(x_test), plain.predict_proba(x_test), atol=1e-6)
 
 
 def test_only_the_series_task_reads_a_fused_source():
@@ -189,8 +212,8 @@ def test_only_the_series_task_reads_a_fused_source():
 
 def test_the_cli_reports_the_choice_and_records_it(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--source", PAIR,
-                 "--out", str(out)]) == 0
+    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--preset", "fused", "--source", PAIR,
+                 "--choose-sources", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["source"] == metrics["source_choice"]["chosen"] and len(metrics["source_choice"]["candidates"]) == 3
     assert "sources chosen on the training split (3 subsets" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.training.config import TrainConfig
 from xmodal.training.loop import train
+from xmodal.training.probe import fit_probe
 from xmodal.training.split import validation_split
 
 
@@ -135,3 +136,10 @@ def test_invalid_training_settings_are_refused():
     with pytest.raises(DataError, match="'epochs' must be at least 0"):
         TrainConfig(epochs=-1)
     assert TrainConfig(epochs=0).epochs == 0  # the probe start (or the prepared map) alone
+
+
+def test_a_probe_per_block_needs_blocks_that_make_up_the_features():
+    features, targets = torch.randn(20, 6, generator=torch.Generator().manual_seed(0)), torch.arange(20) % 2
+    assert fit_probe(features, targets, 0, blocks=(2, 4)).coef.shape == (1, 6)
+    with pytest.raises(ValueError, match=r"blocks of widths \(2, 3\) do not make up the 6 features"):
+        fit_probe(features, targets, 0, blocks=(2, 3))

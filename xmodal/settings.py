@@ -147,6 +147,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("choose_sources", bool, "for a fused source (a+b+...): keep the subset of its sources whose probe "
                 "has the lowest cross-validated log-loss on the training split (every subset tried, the choice and "
                 "its cost reported); false: read them all. A single source is read as it is"),
+        Setting("fusion", str, "for a fused source (a+b+...): one probe of all its sources' layer statistics side "
+                "by side, or a probe of each source's alone, their log-probabilities averaged (late fusion: still "
+                "one linear head). A single source is read as it is", choices=("one-probe", "probe-per-source")),
         *_TRAINING,
         _BLACKBOX,
         DEVICE,

@@ -198,6 +198,8 @@ def _verdict(estimator) -> str:
     if estimator.settings_["epochs"] == 0:
         start = ("the probe start" if probe else "the start (θ untrained)" if result.start_state is not None
                  else "the untrained random head")
+        if isinstance(result.probe_c, (tuple, list)):  # fusion probe-per-source (a list once reloaded)
+            start += f" (a probe of each of the {len(result.probe_c)} sources, averaged)"
         return f"no training (epochs 0): the model is {start}"
     if result.stopped_by.startswith("no validation part"):
         return ("no training: there is no validation part to show that trained epochs beat the probe, so the model "

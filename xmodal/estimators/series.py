@@ -84,7 +84,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                                                                                        three_d_array=True))
 
     # Settings added after some runs were saved, with the value those runs were fitted with.
-    _settings_added_later = {"choose_sources": False, "trained_view": False}
+    _settings_added_later = {"choose_sources": False, "trained_view": False, "fusion": "one-probe"}
 
     def reset(self):
         """sktime's reset (at the start of every fit), keeping what scikit-learn's GridSearchCV
@@ -158,8 +158,16 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         # A probe-started head is a fitted model: an epoch must beat it on validation log-loss,
         # the criterion its C was chosen by.
         self._train(self.reprogrammer_, x, targets, head_init="probe" if probe else "random",
-                    select_on="loss" if probe else "accuracy", start_features=start_features)
+                    select_on="loss" if probe else "accuracy", start_features=start_features,
+                    probe_blocks=self._probe_blocks())
         return self
+
+    def _probe_blocks(self) -> tuple[int, ...] | None:
+        """The widths of the fused source's parts when each is probed alone (fusion probe-per-source)."""
+        source = self.reprogrammer_.source
+        if self.settings_["fusion"] != "probe-per-source" or source.input_spec.modality != FUSED:
+            return None
+        return tuple(part.layer_width() for part in source.parts)
 
     def _fit_trained_view(self, x: torch.Tensor, targets: torch.Tensor) -> None:
         """Train the filtered tones from the probe start (TRAINED_VIEW_TRAINING), then read the trained bridge

@@ -24,7 +24,8 @@ class TrainConfig:
     start_competes False: the best trained epoch is kept even where the start scores better
     (the filtered-tones bridge reads its trained state beside its start, so the start is never
     lost); head_lr_ratio: the head's learning rate as a share of lr; probe_penalty: a probe head
-    trains under the probe's own L2 term (LinearHead.penalty)."""
+    trains under the probe's own L2 term (LinearHead.penalty); probe_blocks: the widths of the
+    feature blocks probed one by one, their probes averaged (a fused source's parts; None: one probe)."""
 
     # Without the estimators (which pass a preset's values), the training of the v2s preset.
     epochs: int = _V2S["epochs"]
@@ -40,8 +41,11 @@ class TrainConfig:
     start_competes: bool = True
     head_lr_ratio: float = 1.0
     probe_penalty: bool = False
+    probe_blocks: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        if self.probe_penalty and self.probe_blocks is not None:
+            raise DataError("probe_penalty needs one probe's C, and probe_blocks fits one per block: set one of them")
         if self.select_on not in SELECTION_CRITERIA:
             raise DataError(f"select_on must be one of {', '.join(SELECTION_CRITERIA)}, got {self.select_on!r}")
         if self.head_init not in ("probe", "random"):
@@ -72,7 +76,7 @@ class FitResult:
     n_fit: int
     n_val: int
     seconds: float
-    probe_c: float | None = None
+    probe_c: float | tuple[float, ...] | None = None  # a tuple: one C per block (probe_blocks)
     probe_val_accuracy: float | None = None
     stopped_by: str = "epochs"  # "epochs", "patience", "budget" or "no training"
     queries: int | None = None

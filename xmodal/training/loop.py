@@ -159,7 +159,8 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
                 model.source_logits, x, config.batch_size, lengths,
                 progress="probe: reading the source" if config.progress else None)
             probed = features[fit_idx] if validation is None else features
-            probe = fit_probe(probed, y_fit, config.seed, cs=config.probe_cs, views=model.probe_views)
+            probe = fit_probe(probed, y_fit, config.seed, cs=config.probe_cs, views=model.probe_views,
+                              blocks=config.probe_blocks)
             head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale,
                             penalty=1 / (2 * probe.c * len(probed)) if config.probe_penalty else 0.0)
             # The validation rows' reading at the start: carved, it is part of the probe's; given, it is
@@ -226,7 +227,8 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
         # else the start the trained model is compared with: the probe a fit without training gives.
         every_x, every_y = (features, y) if validation is None else (torch.cat([features, val_features]),
                                                                      torch.cat([y, y_val]))
-        refitted = fit_probe(every_x, every_y, config.seed, probe.c, views=model.probe_views)
+        refitted = fit_probe(every_x, every_y, config.seed, probe.c, views=model.probe_views,
+                             blocks=config.probe_blocks)
         trained = None if best_epoch == 0 else copy.deepcopy(model.trainable_state())
         model.load_state_dict(start_state, strict=False)
         head.load_probe(refitted.coef, refitted.intercept, refitted.mean, refitted.scale)

@@ -52,18 +52,21 @@ class Probe:
     intercept: np.ndarray
     mean: np.ndarray
     scale: np.ndarray
-    c: float
+    c: float | tuple[float, ...]  # one per block of a probe per block
     cv_log_loss: float | None = None  # mean held-out log-loss at the chosen C (None: C was not chosen)
 
 
-def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float | None = None,
-              cs: tuple[float, ...] = PROBE_C, views: int = 1) -> Probe:
+def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float | tuple[float, ...] | None = None,
+              cs: tuple[float, ...] = PROBE_C, views: int = 1, blocks: tuple[int, ...] | None = None) -> Probe:
     """Logistic regression on standardised features; C given, or chosen among `cs` by k-fold
     log-loss (k = min(5, the smallest class's count); C = 1 when a class has one example).
     views > 1: the features are that many equal blocks, one per view of a multi-view bridge,
     each read through its leading principal components (VIEW_COMPONENTS), the probe folded
-    back to the full width."""
+    back to the full width. blocks: the widths of consecutive blocks (a fused source's parts)
+    probed one by one (`_fit_per_block`); c is then one C per block."""
     x, y = features.double().cpu().numpy(), targets.cpu().numpy()  # scikit-learn: on the CPU, whatever the model's
+    if blocks is not None:
+        return _fit_per_block(x, y, seed, c, cs, blocks)
     return _fit_per_view(x, y, seed, c, cs, views) if views > 1 else _fit_standardised(x, y, seed, c, cs)
 
 
@@ -116,3 +119,19 @@ def _fit_per_view(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, cs: 
     coef = np.concatenate([w @ p.components_ for w, p in zip(np.split(weight, views, axis=1), pcas)], axis=1)
     return Probe(coef, inner.intercept - weight @ inner.mean, np.concatenate([p.mean_ for p in pcas]),
                  np.ones(x.shape[1]), inner.c, inner.cv_log_loss)
+
+
+def _fit_per_block(x: np.ndarray, y: np.ndarray, seed: int, c: tuple[float, ...] | None, cs: tuple[float, ...],
+                   blocks: tuple[int, ...]) -> Probe:
+    """A probe of each block alone (its own C), averaged: the mean of the blocks' log-probabilities is,
+    renormalised, the softmax of the mean of their logits, so the average is one probe of the full
+    width whose weights are each block's divided by the number of blocks. Late fusion of the sources'
+    probes; no cross-validated log-loss of the average (None)."""
+    if sum(blocks) != x.shape[1]:
+        raise ValueError(f"blocks of widths {blocks} do not make up the {x.shape[1]} features")
+    edges = np.cumsum([0, *blocks])
+    probes = [_fit_standardised(x[:, start:end], y, seed, None if c is None else c[i], cs)
+              for i, (start, end) in enumerate(zip(edges[:-1], edges[1:]))]
+    return Probe(np.concatenate([p.coef for p in probes], axis=1) / len(probes),
+                 np.mean([p.intercept for p in probes], axis=0), np.concatenate([p.mean for p in probes]),
+                 np.concatenate([p.scale for p in probes]), tuple(p.c for p in probes))

@@ -1,4 +1,5 @@
-"""Which of a fused source's parts to read (the series `best` preset, setting `choose_sources`):
+"""Which of a fused source's parts to read (setting `choose_sources`; the series `best` preset's way
+before it read every part under a probe per source, docs/experiments.md 0.13):
 every non-empty subset of the parts is probed on the training split, and the subset whose probe
 has the lowest cross-validated log-loss (`Probe.cv_log_loss`, the folds the probe's C is chosen
 on) is kept. The sources are read once; each subset is a choice of columns of that reading.
