@@ -32,6 +32,12 @@ def fused_run(gunpoint, tmp_path_factory):
     return estimator, folder
 
 
+def _each_part_alone() -> list[V2SClassifier]:
+    """PAIR's parts as single-source probes (no training), each with its natural bridge."""
+    return [V2SClassifier("fused", source="bc-resnet-gsc35", epochs=0, random_state=0),
+            V2SClassifier("fused", source="bc-resnet-gsc35-image", encoding="image", epochs=0, random_state=0)]
+
+
 def _layer_reading(estimator, x) -> torch.Tensor:
     with torch.no_grad():
         return estimator.reprogrammer_.source_logits(torch.tensor(x, dtype=torch.float32))
@@ -42,8 +48,7 @@ def test_a_fused_source_reads_each_part_as_the_part_alone_reads_it(fused_run, gu
     exactly what a single-source estimator with that part's natural bridge reads."""
     fused, _ = fused_run
     x = gunpoint.x_test[:8, None, :]
-    alone = [V2SClassifier("fused", source="bc-resnet-gsc35", epochs=0, random_state=0),
-             V2SClassifier("fused", source="bc-resnet-gsc35-image", encoding="image", epochs=0, random_state=0)]
+    alone = _each_part_alone()
     readings = [_layer_reading(single.fit(gunpoint.x_train[:, None, :], gunpoint.y_train), x) for single in alone]
     expected = torch.cat(readings, dim=1)
     assert fused.reprogrammer_.output_map.num_source == expected.shape[1] == load_source(PAIR).layer_width()
@@ -77,8 +82,7 @@ def test_a_probe_per_source_is_the_average_of_each_source_probed_alone(gunpoint)
     those of each part fitted alone (same seed, its own C), i.e. the softmax of their mean logits."""
     x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
     pair = V2SClassifier(source=PAIR, random_state=0).fit(x_train, gunpoint.y_train)
-    alone = [V2SClassifier("fused", source="bc-resnet-gsc35", epochs=0, random_state=0),
-             V2SClassifier("fused", source="bc-resnet-gsc35-image", encoding="image", epochs=0, random_state=0)]
+    alone = _each_part_alone()
     log_probabilities = np.mean([np.log(single.fit(x_train, gunpoint.y_train).predict_proba(x_test))
                                  for single in alone], axis=0)
     expected = np.exp(log_probabilities) / np.exp(log_probabilities).sum(axis=1, keepdims=True)
