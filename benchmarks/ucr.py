@@ -9,9 +9,10 @@ work item, `xmodal fit series` run as a Ray task with one CPU, largest first. FO
 folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
 ../shared/data/ucr. Methods:
   best           the "best" preset of xmodal.presets (the default of `xmodal fit series`): four frozen
-                 sources read once, the subset whose probe has the lowest training-split cross-validated
-                 log-loss kept, its probe the model
+                 sources read once, a probe of each source, their log-probabilities averaged
   fused          the "fused" preset: all four sources under one probe
+  choice         the best preset before that: the subset of the four whose probe has the lowest
+                 training-split cross-validated log-loss kept, its probe the model
   tones          the "tones" preset: BC-ResNet alone hearing two tones, its probe-started head trained
   trained-view   the "trained-view" preset: the tones' reading beside that of a bridge whose series
                  filter and delta were trained from the probe start, one probe of both
