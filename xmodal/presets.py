@@ -61,19 +61,19 @@ _PRESETS = [
         "four frozen sources (BC-ResNet and the speech embedding hearing the series as two tones, BC-ResNet-image "
         "and EfficientNet-Lite0 seeing its window image) read once; a probe of each source's layer statistics, "
         "their log-probabilities averaged (one linear head); no training of theta",
-        "91.77 % mean test accuracy over 22 UCR sets, 1 seed (MiniRocket 92.52 %, 3 seeds: 7 wins, 5 ties, 10 "
-        "losses; the same four read by the subset chosen on training CV, the previous best, 90.79 %, 3 seeds), fit "
-        "866 s for the 22 sets; chosen over that subset choice on the training splits' cross-validation (89.32 "
+        "91.32 % mean test accuracy over 22 UCR sets, 3 seeds (MiniRocket 92.52 %: 6 wins, 5 ties, 11 losses; the "
+        "same four read by the subset chosen on training CV, the previous best, 90.79 %), fit 1 122 s for the 22 "
+        "sets on shared cores; chosen over that subset choice on the training splits' cross-validation (89.32 "
         "against 89.14 %, docs/experiments.md 0.13); optimistic: the four sources were picked on these sets' test "
-        "accuracy: benchmarks/results/ucr.md, `python benchmarks/ucr.py --seeds 1 --methods best,choice,minirocket`",
+        "accuracy: benchmarks/results/ucr.md, `python benchmarks/ucr.py --seeds 3 --methods best,choice,minirocket`",
         {**_V2S, "source": FUSED_SOURCES, "encoding": "pitch+slope", "masked": False, "mapping": "layers",
          "fusion": "probe-per-source", **_TRAINING, "epochs": 0},
     ),
     Preset(
         "series", "fused",
         "the best preset's four sources under one probe of all their layer statistics side by side",
-        "90.47 % mean test accuracy over 22 UCR sets, 1 seed (MiniRocket 92.52 %: 5 wins, 3 ties, 14 losses), "
-        "fit 969 s for the 22 sets; optimistic, as for best: benchmarks/results/ucr.md",
+        "90.19 % mean test accuracy over 22 UCR sets, 3 seeds (MiniRocket 92.52 %: 4 wins, 3 ties, 15 losses), "
+        "fit 712 s for the 22 sets; optimistic, as for best: benchmarks/results/ucr.md",
         {**_V2S, "source": FUSED_SOURCES, "encoding": "pitch+slope", "masked": False, "mapping": "layers",
          **_TRAINING, "epochs": 0},
     ),
