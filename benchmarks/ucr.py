@@ -95,7 +95,8 @@ METHOD_SETTINGS = {
 # its natural bridge (the tones preset's tones for audio sources, the series as an image for
 # image sources), no training: which source reads time series best, and at what cost.
 ZOO = {"bc-resnet-gsc35": "audio", "crepe-tiny": "audio", "crepe-full": "audio", "speech-embedding": "audio",
-       "whisper-tiny-en": "audio", "bc-resnet-gsc35-image": "image", "efficientnet-lite0": "image"}
+       "whisper-tiny-en": "audio", "whisper-tiny-en-clip": "audio", "bc-resnet-gsc35-image": "image",
+       "efficientnet-lite0": "image"}
 for _mode in METHOD_SETTINGS.values():
     _mode.update({f"zoo-{name}": {"preset": "tones", "source": name, "epochs": 0,
                                   **({"encoding": "image"} if kind == "image" else {})} for name, kind in ZOO.items()})
@@ -105,7 +106,8 @@ QUICK_DATASETS = ["Coffee", "GunPoint", "ItalyPowerDemand"]
 SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 # Relative cost per byte of data, to start the largest work first (zoo: measured forward speed, bench_sources.md).
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
-         "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300, "zoo-crepe-full": 400,
+         "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300,
+         "zoo-whisper-tiny-en-clip": 3, "zoo-crepe-full": 400,
          "best": 32, "fused": 32, "choice": 35, "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200,
          "v2s-attrnn": 100,
          "minirocket": 1}

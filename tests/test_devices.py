@@ -21,7 +21,7 @@ from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
 from xmodal.bridges.tones import SeriesToTones
 from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.data.ucr import load_ucr
-from xmodal.devices import module_device, resolve_device, seeded_global_rng
+from xmodal.devices import module_device, resolve_device, resolve_precision, seeded_global_rng
 from xmodal.errors import DataError, DeviceError
 from xmodal.estimators.sequence import SequenceClassifier
 from xmodal.estimators.series import V2SClassifier
@@ -66,6 +66,19 @@ def test_auto_is_cuda_when_torch_sees_a_gpu_else_cpu(monkeypatch):
     assert resolve_device("auto") == torch.device("cpu") and resolve_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda")
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch, native):
+    """auto: bfloat16 on a CPU with AVX512-BF16 or AMX tiles (emulated elsewhere, slower than
+    float32); float32 and bfloat16 as asked, whatever the CPU."""
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_precision("auto", cpu) == (torch.bfloat16 if native else None)
+    assert resolve_precision("float32", cpu) is None and resolve_precision("bfloat16", cpu) == torch.bfloat16
+    with pytest.raises(DeviceError, match=r"^precision must be one of auto, float32, bfloat16, got 'half'$"):
+        resolve_precision("half", cpu)
 
 
 def test_cuda_without_a_gpu_is_one_line_naming_the_fix(no_gpu):

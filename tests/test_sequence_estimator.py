@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import safetensors.torch
+import torch
 from sklearn.base import clone
 
 from xmodal.errors import DataError, PersistenceError
@@ -66,6 +67,28 @@ def test_probe_start_competes_in_selection(amp):
     # 6 records carved for validation; a probe start that wins is refitted on all 64
     assert carved.fit_result_.n_val == 6 and carved.fit_result_.n_fit == (64 if carved.fit_result_.best_epoch == 0 else 58)
     assert carved.fit_result_.selection.startswith("validation") and carved.fit_result_.probe_c in PROBE_C
+
+
+@pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here
+def test_bfloat16_reads_what_float32_reads_within_its_rounding(fitted):
+    """precision: autocast around the frozen LM alone, its reading handed back in float32; on
+    real peptides it moves the pooled features by well under a percent and no prediction."""
+    model, _, (x_test, _) = fitted
+    reprogrammer, ids = model.reprogrammer_.eval(), model.encode(x_test).ids
+    kept = reprogrammer.compute_dtype
+    readings = {}
+    try:
+        for dtype in (None, torch.bfloat16):
+            reprogrammer.compute_dtype = dtype
+            with torch.no_grad():
+                readings[dtype] = reprogrammer.source_logits(ids)
+    finally:
+        reprogrammer.compute_dtype = kept
+    full, reduced = readings[None], readings[torch.bfloat16]
+    assert reduced.dtype == full.dtype == torch.float32 and not torch.equal(reduced, full)
+    assert ((reduced - full).norm() / full.norm()).item() < 0.01
+    head = reprogrammer.output_map
+    assert torch.equal(head(reduced).argmax(dim=1), head(full).argmax(dim=1))
 
 
 @pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here

@@ -25,7 +25,7 @@ from xmodal.errors import WeightsError, XmodalError
 
 IMAGES = SHARED / "data" / "images"
 ZOO = ["crepe-full", "crepe-tiny", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
-       "speech-embedding", "whisper-tiny-en"]
+       "speech-embedding", "whisper-tiny-en", "whisper-tiny-en-clip"]
 
 
 def sine(hz: float, samples: int = 16000, amplitude: float = 0.5) -> torch.Tensor:
@@ -262,3 +262,26 @@ def test_whisper_front_end_layers_and_gradients(whisper):
     assert_frozen_after_a_fit(whisper, x)
     with torch.no_grad():
         assert whisper.layer_features(x).shape == (2, 2 * 5 * 384)
+
+
+@pytest.mark.slow
+def test_whisper_clip_encoder_reads_the_clip_frames_alone(whisper):
+    """whisper-tiny-en-clip: its encoder pass over any number of frames equals transformers' own
+    on the 30-s window; over the clip's own 100 frames it reads 50 positions, which no longer
+    attend to 29 s of padding, so its statistics differ from whisper-tiny-en's."""
+    clip = load_source("whisper-tiny-en-clip")
+    x = 0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        window = whisper.log_mel(x)
+        theirs = whisper.model.model.encoder(window, output_hidden_states=True).hidden_states
+        ours = clip.encoder_states(window)
+        assert len(ours) == len(theirs) == 5
+        assert all((a - b).abs().max() < 1e-4 for a, b in zip(ours, theirs))
+        own = clip.log_mel(x, padded=False)
+        assert own.shape == (2, 80, 100) and torch.allclose(own[..., :98], window[..., :98], atol=1e-6)
+        states = clip.hidden_states(x)
+        assert [s.shape for s in states] == [(2, 50, 384)] * 5
+        reading, padded_reading = clip.layer_features(x), whisper.layer_features(x)
+    assert reading.shape == padded_reading.shape == (2, 3840)
+    assert (reading - padded_reading).norm() > 0.05 * padded_reading.norm()
+    assert clip.name == "whisper-tiny-en-clip" and clip.weights_sha256 == whisper.weights_sha256

@@ -1,6 +1,7 @@
 """Where a reprogrammer runs, and the caller's random state left as it was.
 
     resolve_device("auto")          # cuda when torch sees a GPU, else cpu
+    resolve_precision("auto", dev)  # bfloat16 where dev computes it natively, else None (float32)
     module_device(model)            # where a module's parameters (else buffers) are
     with seeded_global_rng(seed, device): ...   # seeded global torch RNG, the caller's put back
 
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from xmodal.errors import DeviceError
-from xmodal.settings import DEVICES
+from xmodal.settings import DEVICES, PRECISIONS
 
 
 def _no_cuda_reason() -> str:
@@ -40,6 +41,23 @@ def resolve_device(name: str | torch.device) -> torch.device:
         raise DeviceError(f"device {text!r} was asked for but {_no_cuda_reason()}; use device 'cpu' or 'auto' "
                           "(CLI: --device cpu), or run on a machine with an NVIDIA GPU and a CUDA build of torch")
     return torch.device(text)
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 in hardware: a GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX tiles. Elsewhere torch emulates it, slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a `precision` setting on `device`: None for float32 (no autocast),
+    torch.bfloat16 for bfloat16, and for auto where the device computes it natively."""
+    if name not in PRECISIONS:
+        raise DeviceError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    wanted = name == "bfloat16" or (name == "auto" and native_bfloat16(device))
+    return torch.bfloat16 if wanted else None
 
 
 def module_device(module: nn.Module) -> torch.device:

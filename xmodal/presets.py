@@ -122,11 +122,12 @@ _PRESETS = [
         "R2DL: tokens as 200-sparse combinations of MiniLM's token embeddings, started at each token's "
         "spelling; a probe of the pooled features, refitted on the validation records too; no training of "
         "theta (in 23 fits none beat the probe on validation)",
-        "AMP test accuracy 0.904 (ROC-AUC 0.956) in 3.1 times the CNN's fit, ToxinPred 0.946 over 5 folds, BBBP "
-        "ROC-AUC 0.968: benchmarks/results/r2dl.md, `python benchmarks/bench_r2dl.py`",
+        "AMP test accuracy 0.904 (ROC-AUC 0.956) in 1.4 times the CNN's fit, ToxinPred 0.946 over 5 folds (6.9 "
+        "times), BBBP ROC-AUC 0.968 (1.9 times), MiniLM read in bfloat16 (precision auto, on a CPU with "
+        "AVX512-BF16): benchmarks/results/r2dl.md, `python benchmarks/bench_r2dl.py`",
         {"source": "minilm-l6", "alphabet": None, "mode": "sparse", "init": "spelled", "sparsity": 200,
          "head_init": "probe", "prompt_length": 8, "truncation": "error", "unknown": "error",
-         "validate_smiles": False, "epochs": 0, "lr": 0.003, "batch_size": 32, "val_fraction": 0.1,
+         "validate_smiles": False, "precision": "auto", "epochs": 0, "lr": 0.003, "batch_size": 32, "val_fraction": 0.1,
          "patience": 1, **_DEVICE},
     ),
     Preset(

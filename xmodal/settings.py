@@ -111,6 +111,7 @@ SEARCH_BACKENDS = ("local", "ray")
 # loads on any device; xmodal.devices).
 DEVICE = Setting("device", str, "where to fit and predict: auto (cuda when torch sees a GPU, else cpu), cpu or "
                   "cuda", choices=DEVICES)
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 SETTINGS: dict[str, dict[str, Setting]] = {
     "series": _settings(
@@ -169,6 +170,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 choices=("error", "keep_start", "keep_end")),
         Setting("unknown", str, "unknown tokens: refuse, or map to <unk>", choices=("error", "unk")),
         Setting("validate_smiles", bool, "check SMILES with RDKit while tokenising"),
+        Setting("precision", str, "the language model's arithmetic: auto (bfloat16 where the device computes it "
+                "natively: a CPU with AVX512-BF16 or AMX, a GPU that supports it; else float32), float32 or "
+                "bfloat16 (emulated, and slower, where it is not native)", choices=PRECISIONS),
         *_TRAINING,
         DEVICE,
     ),

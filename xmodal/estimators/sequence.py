@@ -31,6 +31,7 @@ from xmodal.data.tokenizers import (
     make_tokenizer,
     token_counts,
 )
+from xmodal.devices import resolve_device, resolve_precision
 from xmodal.errors import DataError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import LinearHead
@@ -60,6 +61,9 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
     optional (X_val, y_val) used to select the epoch instead of carving val_fraction from
     X; names, record names for error messages.
     """
+
+    # Runs saved before `precision` existed were fitted and checked in float32.
+    _settings_added_later = {"precision": "float32"}
 
     def _alphabet(self) -> str:
         return self.settings_["alphabet"] or "protein"
@@ -102,6 +106,7 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
             embedding_dim=spec.embedding_dim, max_positions=spec.max_positions))
         head = LinearHead(source.feature_dim, len(self.classes_), seed=self.seed_)
         self.reprogrammer_ = Reprogrammer(bridge, source, head, list(self.classes_), reads="features")
+        self._set_precision()
         bridge.initialise(self.seed_)
         train = self.encode(sequences, names)
         self.n_truncated_ = train.truncated
@@ -117,6 +122,11 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
                     validation=validation, lengths=token_counts(train.ids))
         self.sparsity_ = bridge.sparsity_report()
         return self
+
+    def _set_precision(self) -> None:
+        """The source's arithmetic on the device this estimator fits and predicts on."""
+        s = self.settings_
+        self.reprogrammer_.compute_dtype = resolve_precision(s["precision"], resolve_device(s["device"]))
 
     def predict_proba(self, X) -> np.ndarray:
         ids = self.encode(X).ids
@@ -141,5 +151,6 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
         if not isinstance(self.reprogrammer_.bridge, TokensToEmbeddings):
             raise DataError(f"this run holds a {type(self.reprogrammer_.bridge).__name__}, not a sequence classifier")
         self.vocabulary_ = Vocabulary(tuple(self.reprogrammer_.bridge.config.tokens))
+        self._set_precision()
         self.sparsity_ = self.reprogrammer_.bridge.sparsity_report()
         self.n_truncated_ = document.get("metadata", {}).get("n_truncated", 0)
