@@ -103,7 +103,7 @@ def run_method(method: str, alphabet: str, train: SequenceRecords, val: Sequence
                  "epochs_max": model.settings_["epochs"], "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                  "val_accuracy": result.val_accuracy, "probe_val_accuracy": result.probe_val_accuracy,
                  "reprogramming_kept": result.reprogramming_kept, "truncated_train": model.n_truncated_,
-                 "sparsity": model.sparsity_, "probe_c": result.probe_c}
+                 "sparsity": model.sparsity_, "probe_c": result.probe_c, "precision": model.precision_}
         classes = model.classes_
     else:
         function = {"composition-logreg": composition_logistic, "cnn-scratch": cnn_from_scratch}.get(method)

@@ -9,6 +9,7 @@ import safetensors.torch
 import torch
 from sklearn.base import clone
 
+from xmodal.devices import native_bfloat16
 from xmodal.errors import DataError, PersistenceError
 from xmodal.estimators.sequence import SequenceClassifier
 from xmodal.persistence import CONFIG_FILE, weights_file
@@ -107,6 +108,10 @@ def test_round_trip_predicts_the_same(fitted):
     model, folder, (x_test, _) = fitted
     loaded = SequenceClassifier.from_pretrained(folder)
     assert np.array_equal(loaded.predict_proba(x_test), model.predict_proba(x_test))
+    # precision auto, resolved at fit time for this CPU and kept with the run
+    assert loaded.precision_ == model.precision_ == ("bfloat16" if native_bfloat16(torch.device("cpu")) else "float32")
+    assert loaded.reprogrammer_.compute_dtype == model.reprogrammer_.compute_dtype
+    assert json.loads((folder / CONFIG_FILE).read_text())["metadata"]["precision"] == model.precision_
     assert loaded.settings_ == model.settings_ and loaded.seed_ == model.seed_
     assert loaded.classes_.tolist() == ["AMP", "DECOY"]
     document = json.loads((folder / CONFIG_FILE).read_text())

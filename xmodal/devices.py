@@ -48,7 +48,9 @@ def native_bfloat16(device: torch.device) -> bool:
     AVX512-BF16 or AMX tiles. Elsewhere torch emulates it, slower than float32."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    # torch's own checks (private: absent from another torch, they count as no).
+    names = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in names)
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:

@@ -100,6 +100,7 @@ def untrained(model: Reprogrammer, seed: int = 0, fit_data: tuple | None = None)
                 parameter.zero_()
     output_map = output_map_from_settings(model.output_map.settings(), seed=seed).to(model.device)
     before = Reprogrammer(bridge, model.source, output_map, model.classes, reads=model.reads).eval()
+    before.compute_dtype = model.compute_dtype  # the source read as the trained model reads it
     if output_map.remap_every > 0:  # ilm / blm: the trained map is the last re-mapping, not the first
         if fit_data is None:
             raise DataError("an iteratively re-mapped output map (ilm, blm) needs the training data to rebuild "

@@ -62,7 +62,7 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
     X; names, record names for error messages.
     """
 
-    # Runs saved before `precision` existed were fitted and checked in float32.
+    # Runs saved before `precision` existed were fitted in float32 (and refit so).
     _settings_added_later = {"precision": "float32"}
 
     def _alphabet(self) -> str:
@@ -106,7 +106,8 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
             embedding_dim=spec.embedding_dim, max_positions=spec.max_positions))
         head = LinearHead(source.feature_dim, len(self.classes_), seed=self.seed_)
         self.reprogrammer_ = Reprogrammer(bridge, source, head, list(self.classes_), reads="features")
-        self._set_precision()
+        autocast = resolve_precision(s["precision"], resolve_device(s["device"]))
+        self._use_precision("float32" if autocast is None else "bfloat16")
         bridge.initialise(self.seed_)
         train = self.encode(sequences, names)
         self.n_truncated_ = train.truncated
@@ -123,10 +124,12 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
         self.sparsity_ = bridge.sparsity_report()
         return self
 
-    def _set_precision(self) -> None:
-        """The source's arithmetic on the device this estimator fits and predicts on."""
-        s = self.settings_
-        self.reprogrammer_.compute_dtype = resolve_precision(s["precision"], resolve_device(s["device"]))
+    def _use_precision(self, name: str) -> None:
+        """Read the LM in `name` (float32 or bfloat16), kept as `precision_`: `auto` is resolved once,
+        at fit time, and a saved run keeps what it was fitted with, so it predicts the same numbers
+        on any machine (emulated, and slower, where bfloat16 is not native)."""
+        self.precision_ = name
+        self.reprogrammer_.compute_dtype = resolve_precision(name, self.reprogrammer_.device)
 
     def predict_proba(self, X) -> np.ndarray:
         ids = self.encode(X).ids
@@ -141,7 +144,7 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def _save_state(self) -> dict:
-        return {"sparsity": self.sparsity_, "n_truncated": self.n_truncated_}
+        return {"sparsity": self.sparsity_, "n_truncated": self.n_truncated_, "precision": self.precision_}
 
     @staticmethod
     def _load_saved_source(name: str, weights_path=None):
@@ -151,6 +154,6 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
         if not isinstance(self.reprogrammer_.bridge, TokensToEmbeddings):
             raise DataError(f"this run holds a {type(self.reprogrammer_.bridge).__name__}, not a sequence classifier")
         self.vocabulary_ = Vocabulary(tuple(self.reprogrammer_.bridge.config.tokens))
-        self._set_precision()
+        self._use_precision(document.get("metadata", {}).get("precision", "float32"))  # older runs: float32
         self.sparsity_ = self.reprogrammer_.bridge.sparsity_report()
         self.n_truncated_ = document.get("metadata", {}).get("n_truncated", 0)
