@@ -20,9 +20,11 @@ audio; the cost is that of a 30-s encoder pass whatever the clip length
 encoder reads the clip's own frames only (50 positions a second, the first 50
 position embeddings): a probe of its layers on the 22 UCR sets fits in 60 s
 against 13 181 s, 0.76 points lower (docs/experiments.md, 0.17). Its decoder
-(`logits`, `transcribe`) still reads the padded window, as trained. The log-mel front end (STFT 400 / hop 160,
-80 bands, log10, floor at max - 8, (x + 4) / 4) is plain torch, equal to the
-feature extractor's output, so gradients reach the waveform.
+(`logits`, `transcribe`) still reads the padded window, as trained.
+
+The log-mel front end (STFT 400 / hop 160, 80 bands, log10, floor at max - 8,
+(x + 4) / 4) is plain torch, equal to the feature extractor's output, so
+gradients reach the waveform.
 
 Reading it:
 - `features`: the encoder's last hidden state averaged over the positions that
