@@ -19,7 +19,7 @@ audio; the cost is that of a 30-s encoder pass whatever the clip length
 (measured in docs/sources.md). `whisper-tiny-en-clip` is the same model whose
 encoder reads the clip's own frames only (50 positions a second, the first 50
 position embeddings): a probe of its layers on the 22 UCR sets fits in 60 s
-against 13 181 s, 0.76 points lower (docs/experiments.md, 0.17). Its decoder
+against about 1 785 s, 0.76 points lower (docs/experiments.md, 0.17). Its decoder
 (`logits`, `transcribe`) still reads the padded window, as trained.
 
 The log-mel front end (STFT 400 / hop 160, 80 bands, log10, floor at max - 8,
@@ -387,5 +387,5 @@ WHISPER = register_source(
 register_source(replace(
     WHISPER, name=CLIP_NAME, build=lambda weights_path: WhisperSource(weights_path, clip_window=True),
     description="whisper-tiny-en whose encoder reads the clip's own frames, not Whisper's 30-s window (a probe of "
-                "its layers about 200 times cheaper to fit); its decoder's words and transcription as whisper-tiny-en",
+                "its layers about 30 times cheaper to fit); its decoder's words and transcription as whisper-tiny-en",
     input="16 kHz, 1 s (encoder: the clip alone)"))
