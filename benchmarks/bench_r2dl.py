@@ -102,6 +102,8 @@ def run_method(method: str, alphabet: str, train: SequenceRecords, val: Sequence
         extra = {"probe_test_accuracy": classification_scores(test.labels, probe, model.classes_)["accuracy"],
                  "epochs_max": model.settings_["epochs"], "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                  "val_accuracy": result.val_accuracy, "probe_val_accuracy": result.probe_val_accuracy,
+                 "val_loss": result.val_loss, "probe_val_loss": result.history[0].get("val_loss") if result.history
+                 else None,
                  "reprogramming_kept": result.reprogramming_kept, "truncated_train": model.n_truncated_,
                  "sparsity": model.sparsity_, "probe_c": result.probe_c, "precision": model.precision_}
         classes = model.classes_

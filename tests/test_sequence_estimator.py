@@ -10,7 +10,7 @@ import torch
 from sklearn.base import clone
 
 from xmodal.devices import native_bfloat16
-from xmodal.errors import DataError, PersistenceError
+from xmodal.errors import DataError, PersistenceError, XmodalError
 from xmodal.estimators.sequence import SequenceClassifier
 from xmodal.persistence import CONFIG_FILE, weights_file
 from xmodal.training.probe import PROBE_C
@@ -174,3 +174,29 @@ def test_long_records_follow_the_truncation_policy(fitted):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.allclose(probabilities[0], keep_start.predict_proba([long[:510]])[0], atol=1e-6)
+
+
+@pytest.mark.slow  # MiniLM over 88 records, two epochs and a second reading
+def test_a_trained_view_reads_trained_theta_beside_its_start(amp, tmp_path):
+    """The trained-view preset: theta trained from the probe start, then both readings under one probe,
+    scored on the validation records against the probe start; the start state is the best preset's model."""
+    x, y = pick(amp.train, 64)
+    x_val, y_val = pick(amp.validation, 24)
+    x_test, _ = pick(amp.test, 20)
+    short = {"epochs": 2, "sparsity": 6, "random_state": 3}
+    viewed = SequenceClassifier("trained-view", **short).fit(x, y, validation_data=(x_val, y_val))
+    model, result = viewed.reprogrammer_, viewed.fit_result_
+    assert model.bridge.views == 2 and model.output_map.num_source == 2 * model.source.feature_dim
+    assert result.beside_start and result.best_epoch >= 1 and result.history[0]["epoch"] == 0
+    assert result.reprogramming_kept == (result.val_loss < result.history[0]["val_loss"])
+    plain = SequenceClassifier("best", **{**short, "epochs": 0}).fit(x, y, validation_data=(x_val, y_val))
+    np.testing.assert_allclose(viewed.probe_predict_proba(x_test), plain.predict_proba(x_test), atol=1e-5)
+    assert not np.allclose(viewed.predict_proba(x_test), plain.predict_proba(x_test), atol=1e-3)
+    loaded = SequenceClassifier.from_pretrained(viewed.save_pretrained(tmp_path / "run"))
+    assert loaded.settings_["trained_view"] and loaded.reprogrammer_.bridge.views == 2
+    np.testing.assert_array_equal(loaded.predict_proba(x_test), viewed.predict_proba(x_test))
+
+
+def test_a_trained_view_without_training_is_refused_in_one_line():
+    with pytest.raises(XmodalError, match="epochs >= 1"):
+        SequenceClassifier("trained-view", epochs=0).fit(["KLAK", "GIGK"], ["AMP", "DECOY"])

@@ -147,3 +147,29 @@ def test_bad_inputs_are_refused(minilm, source):
     with pytest.raises(TypeError, match="unknown TokensToEmbeddingsConfig setting"):
         TokensToEmbeddingsConfig.from_dict({"tokens": ["A"], "from_the_future": 1})
     assert token_counts(ids_of(["GLF", "G"])).tolist() == [3, 1]
+
+
+@pytest.mark.parametrize("mode", ["sparse", "prompt"])
+def test_the_start_view_stays_where_theta_started(minilm, amp, mode):
+    """beside_start: view 0 reads theta as `initialise` left it, view 1 the trained theta; both are saved
+    (in sparse mode as k values per row) and come back on load."""
+    model = build(minilm, mode=mode)
+    x, _ = amp_subset(amp, 6)
+    with torch.no_grad():
+        start = model.source_logits(x)
+        model.bridge._theta.add_(0.05 * torch.randn_like(model.bridge._theta))
+        model.bridge.constrain()
+        trained = model.source_logits(x)
+        model.bridge.config.beside_start = True
+        both = model.source_logits(x)
+    assert model.bridge.views == 2 and model.bridge.probe_views == 1
+    assert not torch.allclose(start, trained, atol=1e-3)
+    assert torch.equal(both, torch.cat([start, trained], dim=1))
+    state = model.bridge.state_dict()
+    if mode == "sparse":
+        assert {"theta_values", "theta_start_values"} <= set(state) and "theta_start" not in state
+    loaded = build(minilm, mode=mode, seed=1)
+    loaded.bridge.config.beside_start = True
+    loaded.bridge.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.equal(loaded.source_logits(x), both)

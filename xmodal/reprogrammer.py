@@ -53,9 +53,12 @@ class Reprogrammer(nn.Module):
         if hasattr(bridge, "bind_source"):  # bridges built on the source's input space (e.g. its embeddings)
             bridge.bind_source(source)
         width = getattr(source, "feature_dim", None)  # text sources state their pooled width
+        if width is not None:
+            width *= getattr(bridge, "views", 1)  # each view's reading, side by side
         if reads == "features" and width is not None and getattr(output_map, "num_source", width) != width:
             raise XmodalError(f"the output map reads {output_map.num_source} features but {source.name!r} pools "
-                              f"{width}: build it as LinearHead(source.feature_dim, ...); a saved run with this "
+                              f"{width} (of every view): build it as LinearHead(source.feature_dim * views, ...); a "
+                              "saved run with this "
                               "mismatch comes from an older xmodal (last-layer features) and must be refitted")
         self.reads = reads
         self.bridge = bridge

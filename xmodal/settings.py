@@ -173,6 +173,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("precision", str, "the language model's arithmetic: auto (bfloat16 where the device computes it "
                 "natively: a CPU with AVX512-BF16 or AMX, a GPU that supports it; else float32), float32 or "
                 "bfloat16 (emulated, and slower, where it is not native)", choices=PRECISIONS),
+        Setting("trained_view", bool, "train theta from the probe start, and read the trained bridge beside the "
+                "untrained one under one probe refitted on the training records (the start never competes: both "
+                "readings are kept); reads every record twice"),
         *_TRAINING,
         DEVICE,
     ),

@@ -35,6 +35,11 @@ What Theta codes at init (`init`):
 Sequences longer than the model's positions are never cut here: the encoder
 (`xmodal.data.tokenizers.encode`) applies the chosen truncation policy and counts
 the records cut; this bridge refuses ids longer than `max_tokens`.
+
+With `beside_start` the bridge has two views, read side by side under one probe, as the
+series' filtered tones do (xmodal.bridges.filtered_tones): view 0 is theta as it started
+(kept as a buffer from `initialise`), view 1 the trained theta. The estimator trains with
+one view and turns the second on for the final probe (the trained view, estimators.base).
 """
 
 from __future__ import annotations
@@ -73,7 +78,8 @@ class TokensToEmbeddingsConfig(SettingsRecord):
     alphabet: protein, dna or smiles. sparsity: k, non-zeros per row of Theta (sparse mode).
     init: what Theta codes at the start, "spelled" or "random" (module docstring).
     prompt_length: soft prompt tokens (prompt mode). source_vocab_size, embedding_dim,
-    max_positions: the source's N_S, d and position limit, checked when the bridge meets its source."""
+    max_positions: the source's N_S, d and position limit, checked when the bridge meets its source.
+    beside_start: two views, the start's reading and the trained one (set after training)."""
 
     tokens: list[str] = field(default_factory=list)
     alphabet: str = "protein"
@@ -84,6 +90,7 @@ class TokensToEmbeddingsConfig(SettingsRecord):
     source_vocab_size: int = 30522
     embedding_dim: int = 384
     max_positions: int = 512
+    beside_start: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -146,22 +153,36 @@ def target_embeddings(source_embeddings: torch.Tensor, count: int, seed: int) ->
     return mean + std * noise.to(source_embeddings.device)
 
 
+SPARSE_TENSORS = ("theta", "theta_start")  # k-sparse rows in sparse mode: saved as values and column indices
+
+
 def _pack_theta(bridge, state, prefix, _metadata) -> None:
-    theta = state.pop(prefix + "theta")
-    indices = theta.abs().topk(bridge.config.sparsity, dim=1).indices
-    state[prefix + "theta_values"], state[prefix + "theta_indices"] = theta.gather(1, indices), indices
+    """theta's start is kept only where it is read (beside_start); k-sparse rows as values and column indices."""
+    if not bridge.config.beside_start:
+        state.pop(f"{prefix}{bridge._theta_name}_start")
+    if bridge.config.mode != "sparse":
+        return
+    for name in SPARSE_TENSORS:
+        if prefix + name in state:
+            theta = state.pop(prefix + name)
+            indices = theta.abs().topk(bridge.config.sparsity, dim=1).indices
+            state[prefix + name + "_values"], state[prefix + name + "_indices"] = theta.gather(1, indices), indices
 
 
 def _unpack_theta(bridge, state, prefix, *_) -> None:
-    if prefix + "theta_values" in state:
-        values, indices = state.pop(prefix + "theta_values"), state.pop(prefix + "theta_indices")
-        device = bridge.theta.device  # a saved state is on the CPU, the bridge may be on a GPU
-        state[prefix + "theta"] = bridge.theta.new_zeros(bridge.theta.shape).scatter(1, indices.long().to(device),
-                                                                                       values.to(device))
+    for name in SPARSE_TENSORS:  # (theta_start is saved only where it is read)
+        if prefix + name + "_values" in state:
+            values, indices = state.pop(prefix + name + "_values"), state.pop(prefix + name + "_indices")
+            device = bridge.theta.device  # a saved state is on the CPU, the bridge may be on a GPU
+            state[prefix + name] = bridge.theta.new_zeros(bridge.theta.shape).scatter(
+                1, indices.long().to(device), values.to(device))
 
 
 class TokensToEmbeddings(nn.Module):
-    """Padded target-token ids (N, L) -> TextInput for a frozen text source."""
+    """Padded target-token ids (N, L) -> TextInput for a frozen text source; with `beside_start`,
+    also the start's (view 0)."""
+
+    probe_views = 1  # both views read the same records: one probe of them side by side, no per-view reduction
 
     def __init__(self, config: TokensToEmbeddingsConfig):
         super().__init__()
@@ -170,10 +191,22 @@ class TokensToEmbeddings(nn.Module):
             self.prompt = nn.Parameter(torch.zeros(config.prompt_length, config.embedding_dim))
         else:
             self.theta = nn.Parameter(torch.zeros(config.num_target_tokens, config.source_vocab_size))
-        if config.mode == "sparse":  # saved as k values + column indices per row: kilobytes, not N_T x N_S
-            self.register_state_dict_post_hook(_pack_theta)
-            self.register_load_state_dict_pre_hook(_unpack_theta)
+        self.register_buffer(f"{self._theta_name}_start", torch.zeros_like(self._theta))
+        self.register_state_dict_post_hook(_pack_theta)  # sparse: k values + column indices per row, not N_T x N_S
+        self.register_load_state_dict_pre_hook(_unpack_theta)
         self._source = None  # the text source, bound by the Reprogrammer; never saved
+
+    @property
+    def _theta_name(self) -> str:
+        return "prompt" if self.config.mode == "prompt" else "theta"
+
+    @property
+    def _theta(self) -> nn.Parameter:
+        return getattr(self, self._theta_name)
+
+    @property
+    def views(self) -> int:
+        return 2 if self.config.beside_start else 1
 
     def bind_source(self, source) -> None:
         """Read V_S, [CLS]/[SEP] and (prompt mode) spelled embeddings from the frozen source."""
@@ -214,14 +247,15 @@ class TokensToEmbeddings(nn.Module):
             generator = torch.Generator().manual_seed(seed)
             picks = torch.randint(0, len(vocabulary), (self.config.prompt_length,), generator=generator)
             self.prompt.copy_(vocabulary[picks.to(vocabulary.device)])
-            return
-        if self.config.init == "spelled":
-            targets = self._spelled(self._source)
         else:
-            targets = target_embeddings(vocabulary, self.config.num_target_tokens, seed)
-        # OMP is scikit-learn's, on the CPU: the same code on any device
-        codes = code_sparsely(targets.cpu().numpy(), vocabulary.cpu().numpy(), self.config.sparsity)
-        self.theta.copy_(torch.from_numpy(codes))
+            if self.config.init == "spelled":
+                targets = self._spelled(self._source)
+            else:
+                targets = target_embeddings(vocabulary, self.config.num_target_tokens, seed)
+            # OMP is scikit-learn's, on the CPU: the same code on any device
+            codes = code_sparsely(targets.cpu().numpy(), vocabulary.cpu().numpy(), self.config.sparsity)
+            self.theta.copy_(torch.from_numpy(codes))
+        getattr(self, f"{self._theta_name}_start").copy_(self._theta)
 
     @torch.no_grad()
     def constrain(self) -> None:
@@ -237,26 +271,28 @@ class TokensToEmbeddings(nn.Module):
                 "max_nonzeros_per_row": int(nonzeros.max()), "mean_nonzeros_per_row": float(nonzeros.float().mean()),
                 "density": float(nonzeros.sum()) / self.theta.numel()}
 
-    def token_table(self) -> torch.Tensor:
-        """(N_T, d): the embedding each target token enters the source with."""
+    def token_table(self, start: bool = False) -> torch.Tensor:
+        """(N_T, d): the embedding each target token enters the source with (start: with theta's start)."""
         if self.config.mode == "prompt":
             return self.spelled
-        return self.theta @ self.source_embeddings
+        return (self.theta_start if start else self.theta) @ self.source_embeddings
 
-    def forward(self, ids: torch.Tensor):
+    def forward(self, ids: torch.Tensor, view: int = 1):
+        """View 1 (the only one without beside_start): the trained theta; view 0: theta at its start."""
         from adapters_modal.text import TextInput
 
+        start = view == 0 and self.config.beside_start
         ids = self._checked(ids)
         lengths = token_counts(ids)
         ids = ids[:, : int(lengths.max())]  # right-padded: columns past the longest record are all padding
         # F.embedding, not table[ids]: the backward of advanced indexing (an accumulating
         # index_put) gave Theta's gradient different last bits from run to run with two torch
         # threads; the embedding backward is deterministic. The forward is the same gather.
-        tokens = F.embedding(ids, self.token_table())
+        tokens = F.embedding(ids, self.token_table(start))
         n, dim = len(ids), tokens.shape[2]
         parts = [self.ends[0].expand(n, 1, dim)]
         if self.config.mode == "prompt":
-            parts.append(self.prompt.expand(n, -1, -1))
+            parts.append((self.prompt_start if start else self.prompt).expand(n, -1, -1))
         offset = sum(p.shape[1] for p in parts)
         body = torch.cat(parts + [tokens, tokens.new_zeros(n, 1, dim)], dim=1)
         positions = torch.arange(body.shape[1], device=body.device)

@@ -18,6 +18,7 @@ says where the model (bridge, frozen source, output map) is moved for fit and pr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from pathlib import Path
 
@@ -28,12 +29,19 @@ from sklearn.utils.multiclass import check_classification_targets
 from adapters_modal.base import load_source
 from xmodal.devices import resolve_device
 from xmodal.errors import DataError, PersistenceError, XmodalError
+from xmodal.maps import LinearHead
 from xmodal.presets import DEFAULT_PRESET, preset_names, resolve_settings
 from xmodal.settings import DEVICE, SETTINGS, check_settings
 from xmodal.training.config import FitResult, TrainConfig
 from xmodal.training.gradients import BLACK_BOX_MAPPINGS, Backprop, ZerothOrder
 from xmodal.training.loop import train
 from xmodal.training.probe import PROBE_C
+from xmodal.training.split import selection_split
+
+# How a trained view trains its bridge (docs/experiments.md, 0.9): the best trained epoch is kept, as the
+# start is read beside it anyway; the probe-started head moves at a tenth of theta's rate and under the
+# probe's own L2 penalty, so the start is where its objective rests and theta does the moving.
+TRAINED_VIEW_TRAINING = {"start_competes": False, "head_lr_ratio": 0.1, "probe_penalty": True}
 
 
 def settings_doc(task: str) -> str:
@@ -143,6 +151,36 @@ class ReprogrammingEstimator:
         self.fit_result_ = train(model, x, targets, config, validation, lengths, gradients, start_features)
         self.start_state_ = self.fit_result_.start_state
         return self.fit_result_
+
+    def _fit_trained_view(self, model, x: torch.Tensor, targets: torch.Tensor, validation=None,
+                          lengths: torch.Tensor | None = None) -> None:
+        """Train theta from the probe start (TRAINED_VIEW_TRAINING), then read the trained bridge beside
+        its start (the bridge's `beside_start` view): a probe of both readings, fitted on the fit part (its
+        validation score is the model's) and refitted on every training sample (and the given validation
+        records). The start state is the probe start in the two-reading model (its weights on the start's
+        reading, zeros on the trained one). Series (filtered tones) and sequences (R2DL's theta) alike."""
+        trained = self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
+                              lengths=lengths, **TRAINED_VIEW_TRAINING)
+        if not trained.epochs_run:  # no validation part: the probe start is the model
+            return
+        model.bridge.config.beside_start = True
+        model.output_map = LinearHead(2 * model.output_map.num_source, len(self.classes_), seed=self.seed_)
+        if validation is None:  # the same fit and validation parts as training's
+            fit, val = selection_split(targets.numpy(), self.settings_["val_fraction"], self.settings_["epochs"],
+                                       self.seed_)
+            x, targets, validation = x[fit], targets[fit], (x[val], targets[val])
+            lengths = None if lengths is None else lengths[fit]
+        both = self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
+                           lengths=lengths, epochs=0)
+        weight = trained.start_state["output_map.linear.weight"]
+        start = {**trained.start_state,
+                 "output_map.linear.weight": torch.cat([weight, torch.zeros_like(weight)], dim=1)}
+        self.fit_result_ = dataclasses.replace(
+            trained, val_accuracy=both.val_accuracy, val_loss=both.val_loss, n_fit=both.n_fit, probe_c=both.probe_c,
+            seconds=trained.seconds + both.seconds, start_state=start, beside_start=True,
+            selection=f"validation: trained epoch {trained.best_epoch} kept, read beside the start under a probe of "
+                      "both readings, refitted on all training samples")
+        self.start_state_ = start
 
     # -- saving and loading ------------------------------------------------------------
     def _save_state(self) -> dict:

@@ -32,7 +32,7 @@ from xmodal.data.tokenizers import (
     token_counts,
 )
 from xmodal.devices import resolve_device, resolve_precision
-from xmodal.errors import DataError
+from xmodal.errors import DataError, XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import LinearHead
 from xmodal.reprogrammer import Reprogrammer
@@ -62,8 +62,8 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
     X; names, record names for error messages.
     """
 
-    # Runs saved before `precision` existed were fitted in float32 (and refit so).
-    _settings_added_later = {"precision": "float32"}
+    # Runs saved before these settings existed were fitted in float32 (and refit so), without a trained view.
+    _settings_added_later = {"precision": "float32", "trained_view": False}
 
     def _alphabet(self) -> str:
         return self.settings_["alphabet"] or "protein"
@@ -97,6 +97,10 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
             raise DataError(f"{len(sequences)} sequences but {len(y)} labels; give one label per sequence")
         self._begin_fit(y)
         s = self.settings_
+        if s["trained_view"] and (s["head_init"] != "probe" or s["epochs"] < 1):
+            raise XmodalError("trained_view trains theta from the probe start and reads both readings under one "
+                              f"probe: it needs head_init='probe' and epochs >= 1 (got {s['head_init']!r}, "
+                              f"{s['epochs']}); or set trained_view false")
         source = load_text_source(s["source"])
         self.vocabulary_ = Vocabulary.build(self._tokenizer(), self._tokenize(sequences, names))
         spec = source.input_spec
@@ -116,11 +120,15 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
             val_ids = self.encode(validation_data[0]).ids
             order = torch.argsort(token_counts(val_ids), stable=True)  # less padding per batch, same scores
             validation = (val_ids[order], self._targets(validation_data[1])[order])
-        # Selection on validation log-loss, the criterion the probe's C is chosen by: accuracy
-        # would let one flipped record of a small validation split (BACE, ClinTox: about 150)
-        # pick an epoch whose ranking, the ROC-AUC reported, is worse.
-        self._train(self.reprogrammer_, train.ids, self._targets(y), head_init=s["head_init"], select_on="loss",
-                    validation=validation, lengths=token_counts(train.ids))
+        if s["trained_view"]:
+            self._fit_trained_view(self.reprogrammer_, train.ids, self._targets(y), validation,
+                                   token_counts(train.ids))
+        else:
+            # Selection on validation log-loss, the criterion the probe's C is chosen by: accuracy
+            # would let one flipped record of a small validation split (BACE, ClinTox: about 150)
+            # pick an epoch whose ranking, the ROC-AUC reported, is worse.
+            self._train(self.reprogrammer_, train.ids, self._targets(y), head_init=s["head_init"], select_on="loss",
+                        validation=validation, lengths=token_counts(train.ids))
         self.sparsity_ = bridge.sparsity_report()
         return self
 

@@ -12,8 +12,6 @@ X is anything sktime accepts for a univariate, equal-length panel (a 3-D numpy a
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 from sktime.classification.base import BaseClassifier
@@ -32,10 +30,6 @@ from xmodal.training.split import selection_split
 
 # Mappings whose head starts as a probe: of every layer's statistics, or of the class log-probabilities.
 PROBE_STARTED = ("layers", "proba")
-# How trained_view trains its bridge (docs/experiments.md, 0.9): the best trained epoch is kept, as the
-# start is read beside it anyway; the probe-started head moves at a tenth of theta's rate and under the
-# probe's own L2 penalty, so the start is where its objective rests and theta does the moving.
-TRAINED_VIEW_TRAINING = {"start_competes": False, "head_lr_ratio": 0.1, "probe_penalty": True}
 
 
 @with_settings("series", weights_path=None, search=None, search_folds=1, search_backend="local", random_state=None,
@@ -152,7 +146,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                 bool(self.verbose))
             self.settings_ = self._settings_of_choice(self.reprogrammer_.source)
         if self.settings_["trained_view"]:
-            self._fit_trained_view(x, targets)
+            self._fit_trained_view(self.reprogrammer_, x, targets)
             return self
         probe = self.settings_["mapping"] in PROBE_STARTED
         # A probe-started head is a fitted model: an epoch must beat it on validation log-loss,
@@ -168,31 +162,6 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         if self.settings_["fusion"] != "probe-per-source" or source.input_spec.modality != FUSED:
             return None
         return tuple(part.layer_width() for part in source.parts)
-
-    def _fit_trained_view(self, x: torch.Tensor, targets: torch.Tensor) -> None:
-        """Train the filtered tones from the probe start (TRAINED_VIEW_TRAINING), then read the trained bridge
-        beside its start: a probe of both readings, fitted on the fit part (its validation score is the model's)
-        and refitted on every training series. The start state is the probe start in the two-reading model
-        (its weights on the start's reading, zeros on the trained one)."""
-        model = self.reprogrammer_
-        trained = self._train(model, x, targets, head_init="probe", select_on="loss", **TRAINED_VIEW_TRAINING)
-        if not trained.epochs_run:  # no validation part: the probe start is the model
-            return
-        model.bridge.config.beside_start = True
-        model.output_map = LinearHead(2 * model.output_map.num_source, len(self.classes_), seed=self.seed_)
-        fit, val = selection_split(targets.numpy(), self.settings_["val_fraction"], self.settings_["epochs"],
-                                   self.seed_)
-        both = self._train(model, x[fit], targets[fit], head_init="probe", select_on="loss",
-                           validation=(x[val], targets[val]), epochs=0)
-        weight = trained.start_state["output_map.linear.weight"]
-        start = {**trained.start_state,
-                 "output_map.linear.weight": torch.cat([weight, torch.zeros_like(weight)], dim=1)}
-        self.fit_result_ = dataclasses.replace(
-            trained, val_accuracy=both.val_accuracy, val_loss=both.val_loss, n_fit=both.n_fit, probe_c=both.probe_c,
-            seconds=trained.seconds + both.seconds, start_state=start, beside_start=True,
-            selection=f"validation: trained epoch {trained.best_epoch} kept, read beside the start under a probe of "
-                      "both readings, refitted on all training samples")
-        self.start_state_ = start
 
     def _settings_of_choice(self, source) -> dict:
         """The settings of the model the choice kept, as if it had been fitted directly: its source
