@@ -16,7 +16,7 @@ from cli import main
 from tests.conftest import UCR
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.series import V2SClassifier
-from xmodal.persistence import CONFIG_FILE, FORMAT_VERSION
+from xmodal.persistence import CONFIG_FILE, FUSED_FORMAT_VERSION
 from xmodal.presets import FUSED_SOURCES, get_preset
 from xmodal.training.probe import fit_probe
 
@@ -62,7 +62,7 @@ def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions
     parts = [load_source(name) for name in PAIR.split("+")]
     combined = hashlib.sha256("\n".join(part.weights_sha256 for part in parts).encode()).hexdigest()
     assert document["source"] == {"name": PAIR, "weights_sha256": combined}
-    assert document["format_version"] == FORMAT_VERSION == 7  # a version-6 reader asks for an upgrade
+    assert document["format_version"] == FUSED_FORMAT_VERSION == 7  # a version-6 reader asks for an upgrade
     assert [part["kind"] for part in document["bridge"]["config"]["parts"]] == ["series_to_tones", "series_to_image"]
     reloaded = V2SClassifier.from_pretrained(folder)  # registered parts: trusted without asking
     x = gunpoint.x_test[:, None, :]

@@ -192,9 +192,15 @@ def test_a_trained_view_reads_trained_theta_beside_its_start(amp, tmp_path):
     plain = SequenceClassifier("best", **{**short, "epochs": 0}).fit(x, y, validation_data=(x_val, y_val))
     np.testing.assert_allclose(viewed.probe_predict_proba(x_test), plain.predict_proba(x_test), atol=1e-5)
     assert not np.allclose(viewed.predict_proba(x_test), plain.predict_proba(x_test), atol=1e-3)
-    loaded = SequenceClassifier.from_pretrained(viewed.save_pretrained(tmp_path / "run"))
+    folder = viewed.save_pretrained(tmp_path / "run")
+    loaded = SequenceClassifier.from_pretrained(folder)
     assert loaded.settings_["trained_view"] and loaded.reprogrammer_.bridge.views == 2
     np.testing.assert_array_equal(loaded.predict_proba(x_test), viewed.predict_proba(x_test))
+    # an xmodal that predates the trained view asks for an upgrade (version 8); a run that reads once stays
+    # readable by it (version 6, no beside_start key)
+    assert json.loads((folder / CONFIG_FILE).read_text())["format_version"] == 8
+    plain_document = json.loads((plain.save_pretrained(tmp_path / "plain") / CONFIG_FILE).read_text())
+    assert plain_document["format_version"] == 6 and "beside_start" not in plain_document["bridge"]["config"]
 
 
 def test_a_trained_view_without_training_is_refused_in_one_line():

@@ -173,3 +173,11 @@ def test_the_start_view_stays_where_theta_started(minilm, amp, mode):
     loaded.bridge.load_state_dict(state)
     with torch.no_grad():
         assert torch.equal(loaded.source_logits(x), both)
+    # a bridge that reads once saves no start, and its state still loads strictly into another
+    model.bridge.config.beside_start = False
+    once = model.bridge.state_dict()
+    assert not any("start" in key for key in once)
+    loaded.bridge.config.beside_start = False
+    loaded.bridge.load_state_dict(once)
+    with torch.no_grad():
+        assert torch.equal(loaded.source_logits(x), trained)

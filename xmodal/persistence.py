@@ -71,8 +71,13 @@ FORMAT = "xmodal-reprogrammer"
 # 7: a series run may read a fused source ("bc-resnet-gsc35+efficientnet-lite0", adapters_modal.fused)
 # through a "fused" bridge that holds one part bridge per source; a version-6 reader would call the
 # fused name untrusted and the kind unknown, instead of asking for an upgrade.
-# A save is written with the lowest version that reads it right: 7 only for a fused run.
-FORMAT_VERSION = 7
+# 8: a sequence run may read its records twice, through theta and through theta's start ("beside_start",
+# the trained view); a version-7 reader would call such a save damaged (an unknown setting) instead of
+# asking for an upgrade, so it must refuse on the version.
+# A save is written with the lowest version that reads it right: 8 only for a sequence trained view, 7 only
+# for a fused run (a series trained view is a bridge kind of its own, refused by name as above).
+FORMAT_VERSION = 8
+FUSED_FORMAT_VERSION = 7
 PLAIN_FORMAT_VERSION = 6
 CONFIG_FILE = "reprogrammer.json"
 LEGACY_WEIGHTS_FILE = "reprogrammer.safetensors"  # format versions 1 to 3
@@ -153,10 +158,17 @@ def save_reprogrammer(model: Reprogrammer, folder: str | Path, metadata: dict | 
     return folder
 
 
+def _lowest_version(bridge: torch.nn.Module) -> int:
+    """The lowest format version that reads a save of this bridge right (the history above)."""
+    if isinstance(bridge, TokensToEmbeddings) and bridge.config.beside_start:
+        return FORMAT_VERSION
+    return FUSED_FORMAT_VERSION if isinstance(bridge, FusedBridge) else PLAIN_FORMAT_VERSION
+
+
 def _document_text(model: Reprogrammer, weights_sha256: str, weights_name: str, metadata: dict | None) -> str:
     document = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION if isinstance(model.bridge, FusedBridge) else PLAIN_FORMAT_VERSION,
+        "format_version": _lowest_version(model.bridge),
         "xmodal_version": __version__,
         "source": model.source.identity,
         "bridge": _bridge_document(model.bridge),

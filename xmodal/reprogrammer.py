@@ -57,9 +57,10 @@ class Reprogrammer(nn.Module):
             width *= getattr(bridge, "views", 1)  # each view's reading, side by side
         if reads == "features" and width is not None and getattr(output_map, "num_source", width) != width:
             raise XmodalError(f"the output map reads {output_map.num_source} features but {source.name!r} pools "
-                              f"{width} (of every view): build it as LinearHead(source.feature_dim * views, ...); a "
-                              "saved run with this "
-                              "mismatch comes from an older xmodal (last-layer features) and must be refitted")
+                              f"{width} ({width // getattr(bridge, 'views', 1)} per reading, one reading per view of "
+                              "the bridge): build it as LinearHead(source.feature_dim * views, ...); a saved run "
+                              "with this mismatch comes from an older xmodal (last-layer features) and must be "
+                              "refitted")
         self.reads = reads
         self.bridge = bridge
         self.source = source

@@ -14,7 +14,7 @@ buffer), view 1 the trained one. The trained bridge alone, under the head it was
 with, lost to the probe start in every variant screened; beside the start's reading,
 under a probe refitted on both, it gains 2.84 points over 21 UCR sets, 3 seeds
 (docs/experiments.md, 0.9 and 0.10). The estimator trains with one view and turns the
-second on for the final probe (xmodal.estimators.series).
+second on for the final probe (xmodal.estimators.base).
 """
 
 from __future__ import annotations

@@ -107,6 +107,14 @@ class TokensToEmbeddingsConfig(SettingsRecord):
         if self.max_tokens < 1:
             raise DataError(f"no room for tokens: {self.max_positions} positions, {self._overhead} reserved")
 
+    def to_dict(self) -> dict:
+        """The settings as saved; beside_start only where it is set, so a run that reads once stays
+        readable by an xmodal that predates the trained view (format version 6, xmodal.persistence)."""
+        values = super().to_dict()
+        if not self.beside_start:
+            del values["beside_start"]
+        return values
+
     @property
     def _overhead(self) -> int:
         return reserved_positions(self.mode, self.prompt_length)
@@ -157,9 +165,9 @@ SPARSE_TENSORS = ("theta", "theta_start")  # k-sparse rows in sparse mode: saved
 
 
 def _pack_theta(bridge, state, prefix, _metadata) -> None:
-    """theta's start is kept only where it is read (beside_start); k-sparse rows as values and column indices."""
+    """theta's start is saved only where it is read (beside_start); k-sparse rows as values and column indices."""
     if not bridge.config.beside_start:
-        state.pop(f"{prefix}{bridge._theta_name}_start")
+        state.pop(prefix + bridge.start_name)
     if bridge.config.mode != "sparse":
         return
     for name in SPARSE_TENSORS:
@@ -170,7 +178,9 @@ def _pack_theta(bridge, state, prefix, _metadata) -> None:
 
 
 def _unpack_theta(bridge, state, prefix, *_) -> None:
-    for name in SPARSE_TENSORS:  # (theta_start is saved only where it is read)
+    if prefix + bridge.start_name not in state and prefix + "theta_start_values" not in state:
+        state[prefix + bridge.start_name] = getattr(bridge, bridge.start_name)  # not saved: the start stays as it is
+    for name in SPARSE_TENSORS:
         if prefix + name + "_values" in state:
             values, indices = state.pop(prefix + name + "_values"), state.pop(prefix + name + "_indices")
             device = bridge.theta.device  # a saved state is on the CPU, the bridge may be on a GPU
@@ -191,18 +201,20 @@ class TokensToEmbeddings(nn.Module):
             self.prompt = nn.Parameter(torch.zeros(config.prompt_length, config.embedding_dim))
         else:
             self.theta = nn.Parameter(torch.zeros(config.num_target_tokens, config.source_vocab_size))
-        self.register_buffer(f"{self._theta_name}_start", torch.zeros_like(self._theta))
+        self.register_buffer(self.start_name, torch.zeros_like(self._theta))
         self.register_state_dict_post_hook(_pack_theta)  # sparse: k values + column indices per row, not N_T x N_S
         self.register_load_state_dict_pre_hook(_unpack_theta)
         self._source = None  # the text source, bound by the Reprogrammer; never saved
 
     @property
-    def _theta_name(self) -> str:
-        return "prompt" if self.config.mode == "prompt" else "theta"
+    def _theta(self) -> nn.Parameter:
+        """What trains: the prompt in prompt mode, else Theta."""
+        return self.prompt if self.config.mode == "prompt" else self.theta
 
     @property
-    def _theta(self) -> nn.Parameter:
-        return getattr(self, self._theta_name)
+    def start_name(self) -> str:
+        """The buffer holding the trained tensor's start (`initialise`'s value): read as view 0."""
+        return "prompt_start" if self.config.mode == "prompt" else "theta_start"
 
     @property
     def views(self) -> int:
@@ -255,7 +267,7 @@ class TokensToEmbeddings(nn.Module):
             # OMP is scikit-learn's, on the CPU: the same code on any device
             codes = code_sparsely(targets.cpu().numpy(), vocabulary.cpu().numpy(), self.config.sparsity)
             self.theta.copy_(torch.from_numpy(codes))
-        getattr(self, f"{self._theta_name}_start").copy_(self._theta)
+        getattr(self, self.start_name).copy_(self._theta)
 
     @torch.no_grad()
     def constrain(self) -> None:

@@ -216,7 +216,8 @@ def _verdict(estimator) -> str:
     if result.beside_start:
         return (f"trained view: epoch {result.best_epoch} of {result.epochs_run} kept and read beside the start; the "
                 f"probe of both readings {'beat' if kept else 'did not beat'} the probe start on validation log-loss "
-                f"({result.val_loss:.4f} against {result.history[0]['val_loss']:.4f}){stop}")
+                f"({result.val_loss:.4f} against {result.history[0]['val_loss']:.4f})"
+                f"{'' if kept else '; the model reads both all the same (the start never competes)'}{stop}")
     start = "the probe" if probe else "the start (θ untrained)"
     if kept:
         return (f"reprogramming kept: trained epochs beat {start} on validation (best epoch {result.best_epoch} of "

@@ -152,22 +152,27 @@ class ReprogrammingEstimator:
         self.start_state_ = self.fit_result_.start_state
         return self.fit_result_
 
-    def _fit_trained_view(self, model, x: torch.Tensor, targets: torch.Tensor, validation=None,
+    def _fit_trained_view(self, x: torch.Tensor, targets: torch.Tensor, validation=None,
                           lengths: torch.Tensor | None = None) -> None:
         """Train theta from the probe start (TRAINED_VIEW_TRAINING), then read the trained bridge beside
         its start (the bridge's `beside_start` view): a probe of both readings, fitted on the fit part (its
         validation score is the model's) and refitted on every training sample (and the given validation
         records). The start state is the probe start in the two-reading model (its weights on the start's
         reading, zeros on the trained one). Series (filtered tones) and sequences (R2DL's theta) alike."""
+        model = self.reprogrammer_
+        refitted_on = "all training samples" + ("" if validation is None else " and the validation split")
         trained = self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
                               lengths=lengths, **TRAINED_VIEW_TRAINING)
         if not trained.epochs_run:  # no validation part: the probe start is the model
             return
+        width = model.output_map.num_source // model.bridge.views
         model.bridge.config.beside_start = True
-        model.output_map = LinearHead(2 * model.output_map.num_source, len(self.classes_), seed=self.seed_)
+        model.output_map = LinearHead(width * model.bridge.views, len(self.classes_), seed=self.seed_)
         if validation is None:  # the same fit and validation parts as training's
             fit, val = selection_split(targets.numpy(), self.settings_["val_fraction"], self.settings_["epochs"],
                                        self.seed_)
+            if lengths is not None:  # as a given validation split is: by length, less padding per batch
+                val = val[torch.argsort(lengths[val], stable=True).numpy()]
             x, targets, validation = x[fit], targets[fit], (x[val], targets[val])
             lengths = None if lengths is None else lengths[fit]
         both = self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
@@ -179,7 +184,7 @@ class ReprogrammingEstimator:
             trained, val_accuracy=both.val_accuracy, val_loss=both.val_loss, n_fit=both.n_fit, probe_c=both.probe_c,
             seconds=trained.seconds + both.seconds, start_state=start, beside_start=True,
             selection=f"validation: trained epoch {trained.best_epoch} kept, read beside the start under a probe of "
-                      "both readings, refitted on all training samples")
+                      f"both readings, refitted on {refitted_on}")
         self.start_state_ = start
 
     # -- saving and loading ------------------------------------------------------------
@@ -275,7 +280,7 @@ class ReprogrammingEstimator:
         if start is None:
             return None
         model = self.reprogrammer_
-        if predicted is not None and all(torch.equal(value, start[name].to(value.device))
+        if predicted is not None and all(name in start and torch.equal(value, start[name].to(value.device))
                                          for name, value in model.trainable_state().items()):
             return predicted
         trained = copy.deepcopy(model.trainable_state())

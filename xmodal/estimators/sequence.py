@@ -7,7 +7,8 @@ The pipeline is tokeniser -> R2DL bridge (theta) -> frozen text source ->
 linear head on pooled features (omega). Only theta and omega are trained;
 omega starts as a logistic-regression probe of the initial features (head_init
 "probe"), and that start competes as epoch 0: training is kept only where it wins
-on validation log-loss.
+on validation log-loss. With trained_view (the trained-view preset) the start does not
+compete: it is read beside the trained theta, under one probe of both readings.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
         s = self.settings_
         if s["trained_view"] and (s["head_init"] != "probe" or s["epochs"] < 1):
             raise XmodalError("trained_view trains theta from the probe start and reads both readings under one "
-                              f"probe: it needs head_init='probe' and epochs >= 1 (got {s['head_init']!r}, "
-                              f"{s['epochs']}); or set trained_view false")
+                              f"probe: it needs head_init='probe' and epochs >= 1 (got head_init={s['head_init']!r}, "
+                              f"epochs={s['epochs']}); or set trained_view false")
         source = load_text_source(s["source"])
         self.vocabulary_ = Vocabulary.build(self._tokenizer(), self._tokenize(sequences, names))
         spec = source.input_spec
@@ -121,8 +122,7 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
             order = torch.argsort(token_counts(val_ids), stable=True)  # less padding per batch, same scores
             validation = (val_ids[order], self._targets(validation_data[1])[order])
         if s["trained_view"]:
-            self._fit_trained_view(self.reprogrammer_, train.ids, self._targets(y), validation,
-                                   token_counts(train.ids))
+            self._fit_trained_view(train.ids, self._targets(y), validation, token_counts(train.ids))
         else:
             # Selection on validation log-loss, the criterion the probe's C is chosen by: accuracy
             # would let one flipped record of a small validation split (BACE, ClinTox: about 150)

@@ -146,7 +146,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                 bool(self.verbose))
             self.settings_ = self._settings_of_choice(self.reprogrammer_.source)
         if self.settings_["trained_view"]:
-            self._fit_trained_view(self.reprogrammer_, x, targets)
+            self._fit_trained_view(x, targets)
             return self
         probe = self.settings_["mapping"] in PROBE_STARTED
         # A probe-started head is a fitted model: an epoch must beat it on validation log-loss,

@@ -8,7 +8,7 @@ enters. The start state competes as epoch 0 and the epoch with the best validati
 score is restored, so training is kept only where it beats where it started: with
 head_init "probe" that start is a fitted logistic-regression probe of the frozen
 features (unless start_competes is False: the trained-view fit keeps the start's reading
-beside the trained one, xmodal.estimators.series). The gradient object
+beside the trained one, xmodal.estimators.base). The gradient object
 (xmodal.training.gradients) is the only difference between backpropagation and
 zeroth-order training within a query budget.
 """
