@@ -48,13 +48,18 @@ from xmodal.presets import resolve_settings  # noqa: E402
 
 MOLECULES = {"bbbp": ("bbbp.csv", None), "bace": ("bace.csv", None),
              "clintox_ct_tox": ("clintox.csv", "CT_TOX"), "clintox_fda_approved": ("clintox.csv", "FDA_APPROVED")}
-# What the table's 'theta kept' and 'probe acc' mean: for a plain fit, and for a trained view (whose
-# start never competes: the model reads both views either way).
-KEPT = ("'theta kept': folds where a trained epoch beat the probe start on validation log-loss; 'probe acc': "
-        "the test accuracy of that start (untrained theta, probe head), the model wherever theta was not kept; ")
-KEPT_TRAINED_VIEW = ("'theta kept': folds where the probe of both readings (theta's start and trained theta) beat the "
-                     "probe start on validation log-loss; 'probe acc': the test accuracy of that start (untrained theta, "
-                     "probe head; the best preset's model); the model reads both views either way; ")
+
+
+def kept_legend(trained_view: bool) -> str:
+    """What the table's 'theta kept' and 'probe acc' mean; a trained view's start never competes, so
+    its model reads both views either way."""
+    won = "the probe of both readings (theta's start and trained theta)" if trained_view else "a trained epoch"
+    model = ("; the best preset's model); the model reads both views either way" if trained_view
+             else "), the model wherever theta was not kept")
+    return (f"'theta kept': folds where {won} beat the probe start on validation log-loss; 'probe acc': the test "
+            f"accuracy of that start (untrained theta, probe head{model}; ")
+
+
 PUBLISHED = {"amp": "AMP Scanner v2 CNN-LSTM: 91.01 % test accuracy",
              "toxinpred": "R2DL paper: ~96 % toxicity accuracy (own split)"}
 
@@ -163,7 +168,7 @@ def write(rows: list[dict], args, started: float, parts: list[str] = ()) -> None
              + "".join(f"; merged with the runs of `{c}`" for c in parts) + ". "
              f"R2DL: preset {args.preset!r} with {args.overrides or 'no changes'}; 'epochs run' = run of max per fold. "
              "Peak RSS is the process's (the loaded LM included), reset before each method.", "",
-             (KEPT_TRAINED_VIEW if resolve_settings("sequence", args.preset, args.overrides)["trained_view"] else KEPT)
+             kept_legend(resolve_settings("sequence", args.preset, args.overrides)["trained_view"])
              + "'x CNN': the fit time over the CNN's in this run (the CNN's includes predicting the test split).", "",
              "| dataset | method | folds | epochs run | theta kept | accuracy | probe acc | ROC-AUC | MCC | fit s "
              "| x CNN | peak RSS MB | test rec/s |",
