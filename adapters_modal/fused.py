@@ -36,11 +36,13 @@ class FusedSource(SourceModel):
     def layer_width(self) -> int:
         return sum(part.layer_width() for part in self.parts)
 
-    def layer_features(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """(N, sum of the parts' widths): each part's layer statistics of its own input, side by side."""
+    def layer_features(self, inputs: tuple[torch.Tensor | tuple[torch.Tensor, ...], ...]) -> torch.Tensor:
+        """(N, sum of the parts' widths): each part's layer statistics of its own input, side by side; a
+        part given a tuple of inputs (its bridge's views) reads each, side by side in the part's place."""
         if len(inputs) != len(self.parts):
             raise XmodalError(f"{self.name!r} reads {len(self.parts)} inputs, one per source; got {len(inputs)}")
-        return torch.cat([part.layer_features(x) for part, x in zip(self.parts, inputs)], dim=1)
+        return torch.cat([part.layer_features(view) for part, x in zip(self.parts, inputs)
+                          for view in (x if isinstance(x, tuple) else (x,))], dim=1)
 
     def features(self, inputs) -> torch.Tensor:
         raise XmodalError(f"{self.name!r} fuses several sources, which have no classes or single representation "

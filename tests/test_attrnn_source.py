@@ -134,6 +134,6 @@ def test_every_block_is_readable_and_the_layer_head_fits(attrnn):
     pooled.sum().backward()
     assert waveform.grad.abs().sum() > 0
     data = load_ucr("Coffee", UCR)
-    classifier = V2SClassifier(source="attrnn-gsc35", epochs=0, random_state=0)
+    classifier = V2SClassifier("late-fusion", source="attrnn-gsc35", random_state=0)
     classifier.fit(data.x_train[:, None, :], data.y_train)
     assert classifier.score(data.x_test[:, None, :], data.y_test) > 0.7

@@ -16,7 +16,7 @@ from cli import main
 from tests.conftest import UCR
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.series import V2SClassifier
-from xmodal.persistence import CONFIG_FILE, FUSED_FORMAT_VERSION
+from xmodal.persistence import CONFIG_FILE, FUSED_FORMAT_VERSION, FUSED_TRAINED_VIEW_FORMAT_VERSION
 from xmodal.presets import FUSED_SOURCES, get_preset
 from xmodal.training.probe import fit_probe
 
@@ -72,8 +72,9 @@ def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions
 def test_the_best_preset_fuses_registered_sources_with_a_probe_per_source():
     best, fused = get_preset("series", "best").settings, get_preset("series", "fused").settings
     assert best["source"] == fused["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
-    assert best["mapping"] == fused["mapping"] == "layers" and best["epochs"] == fused["epochs"] == 0
+    assert best["mapping"] == fused["mapping"] == "layers" and fused["epochs"] == 0 and not fused["trained_view"]
     assert (best["fusion"], fused["fusion"]) == ("probe-per-source", "one-probe")
+    assert best["trained_view"] and best["epochs"] >= 1  # BC-ResNet's trained view: one more member
     assert not best["choose_sources"] and not fused["choose_sources"]
 
 
@@ -81,7 +82,7 @@ def test_a_probe_per_source_is_the_average_of_each_source_probed_alone(gunpoint)
     """fusion probe-per-source: the pair's class probabilities are the renormalised geometric mean of
     those of each part fitted alone (same seed, its own C), i.e. the softmax of their mean logits."""
     x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
-    pair = V2SClassifier(source=PAIR, random_state=0).fit(x_train, gunpoint.y_train)
+    pair = V2SClassifier("late-fusion", source=PAIR, random_state=0).fit(x_train, gunpoint.y_train)
     alone = _each_part_alone()
     log_probabilities = np.mean([np.log(single.fit(x_train, gunpoint.y_train).predict_proba(x_test))
                                  for single in alone], axis=0)
@@ -90,6 +91,65 @@ def test_a_probe_per_source_is_the_average_of_each_source_probed_alone(gunpoint)
     assert pair.fit_result_.probe_c == tuple(single.fit_result_.probe_c for single in alone)
     assert not np.allclose(expected, V2SClassifier("fused", source=PAIR, random_state=0).fit(
         x_train, gunpoint.y_train).predict_proba(x_test), atol=1e-3)  # one probe of both is another model
+
+
+@pytest.fixture(scope="module")
+def trained_member_run(gunpoint, tmp_path_factory):
+    """The best preset on PAIR: a probe per source and BC-ResNet's trained view as one more member, saved."""
+    estimator = V2SClassifier(source=PAIR, random_state=0).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+    return estimator, estimator.save_pretrained(tmp_path_factory.mktemp("member") / "run")
+
+
+def test_the_trained_view_is_one_more_member_and_the_probes_alone_are_its_start(trained_member_run, gunpoint):
+    """BC-ResNet is read twice, through its bridge's start (as the late-fusion preset reads it) and through
+    the trained bridge; the sources' probes alone (the late-fusion model) are the start state."""
+    run, _ = trained_member_run
+    x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
+    late = V2SClassifier("late-fusion", source=PAIR, random_state=0).fit(x_train, gunpoint.y_train)
+    width = load_source("bc-resnet-gsc35").layer_width()
+    reading, start_reading = _layer_reading(run, x_test), _layer_reading(late, x_test)
+    assert reading.shape[1] == start_reading.shape[1] + width
+    torch.testing.assert_close(reading[:, :width], start_reading[:, :width])
+    torch.testing.assert_close(reading[:, 2 * width:], start_reading[:, width:])
+    assert not torch.allclose(reading[:, width:2 * width], reading[:, :width])  # theta was trained
+    np.testing.assert_allclose(run.probe_predict_proba(x_test), late.predict_proba(x_test), atol=1e-6)
+    assert not np.allclose(run.predict_proba(x_test), late.predict_proba(x_test), atol=1e-3)
+    result = run.fit_result_
+    assert result.beside_start and result.best_epoch >= 1 and len(result.probe_c) == 3  # two sources, the view
+    assert run.score(x_test, gunpoint.y_test) >= 0.95
+
+
+def test_a_trained_member_run_is_saved_as_format_9_and_reloads_to_the_same_predictions(trained_member_run,
+                                                                                        gunpoint):
+    run, folder = trained_member_run
+    document = json.loads((folder / CONFIG_FILE).read_text())
+    assert document["format_version"] == FUSED_TRAINED_VIEW_FORMAT_VERSION == 9  # a version-8 reader: upgrade
+    parts = document["bridge"]["config"]["parts"]
+    assert [part["kind"] for part in parts] == ["series_to_filtered_tones", "series_to_image"]
+    assert parts[0]["config"]["beside_start"]
+    x = gunpoint.x_test[:, None, :]
+    np.testing.assert_allclose(V2SClassifier.from_pretrained(folder).predict_proba(x), run.predict_proba(x),
+                               atol=1e-6)
+
+
+def test_without_a_validation_part_the_sources_probes_are_the_model(gunpoint):
+    """val_fraction 0: nothing can show that the trained view helps, so none is trained or read."""
+    x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
+    run = V2SClassifier(source=PAIR, val_fraction=0.0, random_state=0).fit(x_train, gunpoint.y_train)
+    late = V2SClassifier("late-fusion", source=PAIR, random_state=0).fit(x_train, gunpoint.y_train)
+    assert run.fit_result_.stopped_by.startswith("no validation part") and len(run.fit_result_.probe_c) == 2
+    np.testing.assert_allclose(run.predict_proba(x_test), late.predict_proba(x_test), atol=1e-6)
+
+
+@pytest.mark.parametrize(("source", "settings", "message"), [
+    (PAIR, {"fusion": "one-probe"}, "one more member of its probe per source"),
+    (PAIR, {"choose_sources": True}, "one more member of its probe per source"),
+    ("bc-resnet-gsc35-image+efficientnet-lite0", {}, "fused source's first audio source"),
+], ids=["one-probe", "choice", "no-audio-source"])
+def test_a_fused_trained_view_it_cannot_make_is_refused_in_one_line(source, settings, message, gunpoint):
+    with pytest.raises(XmodalError, match=message) as caught:
+        V2SClassifier(source=source, random_state=0, **settings).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize(("name", "message"), [
@@ -221,3 +281,17 @@ def test_the_cli_reports_the_choice_and_records_it(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["source"] == metrics["source_choice"]["chosen"] and len(metrics["source_choice"]["candidates"]) == 3
     assert "sources chosen on the training split (3 subsets" in capsys.readouterr().err
+
+
+def test_the_cli_reports_a_trained_member_beside_the_sources_probes(tmp_path, capsys):
+    """The best preset on a fused source: the probe row is the sources' probes alone, and the validation
+    scores, the trained member's alone, stay out of the table and are said in the verdict."""
+    out = tmp_path / "run"
+    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--source", PAIR, "--seed", "0",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["preset"] == "best" and metrics["settings"]["trained_view"]
+    probe_row = next(line for line in printed.splitlines() if line.strip().startswith("probe (start)"))
+    assert probe_row.split()[2] == "-" and f"{metrics['probe_test_accuracy']:.4f}" in probe_row
+    assert "trained view of the first audio source" in printed and "beside the 2 sources' probes" in printed

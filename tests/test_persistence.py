@@ -146,5 +146,5 @@ def test_saves_name_the_bridge_kind_and_the_current_format(trained):
     document = json.loads((trained[1] / CONFIG_FILE).read_text())
     # a save names the lowest version that reads it right: 7 only for a fused run (tests/test_fused_sources.py),
     # 8 only for a sequence trained view (tests/test_sequence_estimator.py)
-    assert document["format_version"] == PLAIN_FORMAT_VERSION == 6 and FORMAT_VERSION == 8
+    assert document["format_version"] == PLAIN_FORMAT_VERSION == 6 and FORMAT_VERSION == 9
     assert document["bridge"]["kind"] == "series_to_waveform" and "encoding" not in document["bridge"]["config"]

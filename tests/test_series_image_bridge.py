@@ -145,7 +145,7 @@ def test_refusals_name_the_fix_in_one_line():
 def test_a_preset_record_with_encoding_image_builds_the_bridge():
     from xmodal.presets import resolve_settings
 
-    settings = resolve_settings("series", "best", {"encoding": "image", "source": "efficientnet-lite0"})
+    settings = resolve_settings("series", "late-fusion", {"encoding": "image", "source": "efficientnet-lite0"})
     bridge = series_bridge(IMAGE, {name: settings[name] for name in BRIDGE_SETTINGS}, seed=0)
     assert type(bridge) is SeriesToImage and not bridge.config.masked
     with pytest.raises(DataError, match="masked=False"):
@@ -170,7 +170,7 @@ def test_v2s_classifier_reads_an_image_source_and_round_trips(tmp_path):
 
     X, y = tiny_ucr()
     classifier = V2SClassifier(encoding="image", source="bc-resnet-gsc35-image", mapping="layers", epochs=1,
-                               patience=1, val_fraction=0.0, random_state=0).fit(X, y)
+                               trained_view=False, patience=1, val_fraction=0.0, random_state=0).fit(X, y)
     assert isinstance(classifier.reprogrammer_.bridge, SeriesToImage)
     proba = classifier.predict_proba(X)
     folder = classifier.save_pretrained(tmp_path / "image")
@@ -180,9 +180,11 @@ def test_v2s_classifier_reads_an_image_source_and_round_trips(tmp_path):
     np.testing.assert_allclose(reloaded.predict_proba(X), proba, atol=1e-6)
     assert (classifier.predict(X) == y).mean() >= 0.5
     with pytest.raises(DataError, match="this source takes image"):
-        V2SClassifier(encoding="pitch+slope", source="bc-resnet-gsc35-image", masked=False, epochs=0).fit(X, y)
+        V2SClassifier(encoding="pitch+slope", source="bc-resnet-gsc35-image", masked=False, epochs=0,
+                      trained_view=False).fit(X, y)
     with pytest.raises(DataError, match="this source takes audio"):
-        V2SClassifier(encoding="image", source="bc-resnet-gsc35", masked=False, epochs=0).fit(X, y)
+        V2SClassifier(encoding="image", source="bc-resnet-gsc35", masked=False, epochs=0,
+                      trained_view=False).fit(X, y)
 
 
 def test_efficientnet_probe_on_a_tiny_ucr_subset_round_trips(tmp_path):
@@ -191,7 +193,7 @@ def test_efficientnet_probe_on_a_tiny_ucr_subset_round_trips(tmp_path):
 
     X, y = tiny_ucr(n_per_class=2)
     classifier = V2SClassifier(encoding="image", source="efficientnet-lite0", mapping="layers", epochs=0,
-                               random_state=0).fit(X, y)
+                               trained_view=False, random_state=0).fit(X, y)
     assert classifier.reprogrammer_.bridge(torch.tensor(X[:1], dtype=torch.float32)).shape == (1, 3, 224, 224)
     folder = classifier.save_pretrained(tmp_path / "lite0")
     reloaded = V2SClassifier.from_pretrained(folder)

@@ -90,7 +90,7 @@ def test_a_saved_trained_view_predicts_as_before(gunpoint, tmp_path):
     ({"encoding": "waveform"}, DataError, "needs encoding 'pitch' or 'pitch\\+slope'"),
     ({"mapping": "frequency"}, XmodalError, "mapping='layers'"),
     ({"epochs": 0}, XmodalError, "epochs >= 1"),
-    ({"source": "bc-resnet-gsc35+efficientnet-lite0"}, DataError, "single audio source"),
+    ({"source": "bc-resnet-gsc35+efficientnet-lite0"}, XmodalError, "one more member of its probe per source"),
 ])
 def test_settings_it_cannot_take_are_refused_in_one_line(gunpoint, settings, error, message):
     with pytest.raises(error, match=message):

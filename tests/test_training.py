@@ -138,8 +138,25 @@ def test_invalid_training_settings_are_refused():
     assert TrainConfig(epochs=0).epochs == 0  # the probe start (or the prepared map) alone
 
 
-def test_a_probe_per_block_needs_blocks_that_make_up_the_features():
+def test_a_probe_per_block_needs_column_ranges_of_the_features():
     features, targets = torch.randn(20, 6, generator=torch.Generator().manual_seed(0)), torch.arange(20) % 2
-    assert fit_probe(features, targets, 0, blocks=(2, 4)).coef.shape == (1, 6)
-    with pytest.raises(ValueError, match=r"blocks of widths \(2, 3\) do not make up the 6 features"):
-        fit_probe(features, targets, 0, blocks=(2, 3))
+    assert fit_probe(features, targets, 0, blocks=((0, 2), (2, 6))).coef.shape == (1, 6)
+    with pytest.raises(ValueError, match=r"blocks \(\(0, 2\), \(2, 7\)\) are not non-empty column ranges of the 6"):
+        fit_probe(features, targets, 0, blocks=((0, 2), (2, 7)))
+
+
+def test_overlapping_blocks_average_each_blocks_own_probe():
+    """A block inside another (a trained view's columns hold its start's): each block's probe is fitted
+    alone and their logits averaged; columns of no block get no weight."""
+    generator = torch.Generator().manual_seed(0)
+    features, targets = torch.randn(40, 6, generator=generator, dtype=torch.float64), torch.arange(40) % 2
+    features[:, 0] += 2 * targets
+    blocks = ((0, 2), (0, 4))
+    probe = fit_probe(features, targets, 0, blocks=blocks)
+    alone = [fit_probe(features[:, start:end], targets, 0) for start, end in blocks]
+    z = (features.numpy() - probe.mean) / probe.scale
+    logits = z @ probe.coef.T + probe.intercept
+    expected = np.mean([(features.numpy()[:, s:e] - a.mean) / a.scale @ a.coef.T + a.intercept
+                        for (s, e), a in zip(blocks, alone)], axis=0)
+    np.testing.assert_allclose(logits, expected, rtol=1e-9, atol=1e-9)
+    assert not probe.coef[:, 4:].any() and probe.c == tuple(a.c for a in alone)

@@ -74,9 +74,14 @@ FORMAT = "xmodal-reprogrammer"
 # 8: a sequence run may read its records twice, through theta and through theta's start ("beside_start",
 # the trained view); a version-7 reader would call such a save damaged (an unknown setting) instead of
 # asking for an upgrade, so it must refuse on the version.
-# A save is written with the lowest version that reads it right: 8 only for a sequence trained view, 7 only
-# for a fused run (a series trained view is a bridge kind of its own, refused by name as above).
-FORMAT_VERSION = 8
+# 9: a fused run's part bridge may have two views (the best preset's trained view beside its start), its
+# source reading both; a version-8 reader would read one view and call the head's width damaged.
+# A save is written with the lowest version that reads it right: 9 only for a fused run with a trained view,
+# 8 only for a sequence trained view, 7 only for another fused run (a single-source series trained view is a
+# bridge kind of its own, refused by name as above).
+FORMAT_VERSION = 9
+FUSED_TRAINED_VIEW_FORMAT_VERSION = FORMAT_VERSION
+SEQUENCE_TRAINED_VIEW_FORMAT_VERSION = 8
 FUSED_FORMAT_VERSION = 7
 PLAIN_FORMAT_VERSION = 6
 CONFIG_FILE = "reprogrammer.json"
@@ -161,8 +166,10 @@ def save_reprogrammer(model: Reprogrammer, folder: str | Path, metadata: dict | 
 def _lowest_version(bridge: torch.nn.Module) -> int:
     """The lowest format version that reads a save of this bridge right (the history above)."""
     if isinstance(bridge, TokensToEmbeddings) and bridge.config.beside_start:
-        return FORMAT_VERSION
-    return FUSED_FORMAT_VERSION if isinstance(bridge, FusedBridge) else PLAIN_FORMAT_VERSION
+        return SEQUENCE_TRAINED_VIEW_FORMAT_VERSION
+    if isinstance(bridge, FusedBridge):
+        return FUSED_TRAINED_VIEW_FORMAT_VERSION if max(bridge.part_views()) > 1 else FUSED_FORMAT_VERSION
+    return PLAIN_FORMAT_VERSION
 
 
 def _document_text(model: Reprogrammer, weights_sha256: str, weights_name: str, metadata: dict | None) -> str:

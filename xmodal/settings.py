@@ -144,7 +144,8 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         _DELTA_RESOLUTION,
         Setting("trained_view", bool, "tones only: train a small residual filter of the series with delta, from the "
                 "probe start, and read the trained bridge beside the untrained one under one probe refitted on the "
-                "training split (the start never competes: both readings are kept)"),
+                "training split (the start never competes: both readings are kept). For a fused source (a+b+...), "
+                "its first audio source's trained view, one more member of the probe per source"),
         Setting("choose_sources", bool, "for a fused source (a+b+...): keep the subset of its sources whose probe "
                 "has the lowest cross-validated log-loss on the training split (every subset tried, the choice and "
                 "its cost reported); false: read them all. A single source is read as it is"),

@@ -76,7 +76,8 @@ def series_bridge(spec: InputSpec, settings: dict, seed: int = 0) -> SeriesBridg
     bridge_cls = FilteredTones if settings.pop(TRAINED_VIEW, False) else _BRIDGES[encoding]
     if bridge_cls is FilteredTones and encoding not in TONE_ENCODINGS:
         raise DataError(f"trained_view trains a filter of the series played as tones, so it needs encoding "
-                        f"'pitch' or 'pitch+slope', not {encoding!r}; set trained_view false for this encoding")
+                        f"'pitch' or 'pitch+slope', not {encoding!r}; set trained_view false for this encoding "
+                        f"(CLI: --no-trained-view, or --preset late-fusion: a probe, no training)")
     unknown = sorted(set(settings) - _KNOWN)
     if unknown:
         raise DataError(f"unknown series bridge settings {unknown}; a series bridge takes {sorted(_KNOWN)}")
@@ -105,17 +106,31 @@ def series_bridge(spec: InputSpec, settings: dict, seed: int = 0) -> SeriesBridg
 def fused_series_bridge(specs: list[InputSpec], settings: dict, seed: int = 0) -> FusedBridge:
     """The bridges of a fused source's parts, of input specs `specs`: each image part draws the
     window image, each audio part plays the series as `settings["encoding"]` says (an audio
-    encoding: an image one would leave the audio parts nothing to hear)."""
+    encoding: an image one would leave the audio parts nothing to hear); with trained_view, the
+    first audio part plays them through the trainable filter (`trained_part`)."""
     if settings.get("encoding") == IMAGE and any(spec.modality == "audio" for spec in specs):
         raise DataError("a fused source draws its image sources' input as the window image and plays its audio "
                         "sources' with `encoding`, which must then be an audio one: set encoding 'pitch+slope', "
                         "'pitch' or 'waveform' (CLI: --encoding pitch+slope)")
-    if settings.get(TRAINED_VIEW):
-        raise DataError("trained_view trains the bridge of one source, and a fused source reads several: "
-                        "fit it with a single audio source (e.g. the trained-view preset), or set trained_view false")
     audio = settings.get("encoding", WAVEFORM)
-    return FusedBridge([series_bridge(spec, {**settings, "encoding": part_encoding(spec, audio)}, seed)
-                        for spec in specs])
+    trained = trained_part(specs, settings)
+    return FusedBridge([series_bridge(spec, {**settings, "encoding": part_encoding(spec, audio),
+                                             TRAINED_VIEW: index == trained}, seed)
+                        for index, spec in enumerate(specs)])
+
+
+def trained_part(specs: list[InputSpec], settings: dict) -> int | None:
+    """The part of a fused source whose bridge trained_view trains (FilteredTones): the first audio part,
+    when the audio parts hear tones; None without trained_view."""
+    if not settings.get(TRAINED_VIEW):
+        return None
+    audio = [index for index, spec in enumerate(specs) if spec.modality == "audio"]
+    if not audio or settings.get("encoding") not in TONE_ENCODINGS:
+        raise DataError(f"trained_view trains a filter of the series played as tones to the fused source's first "
+                        f"audio source, so it needs one and encoding 'pitch' or 'pitch+slope' (got "
+                        f"{settings.get('encoding')!r}, {len(audio)} audio sources); or set trained_view false "
+                        "(CLI: --no-trained-view)")
+    return audio[0]
 
 
 def part_encoding(spec: InputSpec, encoding: str) -> str:

@@ -185,6 +185,12 @@ def _start_competed(result) -> bool:
     return bool(result.history) and result.history[0].get("epoch") == 0
 
 
+def _trained_member(result) -> bool:
+    """Whether the fit is a fused source's trained view beside the sources' probes: its validation scores
+    are that member's alone (against its own probe start), not the whole model's."""
+    return result.beside_start and isinstance(result.probe_c, (tuple, list))  # a list once reloaded
+
+
 def _start_label(result) -> str:
     """The printed name of the start state: the probe only when the head started as a fitted probe."""
     return "probe (start)" if result.probe_c is not None else "start (θ untrained)"
@@ -213,6 +219,12 @@ def _verdict(estimator) -> str:
     if kept is None or not _start_competed(result):  # a random head, or no validation part: nothing to compare with
         on = "on validation" if result.n_val else "on the training loss (no validation part)"
         return f"trained {result.epochs_run} epochs; best epoch {result.best_epoch} {on}{stop}"
+    if _trained_member(result):
+        return (f"trained view of the first audio source: epoch {result.best_epoch} of {result.epochs_run} kept, read "
+                f"beside its start as one more member beside the {len(result.probe_c) - 1} sources' probes (the "
+                f"start); validation compares that member alone with its own probe start: "
+                f"{'beat' if kept else 'did not beat'} it ({result.val_loss:.4f} against "
+                f"{result.history[0]['val_loss']:.4f} log-loss){stop}")
     if result.beside_start:
         return (f"trained view: epoch {result.best_epoch} of {result.epochs_run} kept and read beside the start; the "
                 f"probe of both readings {'beat' if kept else 'did not beat'} the probe start on validation log-loss "
@@ -231,10 +243,12 @@ def _print_report(split, estimator, metrics: dict, probe_scores: dict | None, fo
     print(f"{split.name}: {estimator.task}, preset {metrics['preset']}, source {metrics['source']}, "
           f"{metrics['n_train']} train / {metrics['n_test']} test {unit}")
     rows = []
+    member = _trained_member(estimator.fit_result_)  # its validation scores are not the whole model's: left out
     if probe_scores is not None:  # a start state to compare with (a probe or a label map; not a random head)
-        rows.append((_start_label(estimator.fit_result_), metrics["probe_val_accuracy"],
+        rows.append((_start_label(estimator.fit_result_), None if member else metrics["probe_val_accuracy"],
                      metrics["probe_test_accuracy"], probe_scores["roc_auc"]))
-    rows.append(("reprogrammed", metrics["val_accuracy"], metrics["test_accuracy"], metrics["test_roc_auc"]))
+    rows.append(("reprogrammed", None if member else metrics["val_accuracy"], metrics["test_accuracy"],
+                 metrics["test_roc_auc"]))
     for name, scores in metrics.get("baselines", {}).items():
         rows.append((f"baseline {name}", None, scores["test_accuracy"], scores["test_roc_auc"]))
     width = max(len(row[0]) for row in rows)

@@ -12,19 +12,28 @@ X is anything sktime accepts for a univariate, equal-length panel (a 3-D numpy a
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from sktime.classification.base import BaseClassifier
 
 from adapters_modal.base import fused_part_names, load_source
 from adapters_modal.fused import FUSED
-from xmodal.bridges.series_factory import BRIDGE_SETTINGS, fused_series_bridge, part_encoding, series_bridge
+from xmodal.bridges.series_factory import (
+    BRIDGE_SETTINGS,
+    fused_series_bridge,
+    part_encoding,
+    series_bridge,
+    trained_part,
+)
 from xmodal.devices import resolve_device
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import LinearHead, build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.settings import SETTINGS
+from xmodal.training.loop import in_batches
 from xmodal.training.source_choice import SourceChoice, choose_sources
 from xmodal.training.split import selection_split
 
@@ -98,7 +107,12 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             raise XmodalError("trained_view trains the bridge with backpropagation and reads both readings under a "
                               "probe of every layer's statistics: it needs mapping='layers', epochs >= 1 and no "
                               f"query_budget (got {s['mapping']!r}, {s['epochs']}, {s['query_budget']}); or set "
-                              "trained_view false")
+                              "trained_view false (CLI: --no-trained-view; --preset late-fusion: probes, no training)")
+        if s["trained_view"] and fused_part_names(s["source"]) is not None and (
+                s["fusion"] != "probe-per-source" or s["choose_sources"]):
+            raise XmodalError("a fused source's trained view is one more member of its probe per source: set "
+                              f"fusion='probe-per-source' and choose_sources false (got {s['fusion']!r}, "
+                              f"{s['choose_sources']}), or trained_view false")
         if fused_part_names(s["source"]) is not None and s["mapping"] != "layers":
             raise XmodalError(f"the fused source {s['source']!r} has no classes of its own, only its sources' layer "
                               f"statistics: set mapping='layers' (CLI: --mapping layers), not {s['mapping']!r}")
@@ -146,7 +160,8 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                 bool(self.verbose))
             self.settings_ = self._settings_of_choice(self.reprogrammer_.source)
         if self.settings_["trained_view"]:
-            self._fit_trained_view(x, targets)
+            fused = self.reprogrammer_.source.input_spec.modality == FUSED
+            self._fit_trained_member(x, targets) if fused else self._fit_trained_view(x, targets)
             return self
         probe = self.settings_["mapping"] in PROBE_STARTED
         # A probe-started head is a fitted model: an epoch must beat it on validation log-loss,
@@ -156,12 +171,57 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                     probe_blocks=self._probe_blocks())
         return self
 
-    def _probe_blocks(self) -> tuple[int, ...] | None:
-        """The widths of the fused source's parts when each is probed alone (fusion probe-per-source)."""
-        source = self.reprogrammer_.source
-        if self.settings_["fusion"] != "probe-per-source" or source.input_spec.modality != FUSED:
+    def _probe_blocks(self, trained_member: bool = True) -> tuple[tuple[int, int], ...] | None:
+        """The column ranges probed alone under fusion probe-per-source: each part's reading, and (unless
+        not `trained_member`) a part read through two views (a trained view beside its start) once more, as
+        both readings together."""
+        model = self.reprogrammer_
+        if self.settings_["fusion"] != "probe-per-source" or model.source.input_spec.modality != FUSED:
             return None
-        return tuple(part.layer_width() for part in source.parts)
+        blocks, start = [], 0
+        for part, views in zip(model.source.parts, model.bridge.part_views()):
+            width = part.layer_width()
+            blocks.append((start, start + width))
+            if views > 1 and trained_member:
+                blocks.append((start, start + views * width))
+            start += views * width
+        return tuple(blocks)
+
+    def _fit_trained_member(self, x: torch.Tensor, targets: torch.Tensor) -> None:
+        """A probe per source with one more member: the trained view of the first audio source (bridges'
+        `trained_part`), fitted first as the trained-view preset fits it, on that source alone (its theta
+        trained from its probe start, the best epoch on validation log-loss kept, then read beside its
+        start). Then every source is read once (that one through both views) and each member's probe is
+        fitted on every training sample; the members' logits are averaged (docs/experiments.md 0.20, 0.22).
+        The start state is the same without the trained member: the sources' probes alone. The fit record
+        is the trained member's (its validation against its own probe start), with the final probes' Cs."""
+        model, s = self.reprogrammer_, self.settings_
+        index = trained_part([part.input_spec for part in model.source.parts], s)
+        part = model.source.parts[index]
+        self.reprogrammer_ = Reprogrammer(model.bridge.parts[index], part,
+                                          LinearHead(part.layer_width(), len(self.classes_), seed=self.seed_),
+                                          list(self.classes_), reads="layers")
+        try:
+            self._fit_trained_view(x, targets)
+        finally:
+            self.reprogrammer_ = model
+        member = self.fit_result_
+        widths = [part.layer_width() * views for part, views in zip(model.source.parts, model.bridge.part_views())]
+        model.output_map = LinearHead(sum(widths), len(self.classes_), seed=self.seed_)
+        model.to(resolve_device(s["device"])).eval()
+        with torch.no_grad():
+            features = in_batches(model.source_logits, x.to(model.device), s["batch_size"],
+                                  progress="probes: reading the sources" if self.verbose else None)
+        # The sources' probes alone (the start), then with the trained view: one fit when no view was kept.
+        members = dict.fromkeys([self._probe_blocks(trained_member=False), self._probe_blocks()])
+        fits = [self._train(model, x, targets, head_init="probe", select_on="loss", epochs=0,
+                            start_features=features, probe_blocks=blocks) for blocks in members]
+        self.start_state_ = fits[0].start_state
+        probed = "every source" + ("" if len(fits) == 1 else " and of the trained view")
+        self.fit_result_ = dataclasses.replace(
+            member, probe_c=fits[-1].probe_c, n_fit=fits[-1].n_fit, start_state=self.start_state_,
+            seconds=member.seconds + sum(fit.seconds for fit in fits),
+            selection=f"{member.selection}; the probes of {probed}, fitted on all training samples, averaged")
 
     def _settings_of_choice(self, source) -> dict:
         """The settings of the model the choice kept, as if it had been fitted directly: its source

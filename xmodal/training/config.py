@@ -24,8 +24,9 @@ class TrainConfig:
     start_competes False: the best trained epoch is kept even where the start scores better
     (the filtered-tones bridge reads its trained state beside its start, so the start is never
     lost); head_lr_ratio: the head's learning rate as a share of lr; probe_penalty: a probe head
-    trains under the probe's own L2 term (LinearHead.penalty); probe_blocks: the widths of the
-    feature blocks probed one by one, their probes averaged (a fused source's parts; None: one probe)."""
+    trains under the probe's own L2 term (LinearHead.penalty); probe_blocks: the (start, end)
+    column ranges probed one by one, their probes averaged (a fused source's parts, and a trained view
+    of one of them beside its start; None: one probe)."""
 
     # Without the estimators (which pass a preset's values), the training of the v2s preset.
     epochs: int = _V2S["epochs"]
@@ -41,7 +42,7 @@ class TrainConfig:
     start_competes: bool = True
     head_lr_ratio: float = 1.0
     probe_penalty: bool = False
-    probe_blocks: tuple[int, ...] | None = None
+    probe_blocks: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self):
         if self.probe_penalty and self.probe_blocks is not None:

@@ -57,13 +57,15 @@ class Probe:
 
 
 def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float | tuple[float, ...] | None = None,
-              cs: tuple[float, ...] = PROBE_C, views: int = 1, blocks: tuple[int, ...] | None = None) -> Probe:
+              cs: tuple[float, ...] = PROBE_C, views: int = 1,
+              blocks: tuple[tuple[int, int], ...] | None = None) -> Probe:
     """Logistic regression on standardised features; C given, or chosen among `cs` by k-fold
     log-loss (k = min(5, the smallest class's count); C = 1 when a class has one example).
     views > 1: the features are that many equal blocks, one per view of a multi-view bridge,
     each read through its leading principal components (VIEW_COMPONENTS), the probe folded
-    back to the full width. blocks: the widths of consecutive blocks (a fused source's parts)
-    probed one by one (`_fit_per_block`); c is then one C per block."""
+    back to the full width. blocks: the (start, end) column ranges probed one by one, their
+    probes averaged (`_fit_per_block`: a fused source's parts, and a trained view beside its start);
+    c is then one C per block."""
     x, y = features.double().cpu().numpy(), targets.cpu().numpy()  # scikit-learn: on the CPU, whatever the model's
     if blocks is not None:
         return _fit_per_block(x, y, seed, c, cs, blocks)
@@ -122,16 +124,20 @@ def _fit_per_view(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, cs: 
 
 
 def _fit_per_block(x: np.ndarray, y: np.ndarray, seed: int, c: tuple[float, ...] | None, cs: tuple[float, ...],
-                   blocks: tuple[int, ...]) -> Probe:
-    """A probe of each block alone (its own C), averaged: the mean of the blocks' log-probabilities is,
-    renormalised, the softmax of the mean of their logits, so the average is one probe of the full
-    width whose weights are each block's divided by the number of blocks. Late fusion of the sources'
-    probes; no cross-validated log-loss of the average (None)."""
-    if sum(blocks) != x.shape[1]:
-        raise ValueError(f"blocks of widths {blocks} do not make up the {x.shape[1]} features")
-    edges = np.cumsum([0, *blocks])
+                   blocks: tuple[tuple[int, int], ...]) -> Probe:
+    """A probe of each block of columns alone (its own C), averaged: the mean of the blocks' log-probabilities
+    is, renormalised, the softmax of the mean of their logits, so the average is one probe of the full width
+    whose weights are the sum of each block's divided by the number of blocks. Blocks may overlap (a trained
+    view's block holds its start's columns too, which are a block of their own): a column is standardised
+    alike in every block. Columns of no block get no weight. Late fusion of the sources' probes; no
+    cross-validated log-loss of the average (None)."""
+    if not blocks or any(not 0 <= start < end <= x.shape[1] for start, end in blocks):
+        raise ValueError(f"blocks {blocks} are not non-empty column ranges of the {x.shape[1]} features")
     probes = [_fit_standardised(x[:, start:end], y, seed, None if c is None else c[i], cs)
-              for i, (start, end) in enumerate(zip(edges[:-1], edges[1:]))]
-    return Probe(np.concatenate([p.coef for p in probes], axis=1) / len(probes),
-                 np.mean([p.intercept for p in probes], axis=0), np.concatenate([p.mean for p in probes]),
-                 np.concatenate([p.scale for p in probes]), tuple(p.c for p in probes))
+              for i, (start, end) in enumerate(blocks)]
+    coef = np.zeros((probes[0].coef.shape[0], x.shape[1]))
+    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)  # as each block's own standardisation
+    for (start, end), probe in zip(blocks, probes):
+        coef[:, start:end] += probe.coef
+    return Probe(coef / len(probes), np.mean([p.intercept for p in probes], axis=0), mean, scale,
+                 tuple(p.c for p in probes))
