@@ -37,8 +37,9 @@ class FusedSource(SourceModel):
         return sum(part.layer_width() for part in self.parts)
 
     def layer_features(self, inputs: tuple[torch.Tensor | tuple[torch.Tensor, ...], ...]) -> torch.Tensor:
-        """(N, sum of the parts' widths): each part's layer statistics of its own input, side by side; a
-        part given a tuple of inputs (its bridge's views) reads each, side by side in the part's place."""
+        """(N, the readings' widths): each part's layer statistics of its own input, side by side; a part
+        given a tuple of inputs (its bridge's views) reads each, side by side in the part's place, so
+        the width is then more than `layer_width()`."""
         if len(inputs) != len(self.parts):
             raise XmodalError(f"{self.name!r} reads {len(self.parts)} inputs, one per source; got {len(inputs)}")
         return torch.cat([part.layer_features(view) for part, x in zip(self.parts, inputs)

@@ -80,7 +80,7 @@ _PRESETS = [
     Preset(
         "series", "late-fusion",
         "the best preset without its trained view: the four sources' probes alone, averaged; no training (about "
-        "a third cheaper to fit)",
+        "5 % cheaper to fit on the 22 UCR sets, seed 0)",
         "91.32 % mean test accuracy over 22 UCR sets, 3 seeds (MiniRocket 92.52 %: 6 wins, 5 ties, 11 losses; the "
         "same four read by the subset chosen on training CV, 90.79 %), fit 1 122 s for the 22 sets on shared "
         "cores; chosen over that subset choice on the training splits' cross-validation (89.32 against 89.14 %, "

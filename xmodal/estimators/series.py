@@ -1,10 +1,11 @@
 """Time series -> a frozen speech model (Voice2Series and the pitch recipe) or, with encoding="image",
 a frozen image model (TiViT's window image), as an sktime classifier.
 
-    V2SClassifier().fit(X, y).predict(X)                 # the "best" preset: four sources, a probe
+    V2SClassifier().fit(X, y).predict(X)                 # the "best" preset: four sources, a trained view
+    V2SClassifier("late-fusion").fit(X, y)               # the four sources' probes alone, no training
     V2SClassifier("tones", epochs=30).fit(X, y)          # BC-ResNet alone, 30 epochs of training
     V2SClassifier("v2s", epochs=20).fit(X, y)            # Voice2Series, 20 epochs
-    V2SClassifier(encoding="image", source="efficientnet-lite0", epochs=0).fit(X, y)  # TiViT-style probe
+    V2SClassifier("late-fusion", encoding="image", source="efficientnet-lite0").fit(X, y)  # TiViT-style probe
 
 X is anything sktime accepts for a univariate, equal-length panel (a 3-D numpy array
 (n, 1, length), a nested DataFrame, ...); sktime converts it to numpy3D first.
@@ -13,6 +14,7 @@ X is anything sktime accepts for a univariate, equal-length panel (a 3-D numpy a
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import torch
@@ -193,9 +195,10 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         trained from its probe start, the best epoch on validation log-loss kept, then read beside its
         start). Then every source is read once (that one through both views) and each member's probe is
         fitted on every training sample; the members' logits are averaged (docs/experiments.md 0.20, 0.22).
-        The start state is the same without the trained member: the sources' probes alone. The fit record
-        is the trained member's (its validation against its own probe start), with the final probes' Cs."""
-        model, s = self.reprogrammer_, self.settings_
+        The start state is the same without the trained member: the sources' probes alone. The fit record's
+        validation scores and history are the trained member's alone (against its own probe start, the
+        criterion it was chosen by); its Cs, rows fitted and seconds are the whole fit's."""
+        model, s, began = self.reprogrammer_, self.settings_, time.perf_counter()
         index = trained_part([part.input_spec for part in model.source.parts], s)
         part = model.source.parts[index]
         self.reprogrammer_ = Reprogrammer(model.bridge.parts[index], part,
@@ -206,8 +209,8 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         finally:
             self.reprogrammer_ = model
         member = self.fit_result_
-        widths = [part.layer_width() * views for part, views in zip(model.source.parts, model.bridge.part_views())]
-        model.output_map = LinearHead(sum(widths), len(self.classes_), seed=self.seed_)
+        width = max(end for _, end in self._probe_blocks())  # every reading, BC-ResNet's views included
+        model.output_map = LinearHead(width, len(self.classes_), seed=self.seed_)
         model.to(resolve_device(s["device"])).eval()
         with torch.no_grad():
             features = in_batches(model.source_logits, x.to(model.device), s["batch_size"],
@@ -220,7 +223,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         probed = "every source" + ("" if len(fits) == 1 else " and of the trained view")
         self.fit_result_ = dataclasses.replace(
             member, probe_c=fits[-1].probe_c, n_fit=fits[-1].n_fit, start_state=self.start_state_,
-            seconds=member.seconds + sum(fit.seconds for fit in fits),
+            seconds=time.perf_counter() - began,
             selection=f"{member.selection}; the probes of {probed}, fitted on all training samples, averaged")
 
     def _settings_of_choice(self, source) -> dict:

@@ -67,7 +67,9 @@ class FitResult:
     validation part); queries: source queries spent (black-box training only);
     beside_start: the trained bridge is read beside its start under one refitted probe
     (trained_view): its best trained epoch is always kept, and val_accuracy and val_loss are
-    that probe's, fitted on the fit part."""
+    that probe's, fitted on the fit part. For a fused source's trained view (the series best
+    preset) the validation fields and history are that member's alone, against its own probe
+    start; start_state is the sources' probes alone."""
 
     best_epoch: int
     epochs_run: int
