@@ -153,13 +153,13 @@ class ReprogrammingEstimator:
         return self.fit_result_
 
     def _fit_trained_view(self, x: torch.Tensor, targets: torch.Tensor, validation=None,
-                          lengths: torch.Tensor | None = None) -> None:
+                          lengths: torch.Tensor | None = None, model=None) -> None:
         """Train theta from the probe start (TRAINED_VIEW_TRAINING), then read the trained bridge beside
         its start (the bridge's `beside_start` view): a probe of both readings, fitted on the fit part (its
         validation score is the model's) and refitted on every training sample (and the given validation
         records). The start state is the probe start in the two-reading model (its weights on the start's
         reading, zeros on the trained one). Series (filtered tones) and sequences (R2DL's theta) alike."""
-        model = self.reprogrammer_
+        model = self.reprogrammer_ if model is None else model  # a fused source's trained part: its own model
         refitted_on = "all training samples" + ("" if validation is None else " and the validation split")
         trained = self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
                               lengths=lengths, **TRAINED_VIEW_TRAINING)

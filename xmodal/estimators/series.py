@@ -201,13 +201,9 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         model, s, began = self.reprogrammer_, self.settings_, time.perf_counter()
         index = trained_part([part.input_spec for part in model.source.parts], s)
         part = model.source.parts[index]
-        self.reprogrammer_ = Reprogrammer(model.bridge.parts[index], part,
-                                          LinearHead(part.layer_width(), len(self.classes_), seed=self.seed_),
-                                          list(self.classes_), reads="layers")
-        try:
-            self._fit_trained_view(x, targets)
-        finally:
-            self.reprogrammer_ = model
+        self._fit_trained_view(x, targets, model=Reprogrammer(
+            model.bridge.parts[index], part, LinearHead(part.layer_width(), len(self.classes_), seed=self.seed_),
+            list(self.classes_), reads="layers"))
         member = self.fit_result_
         width = max(end for _, end in self._probe_blocks())  # every reading, BC-ResNet's views included
         model.output_map = LinearHead(width, len(self.classes_), seed=self.seed_)
