@@ -1,6 +1,7 @@
 """Fused sources (adapters_modal.fused): several frozen sources read through their own bridges under
 one head, with the real BC-ResNet and BC-ResNet-image and real GunPoint series; the fused reading
-is checked against the single sources' own readings, saved, reloaded and refused where it cannot work."""
+is checked against the single sources' own readings, its members (a trained view, window slices) against
+their own fits, saved, reloaded and refused where it cannot work."""
 
 import hashlib
 import json
@@ -14,6 +15,7 @@ from adapters_modal import load_source
 from adapters_modal.base import is_registered
 from cli import main
 from tests.conftest import UCR
+from xmodal.data.window_slices import window_slices
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.series import V2SClassifier
 from xmodal.persistence import CONFIG_FILE, FUSED_FORMAT_VERSION, FUSED_TRAINED_VIEW_FORMAT_VERSION
@@ -21,6 +23,7 @@ from xmodal.presets import FUSED_SOURCES, get_preset
 from xmodal.training.probe import fit_probe
 
 PAIR = "bc-resnet-gsc35+bc-resnet-gsc35-image"
+SLICES = 2  # window slices per series in these tests (the best preset reads 4)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def _each_part_alone() -> list[V2SClassifier]:
 
 def _layer_reading(estimator, x) -> torch.Tensor:
     with torch.no_grad():
-        return estimator.reprogrammer_.source_logits(torch.tensor(x, dtype=torch.float32))
+        return estimator.reprogrammer_.source_logits(torch.as_tensor(x, dtype=torch.float32))
 
 
 def test_a_fused_source_reads_each_part_as_the_part_alone_reads_it(fused_run, gunpoint):
@@ -93,19 +96,61 @@ def test_a_probe_per_source_is_the_average_of_each_source_probed_alone(gunpoint)
         x_train, gunpoint.y_train).predict_proba(x_test), atol=1e-3)  # one probe of both is another model
 
 
+def test_window_slices_are_90_percent_windows_stretched_back_and_seeded(gunpoint):
+    """Each slice is np.interp's stretch of a window of 90 % of its series (135 of GunPoint's 150 samples),
+    copy-major; the seed alone draws the windows."""
+    x = torch.tensor(gunpoint.x_train[:5, None, :], dtype=torch.float64)
+    slices = window_slices(x, copies=3, seed=0)
+    assert slices.shape == (15, 1, 150)
+    grid = np.linspace(0, 134, 150)
+    for row, piece in enumerate(slices[:, 0].numpy()):
+        series = x[row % 5, 0].numpy()
+        assert any(np.allclose(piece, np.interp(grid, np.arange(135), series[start:start + 135]))
+                   for start in range(16)), row
+    torch.testing.assert_close(window_slices(x, copies=3, seed=0), slices)
+    assert not torch.allclose(window_slices(x, copies=3, seed=1), slices)
+
+
+def test_slice_members_are_each_sources_probe_refitted_on_the_series_and_their_slices(gunpoint):
+    """late-fusion with slice_copies: each source's probe of the series and its probe of the series and
+    their slices (at the same C), the four logits averaged; without training, that is also the start."""
+    x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
+    run = V2SClassifier("late-fusion", source=PAIR, slice_copies=SLICES, random_state=0).fit(x_train,
+                                                                                            gunpoint.y_train)
+    x = torch.tensor(x_train, dtype=torch.float32)
+    reading = torch.cat([_layer_reading(run, x), _layer_reading(run, window_slices(x, SLICES, 0))])
+    targets = torch.tensor(np.searchsorted(run.classes_, gunpoint.y_train)).repeat(SLICES + 1)
+    width = load_source("bc-resnet-gsc35").layer_width()
+    blocks = ((0, width), (width, reading.shape[1]))
+    plain = fit_probe(reading[:len(x)], targets[:len(x)], 0, blocks=blocks)
+    sliced = fit_probe(reading, targets, 0, c=plain.c, blocks=blocks)
+    test = _layer_reading(run, x_test).double().numpy()
+    logits = np.mean([(test - p.mean) / p.scale @ p.coef.T + p.intercept for p in (plain, sliced)], axis=0)[:, 0]
+    expected = np.stack([1 / (1 + np.exp(logits)), 1 / (1 + np.exp(-logits))], axis=1)  # binary: one logit
+    np.testing.assert_allclose(run.predict_proba(x_test), expected, atol=1e-5)
+    np.testing.assert_allclose(run.probe_predict_proba(x_test), expected, atol=1e-5)
+    assert not np.allclose(expected, V2SClassifier("late-fusion", source=PAIR, random_state=0).fit(
+        x_train, gunpoint.y_train).predict_proba(x_test), atol=1e-3)
+    assert "2 window slices" in run.fit_result_.selection
+
+
 @pytest.fixture(scope="module")
 def trained_member_run(gunpoint, tmp_path_factory):
-    """The best preset on PAIR: a probe per source and BC-ResNet's trained view as one more member, saved."""
-    estimator = V2SClassifier(source=PAIR, random_state=0).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+    """The best preset on PAIR: a probe per source, each again with window slices, and BC-ResNet's trained
+    view as one more member, saved."""
+    estimator = V2SClassifier(source=PAIR, slice_copies=SLICES, random_state=0).fit(gunpoint.x_train[:, None, :],
+                                                                                   gunpoint.y_train)
     return estimator, estimator.save_pretrained(tmp_path_factory.mktemp("member") / "run")
 
 
 def test_the_trained_view_is_one_more_member_and_the_probes_alone_are_its_start(trained_member_run, gunpoint):
     """BC-ResNet is read twice, through its bridge's start (as the late-fusion preset reads it) and through
-    the trained bridge; the sources' probes alone (the late-fusion model) are the start state."""
+    the trained bridge; the sources' probes alone (the late-fusion model, with the same slices) are the
+    start state."""
     run, _ = trained_member_run
     x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
-    late = V2SClassifier("late-fusion", source=PAIR, random_state=0).fit(x_train, gunpoint.y_train)
+    late = V2SClassifier("late-fusion", source=PAIR, slice_copies=SLICES, random_state=0).fit(x_train,
+                                                                                             gunpoint.y_train)
     width = load_source("bc-resnet-gsc35").layer_width()
     reading, start_reading = _layer_reading(run, x_test), _layer_reading(late, x_test)
     assert reading.shape[1] == start_reading.shape[1] + width
@@ -135,8 +180,10 @@ def test_a_trained_member_run_is_saved_as_format_9_and_reloads_to_the_same_predi
 def test_without_a_validation_part_the_sources_probes_are_the_model(gunpoint):
     """val_fraction 0: nothing can show that the trained view helps, so none is trained or read."""
     x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
-    run = V2SClassifier(source=PAIR, val_fraction=0.0, random_state=0).fit(x_train, gunpoint.y_train)
-    late = V2SClassifier("late-fusion", source=PAIR, random_state=0).fit(x_train, gunpoint.y_train)
+    run = V2SClassifier(source=PAIR, val_fraction=0.0, slice_copies=SLICES, random_state=0).fit(x_train,
+                                                                                               gunpoint.y_train)
+    late = V2SClassifier("late-fusion", source=PAIR, slice_copies=SLICES, random_state=0).fit(x_train,
+                                                                                             gunpoint.y_train)
     assert run.fit_result_.stopped_by.startswith("no validation part") and len(run.fit_result_.probe_c) == 2
     np.testing.assert_allclose(run.predict_proba(x_test), late.predict_proba(x_test), atol=1e-6)
 
@@ -161,6 +208,20 @@ def test_a_fused_name_of_unknown_or_repeated_sources_is_refused_in_one_line(name
     with pytest.raises(XmodalError, match=message) as caught:
         load_source(name)
     assert "\n" not in str(caught.value) and not is_registered(name)
+
+
+@pytest.mark.parametrize(("preset", "settings"), [
+    ("tones", {}),
+    ("fused", {}),
+    ("late-fusion", {"choose_sources": True}),
+    ("late-fusion", {"epochs": 5}),
+], ids=["one-source", "one-probe", "choice", "training-the-fused-bridge"])
+def test_window_slices_where_no_probe_per_source_takes_them_are_refused_in_one_line(preset, settings, gunpoint):
+    source = {} if preset == "tones" else {"source": PAIR}
+    with pytest.raises(XmodalError, match="slice_copies adds a member per source") as caught:
+        V2SClassifier(preset, slice_copies=SLICES, random_state=0, **source, **settings).fit(
+            gunpoint.x_train[:, None, :], gunpoint.y_train)
+    assert "\n" not in str(caught.value) and "--slice-copies 0" in str(caught.value)
 
 
 @pytest.mark.parametrize(("settings", "message"), [
@@ -295,3 +356,4 @@ def test_the_cli_reports_a_trained_member_beside_the_sources_probes(tmp_path, ca
     probe_row = next(line for line in printed.splitlines() if line.strip().startswith("probe (start)"))
     assert probe_row.split()[2] == "-" and f"{metrics['probe_test_accuracy']:.4f}" in probe_row
     assert "trained view of the first audio source" in printed and "beside the 2 sources' probes" in printed
+    assert "each also refitted on 4 window slices of every series (the start)" in printed  # the best preset's

@@ -92,6 +92,23 @@ def _probe_head(inputs, targets, num_target, seed=0, c=None):
 
 
 @pytest.mark.parametrize("classes", [2, 3])
+def test_a_blended_probe_averages_the_two_probes_logits(classes):
+    """blend_probe: (1 - share) x the head's logits + share x those of a probe standardised its own way
+    (late fusion of members fitted on different rows: a fused source's window slices)."""
+    generator = torch.Generator().manual_seed(0)
+    targets = torch.arange(60) % classes
+    inputs = torch.randn(60, 5, generator=generator) + 0.8 * targets[:, None]
+    first, _ = _probe_head(inputs, targets, classes, c=1.0)
+    second, probe = _probe_head(inputs[:40] * 2 + 1, targets[:40], classes, c=0.1)  # another standardisation
+    blended, _ = _probe_head(inputs, targets, classes, c=1.0)
+    blended.blend_probe(probe.coef, probe.intercept, probe.mean, probe.scale, share=0.25)
+    with torch.no_grad():
+        expected = 0.75 * first(inputs) + 0.25 * second(inputs)
+        torch.testing.assert_close(blended(inputs), expected, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(blended(inputs), first(inputs), atol=1e-3)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
 def test_probe_head_reproduces_scaled_logistic_regression(classes):
     generator = torch.Generator().manual_seed(0)
     targets = torch.arange(60) % classes

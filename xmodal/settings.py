@@ -152,6 +152,10 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("fusion", str, "for a fused source (a+b+...): one probe of all its sources' layer statistics side "
                 "by side, or a probe of each source's alone, their log-probabilities averaged (late fusion: still "
                 "one linear head). A single source is read as it is", choices=("one-probe", "probe-per-source")),
+        Setting("slice_copies", int, "for a fused source under a probe per source: this many window slices of each "
+                "training series (a random 90 % of it, stretched back to its length) are read too, and each source's "
+                "probe is fitted again on the series and their slices (its C kept): one more member per source "
+                "(0: none)", minimum=0),
         *_TRAINING,
         _BLACKBOX,
         DEVICE,

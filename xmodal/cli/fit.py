@@ -191,6 +191,12 @@ def _trained_member(result) -> bool:
     return result.beside_start and isinstance(result.probe_c, (tuple, list))  # a list once reloaded
 
 
+def _with_slices(estimator) -> str:
+    """How the sources' probes were fitted again on window slices (slice_copies), or nothing."""
+    copies = estimator.settings_.get("slice_copies", 0)  # series only
+    return f", each also refitted on {copies} window slices of every series" if copies else ""
+
+
 def _start_label(result) -> str:
     """The printed name of the start state: the probe only when the head started as a fitted probe."""
     return "probe (start)" if result.probe_c is not None else "start (θ untrained)"
@@ -205,7 +211,7 @@ def _verdict(estimator) -> str:
         start = ("the probe start" if probe else "the start (θ untrained)" if result.start_state is not None
                  else "the untrained random head")
         if isinstance(result.probe_c, (tuple, list)):  # fusion probe-per-source (a list once reloaded)
-            start += f" (a probe of each of the {len(result.probe_c)} sources, averaged)"
+            start += f" (a probe of each of the {len(result.probe_c)} sources{_with_slices(estimator)}, averaged)"
         return f"no training (epochs 0): the model is {start}"
     if result.stopped_by.startswith("no validation part"):
         return ("no training: there is no validation part to show that trained epochs beat the probe, so the model "
@@ -221,9 +227,9 @@ def _verdict(estimator) -> str:
         return f"trained {result.epochs_run} epochs; best epoch {result.best_epoch} {on}{stop}"
     if _trained_member(result):
         return (f"trained view of the first audio source: epoch {result.best_epoch} of {result.epochs_run} kept, read "
-                f"beside its start as one more member beside the {len(result.probe_c) - 1} sources' probes (the "
-                f"start); validation compares that member alone with its own probe start: "
-                f"{'beat' if kept else 'did not beat'} it ({result.val_loss:.4f} against "
+                f"beside its start as one more member beside the {len(result.probe_c) - 1} sources' probes"
+                f"{_with_slices(estimator)} (the start); validation compares that member alone with its own probe "
+                f"start: {'beat' if kept else 'did not beat'} it ({result.val_loss:.4f} against "
                 f"{result.history[0]['val_loss']:.4f} log-loss){stop}")
     if result.beside_start:
         return (f"trained view: epoch {result.best_epoch} of {result.epochs_run} kept and read beside the start; the "

@@ -1,7 +1,7 @@
 """Time series -> a frozen speech model (Voice2Series and the pitch recipe) or, with encoding="image",
 a frozen image model (TiViT's window image), as an sktime classifier.
 
-    V2SClassifier().fit(X, y).predict(X)                 # the "best" preset: four sources, a trained view
+    V2SClassifier().fit(X, y).predict(X)                 # the "best" preset: four sources, slices, a trained view
     V2SClassifier("late-fusion").fit(X, y)               # the four sources' probes alone, no training
     V2SClassifier("tones", epochs=30).fit(X, y)          # BC-ResNet alone, 30 epochs of training
     V2SClassifier("v2s", epochs=20).fit(X, y)            # Voice2Series, 20 epochs
@@ -13,6 +13,7 @@ X is anything sktime accepts for a univariate, equal-length panel (a 3-D numpy a
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 
@@ -29,6 +30,7 @@ from xmodal.bridges.series_factory import (
     series_bridge,
     trained_part,
 )
+from xmodal.data.window_slices import window_slices
 from xmodal.devices import resolve_device
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
@@ -36,6 +38,7 @@ from xmodal.maps import LinearHead, build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.settings import SETTINGS
 from xmodal.training.loop import in_batches
+from xmodal.training.probe import fit_probe
 from xmodal.training.source_choice import SourceChoice, choose_sources
 from xmodal.training.split import selection_split
 
@@ -89,7 +92,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                                                                                        three_d_array=True))
 
     # Settings added after some runs were saved, with the value those runs were fitted with.
-    _settings_added_later = {"choose_sources": False, "trained_view": False, "fusion": "one-probe"}
+    _settings_added_later = {"choose_sources": False, "trained_view": False, "fusion": "one-probe", "slice_copies": 0}
 
     def reset(self):
         """sktime's reset (at the start of every fit), keeping what scikit-learn's GridSearchCV
@@ -115,6 +118,13 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             raise XmodalError("a fused source's trained view is one more member of its probe per source: set "
                               f"fusion='probe-per-source' and choose_sources false (got {s['fusion']!r}, "
                               f"{s['choose_sources']}), or trained_view false")
+        if s["slice_copies"] and (fused_part_names(s["source"]) is None or s["fusion"] != "probe-per-source"
+                                  or s["choose_sources"] or (s["epochs"] and not s["trained_view"])):
+            raise XmodalError("slice_copies adds a member per source to a fused source's probe per source, fitted "
+                              "without training the fused bridge: it needs a fused source (a+b+...), "
+                              "fusion='probe-per-source', choose_sources false, and epochs 0 or trained_view (got "
+                              f"{s['source']!r}, {s['fusion']!r}, {s['choose_sources']}, {s['epochs']}, "
+                              f"{s['trained_view']}); or set slice_copies 0 (CLI: --slice-copies 0)")
         if fused_part_names(s["source"]) is not None and s["mapping"] != "layers":
             raise XmodalError(f"the fused source {s['source']!r} has no classes of its own, only its sources' layer "
                               f"statistics: set mapping='layers' (CLI: --mapping layers), not {s['mapping']!r}")
@@ -166,11 +176,15 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             self._fit_trained_member(x, targets) if fused else self._fit_trained_view(x, targets)
             return self
         probe = self.settings_["mapping"] in PROBE_STARTED
+        if s["slice_copies"] and start_features is None:  # the slices' members are fitted beside this reading
+            start_features = self._read_sources(x, "probes: reading the sources")
         # A probe-started head is a fitted model: an epoch must beat it on validation log-loss,
         # the criterion its C was chosen by.
         self._train(self.reprogrammer_, x, targets, head_init="probe" if probe else "random",
                     select_on="loss" if probe else "accuracy", start_features=start_features,
                     probe_blocks=self._probe_blocks())
+        if s["slice_copies"]:
+            self._add_slice_members(x, targets, start_features, self.fit_result_.probe_c)
         return self
 
     def _probe_blocks(self, trained_member: bool = True) -> tuple[tuple[int, int], ...] | None:
@@ -207,10 +221,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         member = self.fit_result_
         width = max(end for _, end in self._probe_blocks())  # every reading, BC-ResNet's views included
         model.output_map = LinearHead(width, len(self.classes_), seed=self.seed_)
-        model.to(resolve_device(s["device"])).eval()
-        with torch.no_grad():
-            features = in_batches(model.source_logits, x.to(model.device), s["batch_size"],
-                                  progress="probes: reading the sources" if self.verbose else None)
+        features = self._read_sources(x, "probes: reading the sources")
         # The sources' probes alone (the start), then with the trained view: one fit when no view was kept.
         members = dict.fromkeys([self._probe_blocks(trained_member=False), self._probe_blocks()])
         fits = [self._train(model, x, targets, head_init="probe", select_on="loss", epochs=0,
@@ -221,6 +232,42 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             member, probe_c=fits[-1].probe_c, n_fit=fits[-1].n_fit, start_state=self.start_state_,
             seconds=time.perf_counter() - began,
             selection=f"{member.selection}; the probes of {probed}, fitted on all training samples, averaged")
+        if s["slice_copies"]:
+            self._add_slice_members(x, targets, features, fits[0].probe_c)
+
+    def _read_sources(self, x: torch.Tensor, progress: str) -> torch.Tensor:
+        """The fused source's reading of x, every part through its bridge's views, on the settings' device."""
+        model = self.reprogrammer_.to(resolve_device(self.settings_["device"])).eval()
+        with torch.no_grad():
+            return in_batches(model.source_logits, x.to(model.device), self.settings_["batch_size"],
+                              progress=progress if self.verbose else None)
+
+    def _add_slice_members(self, x: torch.Tensor, targets: torch.Tensor, features: torch.Tensor,
+                           cs: tuple[float, ...]) -> None:
+        """One more member per source: each source's probe fitted again on the series and `slice_copies`
+        window slices of each (xmodal.data.window_slices; `cs`, the Cs its probe of the series chose, kept),
+        averaged with the members fitted so far, in the model and in its start state (docs/experiments.md
+        0.23). `features`: the sources' reading of x."""
+        model, copies, began = self.reprogrammer_, self.settings_["slice_copies"], time.perf_counter()
+        sliced = self._read_sources(window_slices(x, copies, self.seed_), "probes: reading the window slices")
+        blocks = self._probe_blocks(trained_member=False)
+        probe = fit_probe(torch.cat([features, sliced.to(features)]), targets.repeat(copies + 1), self.seed_, c=cs,
+                          blocks=blocks)
+
+        def with_slices(state: dict, members: int) -> dict:
+            model.load_state_dict(state, strict=False)
+            model.output_map.blend_probe(probe.coef, probe.intercept, probe.mean, probe.scale,
+                                         share=len(blocks) / (members + len(blocks)))
+            return copy.deepcopy(model.trainable_state())
+
+        fitted = with_slices(copy.deepcopy(model.trainable_state()), len(self._probe_blocks()))
+        self.start_state_ = with_slices(self.start_state_, len(blocks))
+        model.load_state_dict(fitted, strict=False)
+        self.fit_result_ = dataclasses.replace(
+            self.fit_result_, start_state=self.start_state_,
+            seconds=self.fit_result_.seconds + time.perf_counter() - began,
+            selection=f"{self.fit_result_.selection}; with each source's probe refitted on {copies} window slices "
+                      "of every training series")
 
     def _settings_of_choice(self, source) -> dict:
         """The settings of the model the choice kept, as if it had been fitted directly: its source

@@ -48,15 +48,32 @@ class LinearHead(OutputMap):
         penalty: the probe's L2 weight 1 / (2 C n) (C its inverse regularisation, n the samples it
         was fitted on), which `penalty()` then adds to training: the mean log-loss plus it is
         scikit-learn's objective, so the probe is where that objective rests for the untrained bridge."""
+        weight, bias = self._unstandardised(coef, intercept, mean, scale)
+        self.linear.weight.copy_(weight)
+        self.linear.bias.copy_(bias)
+        self.probe_l2 = penalty
+        self.probe_scale.copy_(torch.from_numpy(scale))
+
+    @torch.no_grad()
+    def blend_probe(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                    share: float) -> None:
+        """Average this head's logits with another probe's (late fusion of members fitted apart, each
+        standardised its own way): (1 - share) x this head's + share x the probe's."""
+        weight, bias = self._unstandardised(coef, intercept, mean, scale)
+        self.linear.weight.mul_(1 - share).add_(share * weight)
+        self.linear.bias.mul_(1 - share).add_(share * bias)
+
+    def _unstandardised(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray,
+                        scale: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """A probe of standardised inputs as this layer's weight and bias on the raw ones."""
         if self.num_target == 2 and len(coef) == 1:  # one logit difference -> two symmetric logits
             coef, intercept = np.stack([-coef[0], coef[0]]) / 2, np.array([-intercept[0], intercept[0]]) / 2
         if coef.shape != (self.num_target, self.num_source):
-            raise XmodalError(f"a probe of shape {coef.shape} does not fit a {self.num_source} -> {self.num_target} head")
+            raise XmodalError(f"a probe of shape {coef.shape} does not fit a {self.num_source} -> {self.num_target} "
+                              "head")
         weight = coef / scale
-        self.linear.weight.copy_(torch.from_numpy(weight))
-        self.linear.bias.copy_(torch.from_numpy(intercept - weight @ mean))
-        self.probe_l2 = penalty
-        self.probe_scale.copy_(torch.from_numpy(scale))
+        return torch.from_numpy(weight).to(self.linear.weight), torch.from_numpy(intercept - weight @ mean).to(
+            self.linear.bias)
 
     def penalty(self) -> torch.Tensor | float:
         """The probe's L2 term on the current weights, in its standardised coordinates; of a binary
