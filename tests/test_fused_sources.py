@@ -211,15 +211,13 @@ def test_a_fused_name_of_unknown_or_repeated_sources_is_refused_in_one_line(name
 
 
 @pytest.mark.parametrize(("preset", "settings"), [
-    ("tones", {}),
     ("fused", {}),
     ("late-fusion", {"choose_sources": True}),
     ("late-fusion", {"epochs": 5}),
-], ids=["one-source", "one-probe", "choice", "training-the-fused-bridge"])
+], ids=["one-probe", "choice", "training-the-fused-bridge"])
 def test_window_slices_where_no_probe_per_source_takes_them_are_refused_in_one_line(preset, settings, gunpoint):
-    source = {} if preset == "tones" else {"source": PAIR}
     with pytest.raises(XmodalError, match="slice_copies adds a member per source") as caught:
-        V2SClassifier(preset, slice_copies=SLICES, random_state=0, **source, **settings).fit(
+        V2SClassifier(preset, source=PAIR, slice_copies=SLICES, random_state=0, **settings).fit(
             gunpoint.x_train[:, None, :], gunpoint.y_train)
     assert "\n" not in str(caught.value) and "--slice-copies 0" in str(caught.value)
 
@@ -309,9 +307,11 @@ def test_a_run_saves_its_choice_and_reloads(chosen_run, gunpoint, tmp_path):
     assert reloaded.source_choice_ == chosen_run.source_choice_  # kept when the run is saved again
 
 
-@pytest.mark.parametrize("fused_settings", [{"choose_sources": True}, {"fusion": "probe-per-source"}])
+@pytest.mark.parametrize("fused_settings", [{"choose_sources": True}, {"fusion": "probe-per-source"},
+                                            {"fusion": "probe-per-source", "slice_copies": SLICES}])
 def test_one_source_is_read_as_it_is(fused_settings, gunpoint):
-    """A single --source with a fused source's settings: nothing to choose or average, that source's probe."""
+    """A single --source with a fused source's settings: nothing to choose, average or slice, that source's
+    probe."""
     x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
     single = V2SClassifier("fused", source="bc-resnet-gsc35", random_state=0, **fused_settings).fit(x_train,
                                                                                                   gunpoint.y_train)

@@ -155,7 +155,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("slice_copies", int, "for a fused source under a probe per source: this many window slices of each "
                 "training series (a random 90 % of it, stretched back to its length) are read too, and each source's "
                 "probe is fitted again on the series and their slices (its C kept): one more member per source "
-                "(0: none)", minimum=0),
+                "(0: none). A single source is read as it is", minimum=0),
         *_TRAINING,
         _BLACKBOX,
         DEVICE,

@@ -118,13 +118,12 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             raise XmodalError("a fused source's trained view is one more member of its probe per source: set "
                               f"fusion='probe-per-source' and choose_sources false (got {s['fusion']!r}, "
                               f"{s['choose_sources']}), or trained_view false")
-        if s["slice_copies"] and (fused_part_names(s["source"]) is None or s["fusion"] != "probe-per-source"
-                                  or s["choose_sources"] or (s["epochs"] and not s["trained_view"])):
+        if s["slice_copies"] and fused_part_names(s["source"]) is not None and (
+                s["fusion"] != "probe-per-source" or s["choose_sources"] or (s["epochs"] and not s["trained_view"])):
             raise XmodalError("slice_copies adds a member per source to a fused source's probe per source, fitted "
-                              "without training the fused bridge: it needs a fused source (a+b+...), "
-                              "fusion='probe-per-source', choose_sources false, and epochs 0 or trained_view (got "
-                              f"{s['source']!r}, {s['fusion']!r}, {s['choose_sources']}, {s['epochs']}, "
-                              f"{s['trained_view']}); or set slice_copies 0 (CLI: --slice-copies 0)")
+                              "without training the fused bridge: it needs fusion='probe-per-source', choose_sources "
+                              f"false, and epochs 0 or trained_view (got {s['fusion']!r}, {s['choose_sources']}, "
+                              f"{s['epochs']}, {s['trained_view']}); or set slice_copies 0 (CLI: --slice-copies 0)")
         if fused_part_names(s["source"]) is not None and s["mapping"] != "layers":
             raise XmodalError(f"the fused source {s['source']!r} has no classes of its own, only its sources' layer "
                               f"statistics: set mapping='layers' (CLI: --mapping layers), not {s['mapping']!r}")
@@ -176,14 +175,16 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             self._fit_trained_member(x, targets) if fused else self._fit_trained_view(x, targets)
             return self
         probe = self.settings_["mapping"] in PROBE_STARTED
-        if s["slice_copies"] and start_features is None:  # the slices' members are fitted beside this reading
+        # A single source is read as it is: no member per source to fit on slices.
+        slices = s["slice_copies"] if self.reprogrammer_.source.input_spec.modality == FUSED else 0
+        if slices and start_features is None:  # the slices' members are fitted beside this reading
             start_features = self._read_sources(x, "probes: reading the sources")
         # A probe-started head is a fitted model: an epoch must beat it on validation log-loss,
         # the criterion its C was chosen by.
         self._train(self.reprogrammer_, x, targets, head_init="probe" if probe else "random",
                     select_on="loss" if probe else "accuracy", start_features=start_features,
                     probe_blocks=self._probe_blocks())
-        if s["slice_copies"]:
+        if slices:
             self._add_slice_members(x, targets, start_features, self.fit_result_.probe_c)
         return self
 
