@@ -210,7 +210,8 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         trained from its probe start, the best epoch on validation log-loss kept, then read beside its
         start). Then every source is read once (that one through both views) and each member's probe is
         fitted on every training sample; the members' logits are averaged (docs/experiments.md 0.20, 0.22).
-        The start state is the same without the trained member: the sources' probes alone. The fit record's
+        The start state is the same without the trained member: the sources' probes alone (and, with
+        slice_copies, their slices' members: `_add_slice_members`). The fit record's
         validation scores and history are the trained member's alone (against its own probe start, the
         criterion it was chosen by); its Cs, rows fitted and seconds are the whole fit's."""
         model, s, began = self.reprogrammer_, self.settings_, time.perf_counter()

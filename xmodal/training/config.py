@@ -69,7 +69,8 @@ class FitResult:
     (trained_view): its best trained epoch is always kept, and val_accuracy and val_loss are
     that probe's, fitted on the fit part. For a fused source's trained view (the series best
     preset) the validation fields and history are that member's alone, against its own probe
-    start; start_state is the sources' probes alone."""
+    start; start_state is the sources' probes alone (with their window slices' members, where
+    slice_copies adds them)."""
 
     best_epoch: int
     epochs_run: int
