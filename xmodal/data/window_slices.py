@@ -24,5 +24,6 @@ def window_slices(x: torch.Tensor, copies: int, seed: int) -> torch.Tensor:
     n, _, length = x.shape
     width = max(1, round(SLICE_FRACTION * length))
     starts = torch.randint(0, length - width + 1, (copies, n), generator=torch.Generator().manual_seed(seed))
-    windows = torch.stack([x[i, :, start:start + width] for row in starts for i, start in enumerate(row.tolist())])
+    # Every window of x as a view (n, channels, starts, width); row k n + i takes series i's at starts[k, i].
+    windows = x.unfold(2, width, 1)[torch.arange(n).repeat(copies), :, starts.flatten()]
     return F.interpolate(windows, size=length, mode="linear", align_corners=True)

@@ -69,11 +69,11 @@ class LinearHead(OutputMap):
         if self.num_target == 2 and len(coef) == 1:  # one logit difference -> two symmetric logits
             coef, intercept = np.stack([-coef[0], coef[0]]) / 2, np.array([-intercept[0], intercept[0]]) / 2
         if coef.shape != (self.num_target, self.num_source):
-            raise XmodalError(f"a probe of shape {coef.shape} does not fit a {self.num_source} -> {self.num_target} "
-                              "head")
+            raise XmodalError(
+                f"a probe of shape {coef.shape} does not fit a {self.num_source} -> {self.num_target} head")
         weight = coef / scale
-        return torch.from_numpy(weight).to(self.linear.weight), torch.from_numpy(intercept - weight @ mean).to(
-            self.linear.bias)
+        return (torch.from_numpy(weight).to(self.linear.weight),
+                torch.from_numpy(intercept - weight @ mean).to(self.linear.bias))
 
     def penalty(self) -> torch.Tensor | float:
         """The probe's L2 term on the current weights, in its standardised coordinates; of a binary
