@@ -160,8 +160,23 @@ def test_the_trained_view_is_one_more_member_and_the_probes_alone_are_its_start(
     np.testing.assert_allclose(run.probe_predict_proba(x_test), late.predict_proba(x_test), atol=1e-6)
     assert not np.allclose(run.predict_proba(x_test), late.predict_proba(x_test), atol=1e-3)
     result = run.fit_result_
-    assert result.beside_start and result.best_epoch >= 1 and len(result.probe_c) == 3  # two sources, the view
+    assert result.beside_start and result.best_epoch >= 1 and len(result.probe_c) == 4  # two sources, the view twice
     assert run.score(x_test, gunpoint.y_test) >= 0.95
+
+
+def test_the_trained_view_counts_as_trained_view_weight_members(trained_member_run, gunpoint):
+    """The best preset counts the trained view twice: against the same fit counting it once (the same trained
+    view, seeded), its logits are the start's four members (two sources, each with slices) plus the view twice,
+    over six, where counting it once gives five: log p2 = (10 log p1 - 4 log p_start) / 6 up to a constant."""
+    run, _ = trained_member_run
+    x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
+    once = V2SClassifier(source=PAIR, slice_copies=SLICES, trained_view_weight=1, random_state=0).fit(
+        x_train, gunpoint.y_train)
+    assert run.settings_["trained_view_weight"] == 2 and once.fit_result_.best_epoch == run.fit_result_.best_epoch
+    expected = torch.softmax(torch.tensor(10 * np.log(once.predict_proba(x_test))
+                                          - 4 * np.log(once.probe_predict_proba(x_test))) / 6, dim=1).numpy()
+    np.testing.assert_allclose(run.predict_proba(x_test), expected, atol=1e-5)
+    assert not np.allclose(run.predict_proba(x_test), once.predict_proba(x_test), atol=1e-3)
 
 
 def test_a_trained_member_run_is_saved_as_format_9_and_reloads_to_the_same_predictions(trained_member_run,
@@ -355,5 +370,6 @@ def test_the_cli_reports_a_trained_member_beside_the_sources_probes(tmp_path, ca
     assert metrics["preset"] == "best" and metrics["settings"]["trained_view"]
     probe_row = next(line for line in printed.splitlines() if line.strip().startswith("probe (start)"))
     assert probe_row.split()[2] == "-" and f"{metrics['probe_test_accuracy']:.4f}" in probe_row
-    assert "trained view of the first audio source" in printed and "beside the 2 sources' probes" in printed
+    assert "trained view of the first audio source" in printed
+    assert "as 2 more members beside the 2 sources' probes" in printed  # the best preset counts it twice
     assert "each also refitted on 4 window slices of every series (the start)" in printed  # the best preset's

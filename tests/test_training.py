@@ -160,3 +160,18 @@ def test_overlapping_blocks_average_each_blocks_own_probe():
                         for (s, e), a in zip(blocks, alone)], axis=0)
     np.testing.assert_allclose(logits, expected, rtol=1e-9, atol=1e-9)
     assert not probe.coef[:, 4:].any() and probe.c == tuple(a.c for a in alone)
+
+
+def test_a_block_listed_twice_counts_as_two_members_of_the_average():
+    """The weight of a fused source's trained view (trained_view_weight): its block listed twice weighs
+    twice in the average of logits, and has one C per listing."""
+    generator = torch.Generator().manual_seed(1)
+    features, targets = torch.randn(40, 6, generator=generator, dtype=torch.float64), torch.arange(40) % 2
+    features[:, 3] += 2 * targets
+    probe = fit_probe(features, targets, 0, blocks=((0, 2), (0, 4), (0, 4)))
+    alone = [fit_probe(features[:, start:end], targets, 0) for start, end in ((0, 2), (0, 4))]
+    logits = (features.numpy() - probe.mean) / probe.scale @ probe.coef.T + probe.intercept
+    first, second = ((features.numpy()[:, :e] - a.mean) / a.scale @ a.coef.T + a.intercept
+                     for e, a in zip((2, 4), alone))
+    np.testing.assert_allclose(logits, (first + 2 * second) / 3, rtol=1e-9, atol=1e-9)
+    assert probe.c == (alone[0].c, alone[1].c, alone[1].c)

@@ -149,6 +149,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("choose_sources", bool, "for a fused source (a+b+...): keep the subset of its sources whose probe "
                 "has the lowest cross-validated log-loss on the training split (every subset tried, the choice and "
                 "its cost reported); false: read them all. A single source is read as it is"),
+        Setting("trained_view_weight", int, "for a fused source with trained_view: how many members its trained "
+                "view counts as in the average of the probes per source (1: one, as each source's probe; ignored "
+                "without a trained view)", minimum=1),
         Setting("fusion", str, "for a fused source (a+b+...): one probe of all its sources' layer statistics side "
                 "by side, or a probe of each source's alone, their log-probabilities averaged (late fusion: still "
                 "one linear head). A single source is read as it is", choices=("one-probe", "probe-per-source")),

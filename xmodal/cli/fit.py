@@ -226,8 +226,10 @@ def _verdict(estimator) -> str:
         on = "on validation" if result.n_val else "on the training loss (no validation part)"
         return f"trained {result.epochs_run} epochs; best epoch {result.best_epoch} {on}{stop}"
     if _trained_member(result):
+        weight = estimator.settings_["trained_view_weight"]
         return (f"trained view of the first audio source: epoch {result.best_epoch} of {result.epochs_run} kept, read "
-                f"beside its start as one more member beside the {len(result.probe_c) - 1} sources' probes"
+                f"beside its start as {'one more member' if weight == 1 else f'{weight} more members'} beside the "
+                f"{len(estimator.reprogrammer_.source.parts)} sources' probes"
                 f"{_with_slices(estimator)} (the start); validation compares that member alone with its own probe "
                 f"start: {'beat' if kept else 'did not beat'} it ({result.val_loss:.4f} against "
                 f"{result.history[0]['val_loss']:.4f} log-loss){stop}")

@@ -92,7 +92,8 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
                                                                                        three_d_array=True))
 
     # Settings added after some runs were saved, with the value those runs were fitted with.
-    _settings_added_later = {"choose_sources": False, "trained_view": False, "fusion": "one-probe", "slice_copies": 0}
+    _settings_added_later = {"choose_sources": False, "trained_view": False, "fusion": "one-probe", "slice_copies": 0,
+                             "trained_view_weight": 1}
 
     def reset(self):
         """sktime's reset (at the start of every fit), keeping what scikit-learn's GridSearchCV
@@ -191,7 +192,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
     def _probe_blocks(self, trained_member: bool = True) -> tuple[tuple[int, int], ...] | None:
         """The column ranges probed alone under fusion probe-per-source: each part's reading, and (unless
         not `trained_member`) a part read through two views (a trained view beside its start) once more, as
-        both readings together."""
+        both readings together, listed trained_view_weight times (members it counts as)."""
         model = self.reprogrammer_
         if self.settings_["fusion"] != "probe-per-source" or model.source.input_spec.modality != FUSED:
             return None
@@ -200,7 +201,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
             width = part.layer_width()
             blocks.append((start, start + width))
             if views > 1 and trained_member:
-                blocks.append((start, start + views * width))
+                blocks += [(start, start + views * width)] * self.settings_["trained_view_weight"]
             start += views * width
         return tuple(blocks)
 

@@ -129,12 +129,14 @@ def _fit_per_block(x: np.ndarray, y: np.ndarray, seed: int, c: tuple[float, ...]
     is, renormalised, the softmax of the mean of their logits, so the average is one probe of the full width
     whose weights are the sum of each block's divided by the number of blocks. Blocks may overlap (a trained
     view's block holds its start's columns too, which are a block of their own): a column is standardised
-    alike in every block. Columns of no block get no weight. Late fusion of the sources' probes; no
-    cross-validated log-loss of the average (None)."""
+    alike in every block. Columns of no block get no weight. A block listed k times counts as k members of
+    the average (a weight, not k fits: it is fitted once; c, one C per listing). Late fusion of the sources'
+    probes; no cross-validated log-loss of the average (None)."""
     if not blocks or any(not 0 <= start < end <= x.shape[1] for start, end in blocks):
         raise ValueError(f"blocks {blocks} are not non-empty column ranges of the {x.shape[1]} features")
-    probes = [_fit_standardised(x[:, start:end], y, seed, None if c is None else c[i], cs)
-              for i, (start, end) in enumerate(blocks)]
+    keys = [(start, end, None if c is None else c[i]) for i, (start, end) in enumerate(blocks)]
+    fitted = {key: _fit_standardised(x[:, key[0]:key[1]], y, seed, key[2], cs) for key in dict.fromkeys(keys)}
+    probes = [fitted[key] for key in keys]
     coef = np.zeros((probes[0].coef.shape[0], x.shape[1]))
     mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)  # as each block's own standardisation
     for (start, end), probe in zip(blocks, probes):
