@@ -371,5 +371,5 @@ def test_the_cli_reports_a_trained_member_beside_the_sources_probes(tmp_path, ca
     probe_row = next(line for line in printed.splitlines() if line.strip().startswith("probe (start)"))
     assert probe_row.split()[2] == "-" and f"{metrics['probe_test_accuracy']:.4f}" in probe_row
     assert "trained view of the first audio source" in printed
-    assert "as 2 more members beside the 2 sources' probes" in printed  # the best preset counts it twice
+    assert "as one more member counted 2 times beside the 2 sources' probes" in printed  # the best preset's weight
     assert "each also refitted on 4 window slices of every series (the start)" in printed  # the best preset's

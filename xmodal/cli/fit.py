@@ -228,7 +228,7 @@ def _verdict(estimator) -> str:
     if _trained_member(result):
         weight = estimator.settings_["trained_view_weight"]
         return (f"trained view of the first audio source: epoch {result.best_epoch} of {result.epochs_run} kept, read "
-                f"beside its start as {'one more member' if weight == 1 else f'{weight} more members'} beside the "
+                f"beside its start as one more member{'' if weight == 1 else f' counted {weight} times'} beside the "
                 f"{len(estimator.reprogrammer_.source.parts)} sources' probes"
                 f"{_with_slices(estimator)} (the start); validation compares that member alone with its own probe "
                 f"start: {'beat' if kept else 'did not beat'} it ({result.val_loss:.4f} against "
