@@ -137,7 +137,7 @@ def test_slice_members_are_each_sources_probe_refitted_on_the_series_and_their_s
 @pytest.fixture(scope="module")
 def trained_member_run(gunpoint, tmp_path_factory):
     """The best preset on PAIR: a probe per source, each again with window slices, and BC-ResNet's trained
-    view as one more member, saved."""
+    view as one more member (counted twice: the preset's trained_view_weight), saved."""
     estimator = V2SClassifier(source=PAIR, slice_copies=SLICES, random_state=0).fit(gunpoint.x_train[:, None, :],
                                                                                    gunpoint.y_train)
     return estimator, estimator.save_pretrained(tmp_path_factory.mktemp("member") / "run")
