@@ -15,6 +15,7 @@ folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
   best-view-once the best preset before its trained view counted twice
   best-no-slices the best preset before its window slices (and with its trained view counted once)
   late-fusion    the best preset before the trained view: the four sources' probes alone
+  late-fusion-clipped  late-fusion with each probe holding its inputs to their training range
   fused          the "fused" preset: all four sources under one probe
   choice         the best preset before that: the subset of the four whose probe has the lowest
                  training-split cross-validated log-loss kept, its probe the model
@@ -75,6 +76,8 @@ METHOD_SETTINGS = {
         "best-no-slices": {"preset": "best", "slice_copies": 0, "trained_view_weight": 1},
         # The best preset before its trained view (docs/experiments.md, 0.13 and 0.22).
         "late-fusion": {"preset": "late-fusion"},
+        # Its probes clipped to the range they were fitted on (docs/experiments.md, 0.26).
+        "late-fusion-clipped": {"preset": "late-fusion", "clip_features": True},
         "fused": {"preset": "fused"},
         # The best preset before a probe per source (docs/experiments.md, 0.6 and 0.13).
         "choice": {"preset": "fused", "choose_sources": True},
@@ -95,6 +98,7 @@ METHOD_SETTINGS = {
         "best-view-once": {"preset": "best", "trained_view_weight": 1, "epochs": 2, "patience": 2},
         "best-no-slices": {"preset": "best", "slice_copies": 0, "trained_view_weight": 1, "epochs": 2, "patience": 2},
         "late-fusion": {"preset": "late-fusion"},
+        "late-fusion-clipped": {"preset": "late-fusion", "clip_features": True},
         "fused": {"preset": "fused"},
         "choice": {"preset": "fused", "choose_sources": True},
         "tones": {"preset": "tones", "epochs": 2, "patience": 2},
@@ -122,7 +126,8 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300,
          "zoo-whisper-tiny-en-clip": 3, "zoo-crepe-full": 400,
-         "best": 90, "best-view-once": 90, "best-no-slices": 40, "late-fusion": 32, "fused": 32, "choice": 35,
+         "best": 90, "best-view-once": 90, "best-no-slices": 40, "late-fusion": 32, "late-fusion-clipped": 32,
+         "fused": 32, "choice": 35,
          "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100,
          "minirocket": 1}
 

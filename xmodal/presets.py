@@ -40,8 +40,8 @@ _V2S = {
     "remap_every": 1, "laplace": 1.0, "standardize": True, "upsample_factor": 1, "target_duration": None,
     "interpolation": "linear", "copies": 1, "offset": "start", "masked": True, "tanh_bound": True,
     "delta_dropout": 0.0, "delta_resolution": None, "trained_view": False, "trained_view_weight": 1,
-    "choose_sources": False, "fusion": "one-probe", "slice_copies": 0, "epochs": 100, "lr": 0.05, "batch_size": 32,
-    "val_fraction": 0.2, "patience": 25, "query_budget": None, **_DEVICE,
+    "choose_sources": False, "fusion": "one-probe", "slice_copies": 0, "clip_features": False, "epochs": 100,
+    "lr": 0.05, "batch_size": 32, "val_fraction": 0.2, "patience": 25, "query_budget": None, **_DEVICE,
 }
 
 # Tables: each feature drawn as the largest square that fits, ordinal categories; the cells

@@ -159,6 +159,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 "training series (a random 90 % of it, stretched back to its length) are read too, and each source's "
                 "probe is fitted again on the series and their slices (its C kept): one more member per source "
                 "(0: none). A single source is read as it is", minimum=0),
+        Setting("clip_features", bool, "a probe head holds each number it reads to the range that number had on "
+                "the training series (and their window slices), so that a series read far outside it cannot swing "
+                "the prediction; a head trained by gradient reads them as they are"),
         *_TRAINING,
         _BLACKBOX,
         DEVICE,

@@ -152,6 +152,11 @@ class ReprogrammingEstimator:
         self.start_state_ = self.fit_result_.start_state
         return self.fit_result_
 
+    def _linear_head(self, width: int) -> LinearHead:
+        """A linear head from `width` source numbers to the classes; clipping where the settings say (only
+        series have clip_features)."""
+        return LinearHead(width, len(self.classes_), seed=self.seed_, clip=self.settings_.get("clip_features", False))
+
     def _fit_trained_view(self, x: torch.Tensor, targets: torch.Tensor, validation=None,
                           lengths: torch.Tensor | None = None, model=None) -> None:
         """Train theta from the probe start (TRAINED_VIEW_TRAINING), then read the trained bridge beside
@@ -167,7 +172,7 @@ class ReprogrammingEstimator:
             return
         width = model.output_map.num_source // model.bridge.views
         model.bridge.config.beside_start = True
-        model.output_map = LinearHead(width * model.bridge.views, len(self.classes_), seed=self.seed_)
+        model.output_map = self._linear_head(width * model.bridge.views)
         if validation is None:  # the same fit and validation parts as training's
             fit, val = selection_split(targets.numpy(), self.settings_["val_fraction"], self.settings_["epochs"],
                                        self.seed_)

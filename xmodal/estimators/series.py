@@ -34,7 +34,7 @@ from xmodal.data.window_slices import window_slices
 from xmodal.devices import resolve_device
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
-from xmodal.maps import LinearHead, build_output_map
+from xmodal.maps import build_output_map
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.settings import SETTINGS
 from xmodal.training.loop import in_batches
@@ -93,7 +93,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
 
     # Settings added after some runs were saved, with the value those runs were fitted with.
     _settings_added_later = {"choose_sources": False, "trained_view": False, "fusion": "one-probe", "slice_copies": 0,
-                             "trained_view_weight": 1}
+                             "trained_view_weight": 1, "clip_features": False}
 
     def reset(self):
         """sktime's reset (at the start of every fit), keeping what scikit-learn's GridSearchCV
@@ -137,10 +137,10 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         else:
             bridge = series_bridge(source.input_spec, settings, self.seed_)
         if s["mapping"] == "layers":
-            head = LinearHead(source.layer_width(), len(self.classes_), seed=self.seed_)
+            head = self._linear_head(source.layer_width())
             return Reprogrammer(bridge, source, head, list(self.classes_), reads="layers")
         if s["mapping"] == "proba":
-            head = LinearHead(source.num_classes, len(self.classes_), seed=self.seed_)
+            head = self._linear_head(source.num_classes)
             return Reprogrammer(bridge, source, head, list(self.classes_), reads="log_probs")
         output_map = build_output_map(s["mapping"], source.num_classes, len(self.classes_), s["labels_per_class"],
                                       seed=self.seed_, remap_every=s["remap_every"], laplace=s["laplace"])
@@ -219,11 +219,11 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         index = trained_part([part.input_spec for part in model.source.parts], s)
         part = model.source.parts[index]
         self._fit_trained_view(x, targets, model=Reprogrammer(
-            model.bridge.parts[index], part, LinearHead(part.layer_width(), len(self.classes_), seed=self.seed_),
+            model.bridge.parts[index], part, self._linear_head(part.layer_width()),
             list(self.classes_), reads="layers"))
         member = self.fit_result_
         width = max(end for _, end in self._probe_blocks())  # every reading, BC-ResNet's views included
-        model.output_map = LinearHead(width, len(self.classes_), seed=self.seed_)
+        model.output_map = self._linear_head(width)
         features = self._read_sources(x, "probes: reading the sources")
         # The sources' probes alone (the start), then with the trained view: one fit when no view was kept.
         members = dict.fromkeys([self._probe_blocks(trained_member=False), self._probe_blocks()])
@@ -260,7 +260,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         def with_slices(state: dict, members: int) -> dict:
             model.load_state_dict(state, strict=False)
             model.output_map.blend_probe(probe.coef, probe.intercept, probe.mean, probe.scale,
-                                         share=len(blocks) / (members + len(blocks)))
+                                         share=len(blocks) / (members + len(blocks)), bounds=probe.bounds)
             return copy.deepcopy(model.trainable_state())
 
         fitted = with_slices(copy.deepcopy(model.trainable_state()), len(self._probe_blocks()))

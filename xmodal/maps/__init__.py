@@ -20,11 +20,11 @@ __all__ = ["MAP_KINDS", "BayesianMapping", "LabelMapping", "LinearHead", "Output
 
 def build_output_map(kind: str, num_source: int, num_target: int, per_class: int | None = None,
                      seed: int = 0, remap_every: int = 1, laplace: float = 1.0,
-                     top_k: int | None = None) -> OutputMap:
+                     top_k: int | None = None, clip: bool = False) -> OutputMap:
     """`remap_every` applies to "ilm", "blm" and "blm+"; `laplace` to "blm" and "blm+";
-    `top_k` to "blm+" (default 3)."""
+    `top_k` to "blm+" (default 3); `clip` to "linear"."""
     if kind == "linear":
-        return LinearHead(num_source, num_target, seed=seed)
+        return LinearHead(num_source, num_target, seed=seed, clip=clip)
     if kind in ("frequency", "random", "ilm"):
         return LabelMapping(num_source, num_target, per_class, assignment=kind, seed=seed, remap_every=remap_every)
     if kind in ("blm", "blm+"):
@@ -35,7 +35,7 @@ def build_output_map(kind: str, num_source: int, num_target: int, per_class: int
 
 # Every key any output map's `settings()` writes: a saved map with another key comes from a
 # newer xmodal or a damaged file, and is refused rather than rebuilt without it.
-MAP_SETTINGS = ("kind", "num_source", "num_target", "per_class", "remap_every", "laplace", "top_k")
+MAP_SETTINGS = ("kind", "num_source", "num_target", "per_class", "remap_every", "laplace", "top_k", "clip")
 
 
 def output_map_from_settings(settings: dict, seed: int = 0) -> OutputMap:
@@ -44,4 +44,5 @@ def output_map_from_settings(settings: dict, seed: int = 0) -> OutputMap:
         raise XmodalError(f"unknown output map setting(s) {', '.join(map(repr, unknown))}")
     return build_output_map(settings["kind"], settings["num_source"], settings["num_target"],
                             settings.get("per_class"), seed=seed, remap_every=settings.get("remap_every", 1),
-                            laplace=settings.get("laplace", 1.0), top_k=settings.get("top_k"))
+                            laplace=settings.get("laplace", 1.0), top_k=settings.get("top_k"),
+                            clip=settings.get("clip", False))  # saved before clip existed: no clipping

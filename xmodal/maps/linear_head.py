@@ -20,7 +20,7 @@ class LinearHead(OutputMap):
 
     kind = "linear"
 
-    def __init__(self, num_source: int, num_target: int, seed: int = 0):
+    def __init__(self, num_source: int, num_target: int, seed: int = 0, clip: bool = False):
         super().__init__()
         if num_target < 2:
             raise XmodalError(f"need at least 2 target classes, got {num_target}")
@@ -36,32 +36,57 @@ class LinearHead(OutputMap):
         # The probe's own L2 term (load_probe(penalty=...)): none until a probe sets it.
         self.probe_l2 = 0.0
         self.register_buffer("probe_scale", torch.ones(num_source), persistent=False)
+        # clip: a probe holds each input to the range it was fitted on (load_probe's bounds; saved with the
+        # head). A reading far outside it, a channel that barely moved in training, would otherwise swing
+        # the logits by thousands (docs/experiments.md, 0.26). Unbounded until a probe sets them.
+        self.clip = clip
+        if clip:
+            self.register_buffer("low", torch.full((num_source,), -math.inf))
+            self.register_buffer("high", torch.full((num_source,), math.inf))
 
     def forward(self, source_logits: torch.Tensor) -> torch.Tensor:
+        if self.clip:
+            source_logits = torch.clamp(source_logits, self.low, self.high)
         return self.linear(source_logits)
 
     @torch.no_grad()
     def load_probe(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, scale: np.ndarray,
-                   penalty: float = 0.0) -> None:
+                   penalty: float = 0.0, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Set the layer to a logistic-regression probe fitted on standardised inputs
         ((x - mean) / scale), the scaler folded into the weights (see xmodal.training.probe).
         penalty: the probe's L2 weight 1 / (2 C n) (C its inverse regularisation, n the samples it
         was fitted on), which `penalty()` then adds to training: the mean log-loss plus it is
-        scikit-learn's objective, so the probe is where that objective rests for the untrained bridge."""
+        scikit-learn's objective, so the probe is where that objective rests for the untrained bridge.
+        bounds: the (lowest, highest) value of each input over the rows the probe was fitted on, which a
+        clipping head holds its inputs to (ignored without clip)."""
         weight, bias = self._unstandardised(coef, intercept, mean, scale)
         self.linear.weight.copy_(weight)
         self.linear.bias.copy_(bias)
         self.probe_l2 = penalty
         self.probe_scale.copy_(torch.from_numpy(scale))
+        if self.clip and bounds is not None:
+            self.low.copy_(torch.from_numpy(bounds[0]))
+            self.high.copy_(torch.from_numpy(bounds[1]))
 
     @torch.no_grad()
     def blend_probe(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, scale: np.ndarray,
-                    share: float) -> None:
+                    share: float, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Average this head's logits with another probe's (late fusion of members fitted apart, each
-        standardised its own way): (1 - share) x this head's + share x the probe's."""
+        standardised its own way): (1 - share) x this head's + share x the probe's. A clipping head's
+        range widens to hold the other probe's fitting rows too (bounds)."""
         weight, bias = self._unstandardised(coef, intercept, mean, scale)
         self.linear.weight.mul_(1 - share).add_(share * weight)
         self.linear.bias.mul_(1 - share).add_(share * bias)
+        if self.clip and bounds is not None:
+            self.low.copy_(torch.minimum(self.low, torch.from_numpy(bounds[0]).to(self.low)))
+            self.high.copy_(torch.maximum(self.high, torch.from_numpy(bounds[1]).to(self.high)))
+
+    @torch.no_grad()
+    def unbound(self) -> None:
+        """No range to hold the inputs to: a head trained by gradient reads whatever the trained bridge gives."""
+        if self.clip:
+            self.low.fill_(-math.inf)
+            self.high.fill_(math.inf)
 
     def _unstandardised(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray,
                         scale: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,5 +111,5 @@ class LinearHead(OutputMap):
         return self.probe_l2 * (weight**2).sum()
 
     def settings(self) -> dict:
-        return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target}
+        return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target, "clip": self.clip}
 

@@ -162,7 +162,8 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
             probe = fit_probe(probed, y_fit, config.seed, cs=config.probe_cs, views=model.probe_views,
                               blocks=config.probe_blocks)
             head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale,
-                            penalty=1 / (2 * probe.c * len(probed)) if config.probe_penalty else 0.0)
+                            penalty=1 / (2 * probe.c * len(probed)) if config.probe_penalty else 0.0,
+                            bounds=probe.bounds)
             # The validation rows' reading at the start: carved, it is part of the probe's; given, it is
             # read once here, scores the start and joins the probe's refit.
             if validation is None:
@@ -182,6 +183,10 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
             # Nothing could show that training beats the probe (a class has a single sample,
             # or val_fraction is 0): the probe on every training sample is the model.
             epochs, stopped_by = 0, "no validation part: the probe is the model"
+        if probe is not None and epochs:
+            # Clipping is the probe's (the start state keeps it): the trained bridge's reading may rightly leave
+            # the range the probe was fitted on, and the head trains through it.
+            head.unbound()
         n_batches = math.ceil(len(x_fit) / config.batch_size)
         bar = tqdm(total=epochs * n_batches, desc="fit", unit="batch", disable=not config.progress or not epochs,
                    leave=False)
@@ -231,7 +236,7 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
                              blocks=config.probe_blocks)
         trained = None if best_epoch == 0 else copy.deepcopy(model.trainable_state())
         model.load_state_dict(start_state, strict=False)
-        head.load_probe(refitted.coef, refitted.intercept, refitted.mean, refitted.scale)
+        head.load_probe(refitted.coef, refitted.intercept, refitted.mean, refitted.scale, bounds=refitted.bounds)
         start_state = copy.deepcopy(model.trainable_state())
         if trained is None:
             selection = "validation: the probe start won, refitted on all training samples" + (

@@ -11,6 +11,7 @@ on the UCR sets and costs a refit per C.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ class Probe:
     scale: np.ndarray
     c: float | tuple[float, ...]  # one per block of a probe per block
     cv_log_loss: float | None = None  # mean held-out log-loss at the chosen C (None: C was not chosen)
+    bounds: tuple[np.ndarray, np.ndarray] | None = None  # each feature's lowest and highest value where it was fitted
 
 
 def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float | tuple[float, ...] | None = None,
@@ -65,11 +67,13 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
     each read through its leading principal components (VIEW_COMPONENTS), the probe folded
     back to the full width. blocks: the (start, end) column ranges probed one by one, their
     probes averaged (`_fit_per_block`: a fused source's parts, and a trained view beside its start);
-    c is then one C per block."""
+    c is then one C per block. The probe's bounds: each feature's range over these rows."""
     x, y = features.double().cpu().numpy(), targets.cpu().numpy()  # scikit-learn: on the CPU, whatever the model's
     if blocks is not None:
-        return _fit_per_block(x, y, seed, c, cs, blocks)
-    return _fit_per_view(x, y, seed, c, cs, views) if views > 1 else _fit_standardised(x, y, seed, c, cs)
+        probe = _fit_per_block(x, y, seed, c, cs, blocks)
+    else:
+        probe = _fit_per_view(x, y, seed, c, cs, views) if views > 1 else _fit_standardised(x, y, seed, c, cs)
+    return dataclasses.replace(probe, bounds=(x.min(axis=0), x.max(axis=0)))
 
 
 def row_space(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -58,7 +58,7 @@ def choose_sources(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, rows: 
     parts = [source.parts[i] for i in chosen]
     kept_source = parts[0] if len(parts) == 1 else FusedSource(parts).freeze()
     kept_bridge = bridge.parts[chosen[0]] if len(chosen) == 1 else FusedBridge([bridge.parts[i] for i in chosen])
-    head = LinearHead(len(columns[chosen]), len(model.classes), seed=seed)
+    head = LinearHead(len(columns[chosen]), len(model.classes), seed=seed, clip=model.output_map.clip)
     kept = Reprogrammer(kept_bridge, kept_source, head.to(module_device(model)), model.classes, reads="layers")
     names = [FUSION_SEPARATOR.join(source.parts[i].name for i in subset) for subset in subsets]
     choice = SourceChoice(names, losses, kept_source.name, time.perf_counter() - start)
