@@ -130,8 +130,8 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300,
          "zoo-whisper-tiny-en-clip": 3, "zoo-crepe-full": 400,
-         "best": 90, "best-clipped": 90, "best-view-once": 90, "best-no-slices": 40, "late-fusion": 32, "late-fusion-clipped": 32,
-         "fused": 32, "choice": 35,
+         "best": 90, "best-clipped": 90, "best-view-once": 90, "best-no-slices": 40, "late-fusion": 32,
+         "late-fusion-clipped": 32, "fused": 32, "choice": 35,
          "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100,
          "minirocket": 1}
 
