@@ -9,16 +9,20 @@ work item, `xmodal fit series` run as a Ray task with one CPU, largest first. FO
 folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
 ../shared/data/ucr. Methods:
   best           the "best" preset of xmodal.presets (the default of `xmodal fit series`): four frozen
-                 sources read once, a probe of each source, each again on the series and 4 window
-                 slices of each, and one of BC-ResNet's trained view beside its start (counted
-                 twice), their log-probabilities averaged
-  best-clipped   the best preset with each probe holding its inputs to their training range
-  best-view-once the best preset before its trained view counted twice
-  best-no-slices the best preset before its window slices (and with its trained view counted once)
-  late-fusion    the best preset before the trained view: the four sources' probes alone
+                 sources read once (Lite0 seeing the recurrence plot), a probe of each source
+                 holding its inputs to their training range, their log-probabilities averaged
+  trained-fusion the "trained-fusion" preset (best before 0.27): the four sources unclipped, Lite0
+                 on the window image, each probe again on the series and 4 window slices of each,
+                 and one of BC-ResNet's trained view beside its start (counted twice)
+  trained-fusion-clipped     trained-fusion with each probe holding its inputs to their range
+  trained-fusion-clipped-rp  that, with Lite0 seeing the recurrence plot
+  trained-fusion-view-once   trained-fusion with its trained view counted once
+  trained-fusion-no-slices   trained-fusion without window slices (its trained view counted once)
+  late-fusion    the "late-fusion" preset: the four sources' probes alone, unclipped, Lite0 on the
+                 window image
   late-fusion-clipped  late-fusion with each probe holding its inputs to their training range
   fused          the "fused" preset: all four sources under one probe
-  choice         the best preset before that: the subset of the four whose probe has the lowest
+  choice         the fused preset's four, the subset of the four whose probe has the lowest
                  training-split cross-validated log-loss kept, its probe the model
   tones          the "tones" preset: BC-ResNet alone hearing two tones, its probe-started head trained
   trained-view   the "trained-view" preset: the tones' reading beside that of a bridge whose series
@@ -54,6 +58,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from xmodal.errors import DataError  # noqa: E402
+from xmodal.presets import FUSED_PICTURES  # noqa: E402
 from xmodal.sweep import config_from_dict, read_results, run_sweep, write_report  # noqa: E402
 from xmodal.sweep.config import find_datasets as sweep_datasets  # noqa: E402
 from xmodal.sweep.item import result_key  # noqa: E402
@@ -71,13 +76,17 @@ V2S_PAPER = {"Coffee": 100, "ECG200": 87.0, "Earthquakes": 78.42, "GunPoint": 96
 METHOD_SETTINGS = {
     "full": {
         "best": {"preset": "best"},
+        # The best preset before 0.27 (docs/experiments.md, 0.25).
+        "trained-fusion": {"preset": "trained-fusion"},
         # Its probes clipped to the range they were fitted on (docs/experiments.md, 0.26).
-        "best-clipped": {"preset": "best", "clip_features": True},
-        # The best preset before its trained view counted twice (docs/experiments.md, 0.24).
-        "best-view-once": {"preset": "best", "trained_view_weight": 1},
-        # The best preset before its window slices (docs/experiments.md, 0.23).
-        "best-no-slices": {"preset": "best", "slice_copies": 0, "trained_view_weight": 1},
-        # The best preset before its trained view (docs/experiments.md, 0.13 and 0.22).
+        "trained-fusion-clipped": {"preset": "trained-fusion", "clip_features": True},
+        # And EfficientNet-Lite0 seeing the recurrence plot (docs/experiments.md, 0.27).
+        "trained-fusion-clipped-rp": {"preset": "trained-fusion", "clip_features": True, "picture": FUSED_PICTURES},
+        # The trained-fusion preset before its trained view counted twice (docs/experiments.md, 0.24).
+        "trained-fusion-view-once": {"preset": "trained-fusion", "trained_view_weight": 1},
+        # Before its window slices (docs/experiments.md, 0.23).
+        "trained-fusion-no-slices": {"preset": "trained-fusion", "slice_copies": 0, "trained_view_weight": 1},
+        # Before the trained view (docs/experiments.md, 0.13 and 0.22).
         "late-fusion": {"preset": "late-fusion"},
         # Its probes clipped to the range they were fitted on (docs/experiments.md, 0.26).
         "late-fusion-clipped": {"preset": "late-fusion", "clip_features": True},
@@ -97,10 +106,14 @@ METHOD_SETTINGS = {
         "minirocket": {"baseline": "minirocket"},
     },
     "quick": {
-        "best": {"preset": "best", "epochs": 2, "patience": 2},
-        "best-clipped": {"preset": "best", "clip_features": True, "epochs": 2, "patience": 2},
-        "best-view-once": {"preset": "best", "trained_view_weight": 1, "epochs": 2, "patience": 2},
-        "best-no-slices": {"preset": "best", "slice_copies": 0, "trained_view_weight": 1, "epochs": 2, "patience": 2},
+        "best": {"preset": "best"},
+        "trained-fusion": {"preset": "trained-fusion", "epochs": 2, "patience": 2},
+        "trained-fusion-clipped": {"preset": "trained-fusion", "clip_features": True, "epochs": 2, "patience": 2},
+        "trained-fusion-clipped-rp": {"preset": "trained-fusion", "clip_features": True, "picture": FUSED_PICTURES,
+                                      "epochs": 2, "patience": 2},
+        "trained-fusion-view-once": {"preset": "trained-fusion", "trained_view_weight": 1, "epochs": 2, "patience": 2},
+        "trained-fusion-no-slices": {"preset": "trained-fusion", "slice_copies": 0, "trained_view_weight": 1,
+                                     "epochs": 2, "patience": 2},
         "late-fusion": {"preset": "late-fusion"},
         "late-fusion-clipped": {"preset": "late-fusion", "clip_features": True},
         "fused": {"preset": "fused"},
@@ -130,8 +143,9 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300,
          "zoo-whisper-tiny-en-clip": 3, "zoo-crepe-full": 400,
-         "best": 90, "best-clipped": 90, "best-view-once": 90, "best-no-slices": 40, "late-fusion": 32,
-         "late-fusion-clipped": 32, "fused": 32, "choice": 35,
+         "best": 32, "trained-fusion": 90, "trained-fusion-clipped": 90, "trained-fusion-clipped-rp": 90,
+         "trained-fusion-view-once": 90, "trained-fusion-no-slices": 40, "late-fusion": 32, "late-fusion-clipped": 32,
+         "fused": 32, "choice": 35,
          "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100,
          "minirocket": 1}
 

@@ -76,7 +76,7 @@ def test_each_task_help_lists_its_settings_with_the_best_preset_defaults(task, c
         s.flag for s in SETTINGS[task].values()}
     assert not [flag for flag in others if f" {flag} " in text]
     if task == "series":
-        assert "--masked, --no-masked" in text and "(default: 30 in preset best)" in text  # epochs
+        assert "--masked, --no-masked" in text and "(default: 0 in preset best)" in text  # epochs: a probe
 
 
 def test_presets_lists_every_preset_with_its_figure(capsys):

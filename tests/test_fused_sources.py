@@ -15,6 +15,7 @@ from adapters_modal import load_source
 from adapters_modal.base import is_registered
 from cli import main
 from tests.conftest import UCR
+from xmodal.bridges.series_factory import fused_series_bridge
 from xmodal.data.window_slices import window_slices
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.series import V2SClassifier
@@ -23,7 +24,7 @@ from xmodal.presets import FUSED_SOURCES, get_preset
 from xmodal.training.probe import fit_probe
 
 PAIR = "bc-resnet-gsc35+bc-resnet-gsc35-image"
-SLICES = 2  # window slices per series in these tests (the best preset reads 4)
+SLICES = 2  # window slices per series in these tests (the trained-fusion preset reads 4)
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,43 @@ def test_a_fused_source_reads_each_part_as_the_part_alone_reads_it(fused_run, gu
     assert fused.score(gunpoint.x_test[:, None, :], gunpoint.y_test) >= 0.95
 
 
+def test_each_image_source_sees_the_picture_named_for_it(gunpoint, tmp_path):
+    """picture names one for every image source, or one per source by name (the others see the window
+    rows); the audio parts hear the series as before. Saved with the run."""
+    x_train, x = gunpoint.x_train[:, None, :], gunpoint.x_test[:8, None, :]
+    fused = V2SClassifier("fused", source=PAIR, picture="recurrence", epochs=0, random_state=0).fit(
+        x_train, gunpoint.y_train)
+    tones, windows = (_layer_reading(single.fit(x_train, gunpoint.y_train), x) for single in _each_part_alone())
+    recurrence = _layer_reading(V2SClassifier("fused", source="bc-resnet-gsc35-image", encoding="image",
+                                              picture="recurrence", epochs=0, random_state=0).fit(
+        x_train, gunpoint.y_train), x)
+    torch.testing.assert_close(_layer_reading(fused, x), torch.cat([tones, recurrence], dim=1))
+    assert not torch.allclose(recurrence, windows)
+    reloaded = V2SClassifier.from_pretrained(fused.save_pretrained(tmp_path / "recurrence"))
+    np.testing.assert_allclose(reloaded.predict_proba(x), fused.predict_proba(x), atol=1e-6)
+    specs = [load_source(name).input_spec for name in FUSED_SOURCES.split("+")]
+    parts = fused_series_bridge(specs, {"encoding": "pitch+slope", "picture": "efficientnet-lite0=recurrence"},
+                                names=FUSED_SOURCES.split("+")).parts
+    assert [getattr(part.config, "picture", "heard") for part in parts] == ["heard", "windows", "recurrence", "heard"]
+    lite0_only = V2SClassifier("fused", source=PAIR, picture="efficientnet-lite0=recurrence", epochs=0,
+                               random_state=0).fit(x_train, gunpoint.y_train)  # a source not named: the windows
+    torch.testing.assert_close(_layer_reading(lite0_only, x), torch.cat([tones, windows], dim=1))
+
+
+@pytest.mark.parametrize(("source", "picture", "message"), [
+    (PAIR, "efficientnet-lite0=gasf", "'efficientnet-lite0=gasf' is neither"),
+    (PAIR, "bc-resnet-gsc35=recurrence", "'bc-resnet-gsc35=recurrence' is neither"),
+    (PAIR, "windows+recurrence", "'windows' is neither"),
+    ("bc-resnet-gsc35+speech-embedding", "recurrence", "this fused source has none"),
+    (PAIR, "gasf", "'gasf' is neither"),
+], ids=["unknown-picture-of-a-source", "audio-source", "one-per-part", "no-image-source", "unknown"])
+def test_pictures_a_fused_source_cannot_draw_are_refused_in_one_line(source, picture, message, gunpoint):
+    with pytest.raises(XmodalError, match=message) as caught:
+        V2SClassifier("fused", source=source, picture=picture, epochs=0, random_state=0).fit(
+            gunpoint.x_train[:, None, :], gunpoint.y_train)
+    assert "\n" not in str(caught.value)
+
+
 def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions(fused_run, gunpoint):
     fused, folder = fused_run
     document = json.loads((folder / CONFIG_FILE).read_text())
@@ -73,11 +111,13 @@ def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions
 
 
 def test_the_best_preset_fuses_registered_sources_with_a_probe_per_source():
-    best, fused = get_preset("series", "best").settings, get_preset("series", "fused").settings
-    assert best["source"] == fused["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
+    best, trained, fused = (get_preset("series", name).settings for name in ("best", "trained-fusion", "fused"))
+    assert best["source"] == trained["source"] == fused["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
     assert best["mapping"] == fused["mapping"] == "layers" and fused["epochs"] == 0 and not fused["trained_view"]
-    assert (best["fusion"], fused["fusion"]) == ("probe-per-source", "one-probe")
-    assert best["trained_view"] and best["epochs"] >= 1  # BC-ResNet's trained view: one more member
+    assert (best["fusion"], trained["fusion"], fused["fusion"]) == ("probe-per-source", "probe-per-source", "one-probe")
+    assert best["clip_features"] and best["picture"] == "efficientnet-lite0=recurrence"  # BC-ResNet-image: windows
+    assert best["epochs"] == 0 and not best["trained_view"] and not best["slice_copies"]  # the probes alone
+    assert trained["trained_view"] and trained["epochs"] >= 1  # BC-ResNet's trained view: one more member
     assert not best["choose_sources"] and not fused["choose_sources"]
 
 
@@ -136,10 +176,10 @@ def test_slice_members_are_each_sources_probe_refitted_on_the_series_and_their_s
 
 @pytest.fixture(scope="module")
 def trained_member_run(gunpoint, tmp_path_factory):
-    """The best preset on PAIR: a probe per source, each again with window slices, and BC-ResNet's trained
+    """The trained-fusion preset on PAIR: a probe per source, each again with window slices, and BC-ResNet's trained
     view as one more member (counted twice: the preset's trained_view_weight), saved."""
-    estimator = V2SClassifier(source=PAIR, slice_copies=SLICES, random_state=0).fit(gunpoint.x_train[:, None, :],
-                                                                                   gunpoint.y_train)
+    estimator = V2SClassifier("trained-fusion", source=PAIR, slice_copies=SLICES, random_state=0).fit(
+        gunpoint.x_train[:, None, :], gunpoint.y_train)
     return estimator, estimator.save_pretrained(tmp_path_factory.mktemp("member") / "run")
 
 
@@ -165,12 +205,12 @@ def test_the_trained_view_is_one_more_member_and_the_probes_alone_are_its_start(
 
 
 def test_the_trained_view_counts_as_trained_view_weight_members(trained_member_run, gunpoint):
-    """The best preset counts the trained view twice: against the same fit counting it once (the same trained
+    """The trained-fusion preset counts the trained view twice: against the same fit counting it once (the same trained
     view, seeded), its logits are the start's four members (two sources, each with slices) plus the view twice,
     over six, where counting it once gives five: log p2 = (10 log p1 - 4 log p_start) / 6 up to a constant."""
     run, _ = trained_member_run
     x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
-    once = V2SClassifier(source=PAIR, slice_copies=SLICES, trained_view_weight=1, random_state=0).fit(
+    once = V2SClassifier("trained-fusion", source=PAIR, slice_copies=SLICES, trained_view_weight=1, random_state=0).fit(
         x_train, gunpoint.y_train)
     assert run.settings_["trained_view_weight"] == 2 and once.fit_result_.best_epoch == run.fit_result_.best_epoch
     expected = torch.softmax(torch.tensor(10 * np.log(once.predict_proba(x_test))
@@ -195,8 +235,8 @@ def test_a_trained_member_run_is_saved_as_format_9_and_reloads_to_the_same_predi
 def test_without_a_validation_part_the_sources_probes_are_the_model(gunpoint):
     """val_fraction 0: nothing can show that the trained view helps, so none is trained or read."""
     x_train, x_test = gunpoint.x_train[:, None, :], gunpoint.x_test[:, None, :]
-    run = V2SClassifier(source=PAIR, val_fraction=0.0, slice_copies=SLICES, random_state=0).fit(x_train,
-                                                                                               gunpoint.y_train)
+    run = V2SClassifier("trained-fusion", source=PAIR, val_fraction=0.0, slice_copies=SLICES, random_state=0).fit(
+        x_train, gunpoint.y_train)
     late = V2SClassifier("late-fusion", source=PAIR, slice_copies=SLICES, random_state=0).fit(x_train,
                                                                                              gunpoint.y_train)
     assert run.fit_result_.stopped_by.startswith("no validation part") and len(run.fit_result_.probe_c) == 2
@@ -210,7 +250,8 @@ def test_without_a_validation_part_the_sources_probes_are_the_model(gunpoint):
 ], ids=["one-probe", "choice", "no-audio-source"])
 def test_a_fused_trained_view_it_cannot_make_is_refused_in_one_line(source, settings, message, gunpoint):
     with pytest.raises(XmodalError, match=message) as caught:
-        V2SClassifier(source=source, random_state=0, **settings).fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+        V2SClassifier("trained-fusion", source=source, random_state=0, **settings).fit(gunpoint.x_train[:, None, :],
+                                                                                      gunpoint.y_train)
     assert "\n" not in str(caught.value)
 
 
@@ -360,16 +401,16 @@ def test_the_cli_reports_the_choice_and_records_it(tmp_path, capsys):
 
 
 def test_the_cli_reports_a_trained_member_beside_the_sources_probes(tmp_path, capsys):
-    """The best preset on a fused source: the probe row is the sources' probes alone, and the validation
-    scores, the trained member's alone, stay out of the table and are said in the verdict."""
+    """The trained-fusion preset on a fused source: the probe row is the sources' probes alone, and the
+    validation scores, the trained member's alone, stay out of the table and are said in the verdict."""
     out = tmp_path / "run"
-    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--source", PAIR, "--seed", "0",
-                 "--out", str(out)]) == 0
+    assert main(["fit", "series", "--dataset", "Coffee", "--data-dir", str(UCR), "--preset", "trained-fusion",
+                 "--source", PAIR, "--seed", "0", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["preset"] == "best" and metrics["settings"]["trained_view"]
+    assert metrics["preset"] == "trained-fusion" and metrics["settings"]["trained_view"]
     probe_row = next(line for line in printed.splitlines() if line.strip().startswith("probe (start)"))
     assert probe_row.split()[2] == "-" and f"{metrics['probe_test_accuracy']:.4f}" in probe_row
     assert "trained view of the first audio source" in printed
-    assert "as one more member counted 2 times beside the 2 sources' probes" in printed  # the best preset's weight
-    assert "each also refitted on 4 window slices of every series (the start)" in printed  # the best preset's
+    assert "as one more member counted 2 times beside the 2 sources' probes" in printed  # the preset's weight
+    assert "each also refitted on 4 window slices of every series (the start)" in printed  # the preset's

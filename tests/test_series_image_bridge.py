@@ -1,17 +1,19 @@
-"""The series -> image bridge (TiViT-style): windows, picture, value range, delta, the factory's
-refusals, and a save / load round trip through V2SClassifier on image sources."""
+"""The series -> image bridge (TiViT-style): windows, pictures (the window rows, the recurrence
+plot), value range, delta, the factory's refusals, and a save / load round trip through
+V2SClassifier on image sources."""
 
 import numpy as np
 import pytest
 import torch
 
 from adapters_modal.base import InputSpec
-from xmodal.bridges.series import SeriesBridge
+from xmodal.bridges.series import SeriesBridge, standardize
 from xmodal.bridges.series_factory import BRIDGE_SETTINGS, series_bridge
 from xmodal.bridges.series_image import (
     SeriesToImage,
     SeriesToImageConfig,
     frame_mask,
+    recurrence_image,
     series_image,
     unit_scale,
     window_and_stride,
@@ -54,6 +56,26 @@ def test_series_image_has_the_canvas_shape_and_spans_zero_to_one():
 def test_a_ramp_draws_rows_that_grow_downward_and_rightward():
     picture = series_image(torch.arange(100.0)[None], 19, 10, "nearest")  # the window image's own size
     assert torch.all(picture[0, 1:] > picture[0, :-1]) and torch.all(picture[0, :, 1:] > picture[0, :, :-1])
+
+
+def test_the_recurrence_plot_is_how_far_apart_every_two_moments_are():
+    x = torch.tensor([[0.0, 1.0, 3.0]])
+    square = torch.tensor([[0.0, 1, 3], [1, 0, 2], [3, 2, 0]]) / 3  # |x_i - x_j|, scaled by the largest
+    torch.testing.assert_close(recurrence_image(x, 3, 3)[0], square)
+    stretched = torch.tensor([0.0, 0, 1, 1, 3, 3])  # the columns: x stretched to 6 samples (nearest)
+    torch.testing.assert_close(recurrence_image(x, 3, 6, "nearest")[0], (x[0, :, None] - stretched).abs() / 3)
+    assert torch.equal(recurrence_image(torch.full((1, 5), 2.0), 4, 4), torch.full((1, 4, 4), 0.5))  # mid-grey
+
+
+def test_the_bridge_draws_the_picture_its_config_names():
+    x = series(2, 50)
+    recurrence = series_bridge(IMAGE, {"encoding": "image", "picture": "recurrence"})
+    expected = 2 * recurrence_image(standardize(x), IMAGE.height, IMAGE.width) - 1
+    torch.testing.assert_close(recurrence.place(x), expected[:, None].expand(-1, 3, -1, -1), atol=1e-5, rtol=0)
+    windows = series_bridge(IMAGE, {"encoding": "image"})
+    assert windows.config.picture == "windows" and not torch.allclose(windows.place(x), recurrence.place(x))
+    older_save = {name: value for name, value in recurrence.config.to_dict().items() if name != "picture"}
+    assert SeriesToImageConfig.from_dict(older_save).picture == "windows"  # saved before there was a choice
 
 
 @pytest.mark.parametrize("tanh_bound", [True, False])
@@ -127,8 +149,10 @@ def test_refusals_name_the_fix_in_one_line():
         (IMAGE, {"encoding": "image", "masked": False, "copies": 2}, "copies=2 cannot apply; leave them at copies=1"),
         (IMAGE, {"encoding": "image", "masked": False, "pitch_low": 100.0}, "pitch_low=100.0 cannot apply"),
         (IMAGE, {"encoding": "image", "masked": False, "target_duration": 0.5}, "target_duration=0.5"),
-        (AUDIO, {"encoding": "waveform", "frame": 2}, "frame=2 is the border of encoding='image'.*leave frame=0"),
-        (AUDIO, {"encoding": "pitch", "masked": False, "frame": 2}, "encoding='pitch' has none"),
+        (AUDIO, {"encoding": "waveform", "frame": 2}, "frame=2: only encoding='image'.*leave frame=0"),
+        (AUDIO, {"encoding": "pitch", "masked": False, "frame": 2}, "encoding='pitch' plays the series"),
+        (AUDIO, {"encoding": "waveform", "picture": "recurrence"}, "picture='recurrence'.*leave picture='windows'"),
+        (IMAGE, {"encoding": "image", "picture": "gasf"}, "name one of .'windows', 'recurrence'. for every image"),
         (IMAGE, {"encoding": "image", "frame": 8}, "frame must be"),
     ]
     for spec, settings, message in cases:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from adapters_modal.base import InputSpec
+from adapters_modal.base import InputSpec, source_entries
 from xmodal.bridges.filtered_tones import FilteredTones
 from xmodal.bridges.fused import FusedBridge
 from xmodal.bridges.series import (
@@ -17,20 +17,23 @@ from xmodal.bridges.series import (
     SeriesBridge,
     SeriesBridgeConfig,
 )
-from xmodal.bridges.series_image import SeriesToImage, SeriesToImageConfig
+from xmodal.bridges.series_image import WINDOWS, SeriesToImage, SeriesToImageConfig
 from xmodal.bridges.tones import SeriesToTones
 from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import DataError
+from xmodal.settings import SERIES_PICTURES
 
 # The series task's settings (xmodal.settings.SETTINGS["series"]) that `series_bridge` takes.
-BRIDGE_SETTINGS = ("encoding", "standardize", "upsample_factor", "target_duration", "interpolation", "copies",
-                   "offset", "masked", "tanh_bound", "delta_dropout", "delta_resolution", "trained_view")
+BRIDGE_SETTINGS = ("encoding", "picture", "standardize", "upsample_factor", "target_duration", "interpolation",
+                   "copies", "offset", "masked", "tanh_bound", "delta_dropout", "delta_resolution", "trained_view")
 
 _BRIDGES = {"waveform": SeriesToWaveform, "pitch": SeriesToTones, "pitch+slope": SeriesToTones, IMAGE: SeriesToImage}
 # The source's input space: arguments (its InputSpec), not settings.
 _FIXED = {"num_samples", "sample_rate", "channels", "height", "width", "value_range"}
 _KNOWN = {f.name for cls in (SeriesToWaveform, SeriesToTones, SeriesToImage) for f in fields(cls.config_class)} - _FIXED
 TRAINED_VIEW = "trained_view"  # a choice of bridge (FilteredTones for the tones), not a config field
+# What only the image bridge draws, at the values where an audio bridge loses nothing.
+IMAGE_ONLY = {"frame": 0, "picture": WINDOWS}
 
 
 def parse_offset(offset):
@@ -54,10 +57,11 @@ def _changed(settings: dict, neutral: dict) -> list[str]:
             and (settings[name] not in ("start", 0) if name == "offset" else settings[name] != value)]
 
 
-def series_bridge(spec: InputSpec, settings: dict, seed: int = 0) -> SeriesBridge:
+def series_bridge(spec: InputSpec, settings: dict, seed: int = 0, name: str | None = None) -> SeriesBridge:
     """The series bridge that `settings["encoding"]` asks for, for a source of input spec
     `spec` (an audio source's window of num_samples at sample_rate Hz, or an image
-    source's channels x height x width and value range), delta drawn from `seed`.
+    source's channels x height x width and value range) and registered `name` (what
+    `source_picture` reads a per-source picture for), delta drawn from `seed`.
 
     settings: bridge settings, such as the BRIDGE_SETTINGS of a series setting record, or
     any of the three configs' fields (pitch_low, delta_init, frame, ...); encoding defaults
@@ -69,6 +73,8 @@ def series_bridge(spec: InputSpec, settings: dict, seed: int = 0) -> SeriesBridg
     (FilteredTones).
     """
     encoding = settings.get("encoding", IMAGE if spec.modality == "image" else WAVEFORM)
+    if "picture" in settings:
+        settings = {**settings, "picture": source_picture(settings["picture"], name)}
     if encoding not in ENCODINGS:
         raise DataError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
     _check_modality(encoding, spec)
@@ -83,11 +89,13 @@ def series_bridge(spec: InputSpec, settings: dict, seed: int = 0) -> SeriesBridg
         raise DataError(f"unknown series bridge settings {unknown}; a series bridge takes {sorted(_KNOWN)}")
     if "offset" in settings:
         settings = {**settings, "offset": parse_offset(settings["offset"])}
-    tone_only, image_only = _only_in(SeriesToTones.config_class), {"frame": 0}
+    tone_only = _only_in(SeriesToTones.config_class)
     placement = {name: value for name, value in _only_in(SeriesToWaveform.config_class).items() if name != "masked"}
-    if encoding != IMAGE and _changed(settings, image_only):
-        raise DataError(f"frame={settings['frame']!r} is the border of encoding='image' (an image source); "
-                        f"encoding={encoding!r} has none: leave frame=0")
+    drawn = _changed(settings, IMAGE_ONLY)
+    if encoding != IMAGE and drawn:
+        raise DataError(f"{', '.join(f'{name}={settings[name]!r}' for name in drawn)}: only encoding='image' (an "
+                        f"image source) draws a picture; encoding={encoding!r} plays the series, so leave "
+                        f"{', '.join(f'{name}={IMAGE_ONLY[name]!r}' for name in drawn)}")
     if encoding == WAVEFORM:
         _refuse_tone_settings(settings, tone_only)
     elif encoding == IMAGE:
@@ -103,20 +111,47 @@ def series_bridge(spec: InputSpec, settings: dict, seed: int = 0) -> SeriesBridg
                       seed=seed)
 
 
-def fused_series_bridge(specs: list[InputSpec], settings: dict, seed: int = 0) -> FusedBridge:
-    """The bridges of a fused source's parts, of input specs `specs`: each image part draws the
-    window image, each audio part plays the series as `settings["encoding"]` says (an audio
-    encoding: an image one would leave the audio parts nothing to hear); with trained_view, the
-    first audio part plays them through the trainable filter (`trained_part`)."""
+def fused_series_bridge(specs: list[InputSpec], settings: dict, seed: int = 0,
+                        names: list[str] | None = None) -> FusedBridge:
+    """The bridges of a fused source's parts, of input specs `specs` (and registered `names`): each
+    image part draws the picture `settings["picture"]` names for it (`source_picture`), each audio part
+    plays the series as `settings["encoding"]` says (an audio encoding: an image one would leave the
+    audio parts nothing to hear); with trained_view, the first audio part plays them through the
+    trainable filter (`trained_part`)."""
     if settings.get("encoding") == IMAGE and any(spec.modality == "audio" for spec in specs):
-        raise DataError("a fused source draws its image sources' input as the window image and plays its audio "
+        raise DataError("a fused source draws its image sources' input as a picture and plays its audio "
                         "sources' with `encoding`, which must then be an audio one: set encoding 'pitch+slope', "
                         "'pitch' or 'waveform' (CLI: --encoding pitch+slope)")
+    picture = settings.get("picture", WINDOWS)
+    if picture in SERIES_PICTURES and picture != WINDOWS and all(spec.modality != "image" for spec in specs):
+        raise DataError(f"picture={picture!r} is what image sources see, and this fused source has none: leave "
+                        f"picture={WINDOWS!r}, or add an image source such as efficientnet-lite0")
     audio = settings.get("encoding", WAVEFORM)
     trained = trained_part(specs, settings)
-    return FusedBridge([series_bridge(spec, {**settings, "encoding": part_encoding(spec, audio),
-                                             TRAINED_VIEW: index == trained}, seed)
-                        for index, spec in enumerate(specs)])
+    heard = {key: value for key, value in settings.items() if key not in IMAGE_ONLY}
+    parts = []
+    for index, (spec, name) in enumerate(zip(specs, names or [None] * len(specs))):
+        own = {**settings, "picture": source_picture(picture, name)} if spec.modality == "image" else heard
+        parts.append(series_bridge(spec, {**own, "encoding": part_encoding(spec, audio),
+                                          TRAINED_VIEW: index == trained}, seed))
+    return FusedBridge(parts)
+
+
+def source_picture(picture: str, name: str | None) -> str:
+    """What the image source `name` sees: `picture`, one picture for every image source; or, written
+    per source as NAME=PICTURE joined by + (efficientnet-lite0=recurrence), the one given for `name`,
+    the window rows for a source not named. Each NAME must be a registered image source."""
+    if picture in SERIES_PICTURES:
+        return picture
+    images, named = {entry.name for entry in source_entries() if entry.modality == "image"}, {}
+    for pair in picture.split("+"):
+        source, _, own = pair.partition("=")
+        if own not in SERIES_PICTURES or source not in images:
+            raise DataError(f"picture={picture!r}: name one of {SERIES_PICTURES} for every image source, or one per "
+                            "registered image source (`xmodal sources`) as NAME=PICTURE joined by + "
+                            f"(efficientnet-lite0=recurrence); {pair!r} is neither")
+        named[source] = own
+    return named.get(name, WINDOWS)
 
 
 def trained_part(specs: list[InputSpec], settings: dict) -> int | None:
@@ -134,8 +169,8 @@ def trained_part(specs: list[InputSpec], settings: dict) -> int | None:
 
 
 def part_encoding(spec: InputSpec, encoding: str) -> str:
-    """How one source of a fused run reads the series: an image source sees the window image, an
-    audio source hears `encoding`."""
+    """How one source of a fused run reads the series: an image source sees a picture, an audio
+    source hears `encoding`."""
     return IMAGE if spec.modality == "image" else encoding
 
 

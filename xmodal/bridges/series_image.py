@@ -1,20 +1,27 @@
-"""Series-to-image bridge (TiViT, Roschmann et al. 2025, arXiv 2506.08641): the series
-as a grayscale picture of its overlapping windows, for an image source.
+"""Series-to-image bridge, for an image source: the series as a grayscale picture of its
+overlapping windows (TiViT, Roschmann et al. 2025, arXiv 2506.08641), or as its recurrence
+plot.
 
-    x' = mid + half * bound( 2 * Frame(Resize(Rows(x))) - 1 + M * delta )
+    x' = mid + half * bound( 2 * Frame(Picture(x)) - 1 + M * delta )
 
-Rows cuts the (optionally z-normalised) series of L samples into overlapping windows
-of w = round(sqrt(L)) samples at a stride of s = max(1, round(w / 2)), the end padded
-with the last value so the windows cover every sample, and stacks them as the rows of
-an image (rows = 1 + ceil((L - w) / s), w columns): neighbouring rows share half their
-samples, so a pattern shows as a vertical structure and a period as a texture.
-Resize stretches that image to the source's height x width (bilinear; "nearest" with
+Picture is one of two (`picture`). The windows (the default), Resize(Rows(x)): Rows cuts
+the (optionally z-normalised) series of L samples into overlapping windows of
+w = round(sqrt(L)) samples at a stride of s = max(1, round(w / 2)), the end padded with
+the last value so the windows cover every sample, and stacks them as the rows of an
+image (rows = 1 + ceil((L - w) / s), w columns): neighbouring rows share half their
+samples, so a pattern shows as a vertical structure and a period as a texture. Resize
+stretches that image to the source's height x width (bilinear; "nearest" with
 interpolation="nearest") and min-max scales it into [0, 1] per series (a constant
-series is mid-grey). Frame leaves a border of `frame` pixels (0 by default) around
-it. delta (theta) is one value per channel and pixel; the mask M is 1 on the border
-and 0 on the series (masked=True needs a border: the series fills a frameless image).
-bound is tanh (tanh_bound=True) or a clamp to [-1, 1], and mid + half * [-1, 1] is
-the source's value range, so x' stays inside what the source model saw in training.
+series is mid-grey). The recurrence plot (Eckmann et al. 1987, unthresholded): the series
+stretched to the height for the rows and to the width for the columns, pixel (i, j) =
+|x_rows[i] - x_columns[j]|, min-max scaled the same way; on a square canvas it is
+symmetric with a dark diagonal, and it shows which moments look alike wherever they are.
+
+Frame leaves a border of `frame` pixels (0 by default) around the picture. delta (theta)
+is one value per channel and pixel; the mask M is 1 on the border and 0 on the series
+(masked=True needs a border: the series fills a frameless image). bound is tanh
+(tanh_bound=True) or a clamp to [-1, 1], and mid + half * [-1, 1] is the source's value
+range, so x' stays inside what the source model saw in training.
 The grayscale picture is repeated over the source's channels.
 
 The functions are pure (easy to test); `SeriesToImage` is the thin trainable module.
@@ -32,9 +39,11 @@ import torch.nn.functional as F
 from xmodal.bridges.low_resolution import check_resolution
 from xmodal.bridges.series import IMAGE, INTERPOLATIONS, SeriesBridge
 from xmodal.errors import DataError
+from xmodal.settings import SERIES_PICTURES
 from xmodal.settings_record import SettingsRecord
 
 MIN_LENGTH = 4  # a 2-sample window at stride 1: anything shorter is a single grey pixel
+WINDOWS, RECURRENCE = SERIES_PICTURES
 
 
 @dataclass
@@ -42,9 +51,10 @@ class SeriesToImageConfig(SettingsRecord):
     """Settings of the series-to-image bridge; every one is saved with a trained reprogrammer.
 
     channels / height / width / value_range: the canvas, from the source's input spec.
+    picture: what is drawn: "windows" (TiViT's window rows) or "recurrence" (the recurrence plot).
     standardize: z-normalise each series first (the picture is min-max scaled anyway;
         this only matters for how a constant series is drawn: mid-grey either way).
-    interpolation: how the window image is resized, "linear" (bilinear) or "nearest".
+    interpolation: how the picture is stretched, "linear" (bilinear) or "nearest".
     tanh_bound: squash with tanh (True) or clamp (False) into the value range.
     frame: border pixels around the series' picture, where only delta shows.
     masked: delta only on that border (needs frame > 0); False lets it cover the picture.
@@ -61,6 +71,7 @@ class SeriesToImageConfig(SettingsRecord):
     height: int = 224
     width: int = 224
     value_range: tuple[float, float] = (0.0, 1.0)
+    picture: str = WINDOWS
     standardize: bool = True
     interpolation: str = "linear"
     tanh_bound: bool = True
@@ -78,6 +89,8 @@ class SeriesToImageConfig(SettingsRecord):
         check_resolution(self.delta_resolution, (self.channels, self.height, self.width))
         if self.interpolation not in INTERPOLATIONS:
             raise DataError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if self.picture not in SERIES_PICTURES:
+            raise DataError(f"picture must be one of {SERIES_PICTURES}, got {self.picture!r}")
         if not 0 <= self.delta_dropout < 1:
             raise DataError(f"delta_dropout must be in [0, 1), got {self.delta_dropout}")
         if not 0 <= 2 * self.frame < min(self.height, self.width):
@@ -136,6 +149,17 @@ def series_image(x: torch.Tensor, height: int, width: int, interpolation: str = 
     return unit_scale(F.interpolate(rows[:, None], size=(height, width), **kwargs)[:, 0])
 
 
+def recurrence_image(x: torch.Tensor, height: int, width: int, interpolation: str = "linear") -> torch.Tensor:
+    """x (N, L) -> (N, height, width) in [0, 1]: |x_rows[i] - x_columns[j]| min-max scaled, the
+    series stretched to `height` samples for the rows and to `width` for the columns."""
+    kwargs = {"mode": "linear", "align_corners": False} if interpolation == "linear" else {"mode": "nearest"}
+    rows, columns = (F.interpolate(x[:, None], size=size, **kwargs)[:, 0] for size in (height, width))
+    return unit_scale((rows[:, :, None] - columns[:, None, :]).abs())
+
+
+_DRAW = {WINDOWS: series_image, RECURRENCE: recurrence_image}
+
+
 def frame_mask(config: SeriesToImageConfig) -> torch.Tensor:
     """(height, width): 1 on the border of `frame` pixels, 0 where the series is drawn."""
     mask = torch.ones(config.height, config.width)
@@ -162,7 +186,7 @@ class SeriesToImage(SeriesBridge):
         """The series' picture (N, channels, height, width) in [-1, 1] (0 on the frame),
         before delta and the bound."""
         c = self.config
-        picture = series_image(self.prepare(x), c.height - 2 * c.frame, c.width - 2 * c.frame, c.interpolation)
+        picture = _DRAW[c.picture](self.prepare(x), c.height - 2 * c.frame, c.width - 2 * c.frame, c.interpolation)
         picture = F.pad(2 * picture - 1, (c.frame,) * 4)
         return picture[:, None].expand(-1, c.channels, -1, -1)
 

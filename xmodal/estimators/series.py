@@ -93,7 +93,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
 
     # Settings added after some runs were saved, with the value those runs were fitted with.
     _settings_added_later = {"choose_sources": False, "trained_view": False, "fusion": "one-probe", "slice_copies": 0,
-                             "trained_view_weight": 1, "clip_features": False}
+                             "trained_view_weight": 1, "clip_features": False, "picture": "windows"}
 
     def reset(self):
         """sktime's reset (at the start of every fit), keeping what scikit-learn's GridSearchCV
@@ -133,9 +133,10 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
         source = load_source(s["source"], self.weights_path)
         settings = {k: s[k] for k in BRIDGE_SETTINGS}
         if source.input_spec.modality == FUSED:
-            bridge = fused_series_bridge([part.input_spec for part in source.parts], settings, self.seed_)
+            bridge = fused_series_bridge([part.input_spec for part in source.parts], settings, self.seed_,
+                                         [part.name for part in source.parts])
         else:
-            bridge = series_bridge(source.input_spec, settings, self.seed_)
+            bridge = series_bridge(source.input_spec, settings, self.seed_, source.name)
         if s["mapping"] == "layers":
             head = self._linear_head(source.layer_width())
             return Reprogrammer(bridge, source, head, list(self.classes_), reads="layers")
