@@ -19,7 +19,12 @@ from xmodal.bridges.series_factory import fused_series_bridge
 from xmodal.data.window_slices import window_slices
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.estimators.series import V2SClassifier
-from xmodal.persistence import CONFIG_FILE, FUSED_FORMAT_VERSION, FUSED_TRAINED_VIEW_FORMAT_VERSION
+from xmodal.persistence import (
+    CONFIG_FILE,
+    FUSED_FORMAT_VERSION,
+    FUSED_TRAINED_VIEW_FORMAT_VERSION,
+    RECURRENCE_FORMAT_VERSION,
+)
 from xmodal.presets import FUSED_SOURCES, get_preset
 from xmodal.training.probe import fit_probe
 
@@ -72,7 +77,11 @@ def test_each_image_source_sees_the_picture_named_for_it(gunpoint, tmp_path):
         x_train, gunpoint.y_train), x)
     torch.testing.assert_close(_layer_reading(fused, x), torch.cat([tones, recurrence], dim=1))
     assert not torch.allclose(recurrence, windows)
-    reloaded = V2SClassifier.from_pretrained(fused.save_pretrained(tmp_path / "recurrence"))
+    folder = fused.save_pretrained(tmp_path / "recurrence")
+    document = json.loads((folder / CONFIG_FILE).read_text())
+    assert document["format_version"] == RECURRENCE_FORMAT_VERSION == 10  # a version-9 reader asks for an upgrade
+    assert [part["config"].get("picture") for part in document["bridge"]["config"]["parts"]] == [None, "recurrence"]
+    reloaded = V2SClassifier.from_pretrained(folder)
     np.testing.assert_allclose(reloaded.predict_proba(x), fused.predict_proba(x), atol=1e-6)
     specs = [load_source(name).input_spec for name in FUSED_SOURCES.split("+")]
     parts = fused_series_bridge(specs, {"encoding": "pitch+slope", "picture": "efficientnet-lite0=recurrence"},
@@ -83,13 +92,27 @@ def test_each_image_source_sees_the_picture_named_for_it(gunpoint, tmp_path):
     torch.testing.assert_close(_layer_reading(lite0_only, x), torch.cat([tones, windows], dim=1))
 
 
+def test_a_chosen_subset_keeps_only_a_picture_it_can_draw(fused_run):
+    """choose_sources: an audio source kept alone sees no picture; an image source alone, the one named for it."""
+    estimator, _ = fused_run
+    chosen = {}
+    for picture in ("recurrence", "bc-resnet-gsc35-image=recurrence", "efficientnet-lite0=recurrence"):
+        estimator.settings_ = {**estimator.settings_, "picture": picture}
+        chosen[picture] = [estimator._settings_of_choice(load_source(name))["picture"] for name in PAIR.split("+")]
+    assert chosen == {"recurrence": ["windows", "recurrence"], "bc-resnet-gsc35-image=recurrence": [
+        "windows", "recurrence"], "efficientnet-lite0=recurrence": ["windows", "windows"]}
+    estimator.settings_ = {**estimator.settings_, "picture": "windows"}
+
+
 @pytest.mark.parametrize(("source", "picture", "message"), [
     (PAIR, "efficientnet-lite0=gasf", "'efficientnet-lite0=gasf' is neither"),
     (PAIR, "bc-resnet-gsc35=recurrence", "'bc-resnet-gsc35=recurrence' is neither"),
     (PAIR, "windows+recurrence", "'windows' is neither"),
     ("bc-resnet-gsc35+speech-embedding", "recurrence", "this fused source has none"),
     (PAIR, "gasf", "'gasf' is neither"),
-], ids=["unknown-picture-of-a-source", "audio-source", "one-per-part", "no-image-source", "unknown"])
+    ("bc-resnet-gsc35+speech-embedding", "efficientnet-lite0=gasf", "is neither"),
+], ids=["unknown-picture-of-a-source", "audio-source", "one-per-part", "no-image-source", "unknown",
+        "unknown-without-an-image-source"])
 def test_pictures_a_fused_source_cannot_draw_are_refused_in_one_line(source, picture, message, gunpoint):
     with pytest.raises(XmodalError, match=message) as caught:
         V2SClassifier("fused", source=source, picture=picture, epochs=0, random_state=0).fit(

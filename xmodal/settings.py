@@ -120,8 +120,8 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("source", str, "frozen source model, audio or image (see `xmodal sources`; hf:PATH_OR_ID for a "
                 "Hugging Face audio classifier); registered ones joined by + are read side by side (mapping layers)"),
         Setting("encoding", str, "the series as waveform samples (V2S), as the pitch of a tone, or as two tones "
-                "(series and slope), for an audio source; or, for an image source, as an image of its overlapping "
-                "windows (TiViT); tones and image need masked false",
+                "(series and slope), for an audio source; or, for an image source, as a picture (see picture); "
+                "tones and image need masked false",
                 choices=("waveform", "pitch", "pitch+slope", "image")),
         Setting("picture", str, "what an image source sees (encoding image, or a fused source's image sources): "
                 "windows (the series' overlapping windows stacked as rows, TiViT) or recurrence (its recurrence "

@@ -2,7 +2,7 @@
 samples drawn for each; the source reads the tuple of their outputs, part by part.
 
 theta is every part's own (a delta per source input); nothing is shared between parts. A part
-bridge with several views (the filtered tones beside their start: the best preset's trained view)
+bridge with several views (the filtered tones beside their start: the trained-fusion preset's trained view)
 gives its part the tuple of its views, which that part's source reads one after the other."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`series_bridge`: the series bridge a setting record asks for (waveform samples or tones for
-an audio source, the window image for an image source), refusing settings that only another
+an audio source, a picture for an image source), refusing settings that only another
 bridge takes; `fused_series_bridge`: one such bridge per part of a fused source."""
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ def fused_series_bridge(specs: list[InputSpec], settings: dict, seed: int = 0,
                         "sources' with `encoding`, which must then be an audio one: set encoding 'pitch+slope', "
                         "'pitch' or 'waveform' (CLI: --encoding pitch+slope)")
     picture = settings.get("picture", WINDOWS)
+    source_picture(picture, None)  # spelled right, even where no part sees it
     if picture in SERIES_PICTURES and picture != WINDOWS and all(spec.modality != "image" for spec in specs):
         raise DataError(f"picture={picture!r} is what image sources see, and this fused source has none: leave "
                         f"picture={WINDOWS!r}, or add an image source such as efficientnet-lite0")

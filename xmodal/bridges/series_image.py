@@ -113,7 +113,12 @@ class SeriesToImageConfig(SettingsRecord):
                    value_range=spec.value_range or (0.0, 1.0), **settings)
 
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "value_range": list(self.value_range)}
+        """The settings as saved; picture only where it is the recurrence plot, so a window image stays
+        readable by an xmodal that predates the choice (format version 10, xmodal.persistence)."""
+        values = {**super().to_dict(), "value_range": list(self.value_range)}
+        if self.picture == WINDOWS:
+            del values["picture"]
+        return values
 
 
 def window_and_stride(length: int) -> tuple[int, int]:

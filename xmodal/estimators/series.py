@@ -1,7 +1,8 @@
 """Time series -> a frozen speech model (Voice2Series and the pitch recipe) or, with encoding="image",
-a frozen image model (TiViT's window image), as an sktime classifier.
+a frozen image model (TiViT's window image, or the recurrence plot), as an sktime classifier.
 
-    V2SClassifier().fit(X, y).predict(X)                 # the "best" preset: four sources, slices, a trained view
+    V2SClassifier().fit(X, y).predict(X)                 # the "best" preset: four sources' probes, clipped
+    V2SClassifier("trained-fusion").fit(X, y)            # those, window slices and a trained view
     V2SClassifier("late-fusion").fit(X, y)               # the four sources' probes alone, no training
     V2SClassifier("tones", epochs=30).fit(X, y)          # BC-ResNet alone, 30 epochs of training
     V2SClassifier("v2s", epochs=20).fit(X, y)            # Voice2Series, 20 epochs
@@ -28,8 +29,10 @@ from xmodal.bridges.series_factory import (
     fused_series_bridge,
     part_encoding,
     series_bridge,
+    source_picture,
     trained_part,
 )
+from xmodal.bridges.series_image import WINDOWS
 from xmodal.data.window_slices import window_slices
 from xmodal.devices import resolve_device
 from xmodal.errors import PersistenceError, XmodalError
@@ -93,7 +96,7 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
 
     # Settings added after some runs were saved, with the value those runs were fitted with.
     _settings_added_later = {"choose_sources": False, "trained_view": False, "fusion": "one-probe", "slice_copies": 0,
-                             "trained_view_weight": 1, "clip_features": False, "picture": "windows"}
+                             "trained_view_weight": 1, "clip_features": False, "picture": WINDOWS}
 
     def reset(self):
         """sktime's reset (at the start of every fit), keeping what scikit-learn's GridSearchCV
@@ -275,9 +278,17 @@ class V2SClassifier(ReprogrammingEstimator, BaseClassifier):
 
     def _settings_of_choice(self, source) -> dict:
         """The settings of the model the choice kept, as if it had been fitted directly: its source
-        (an image source alone draws the window image), no choice left to make."""
+        (an image source alone draws the picture named for it; without an image source, none), no
+        choice left to make."""
         encoding = part_encoding(source.input_spec, self.settings_["encoding"])
-        return {**self.settings_, "source": source.name, "encoding": encoding, "choose_sources": False}
+        parts = getattr(source, "parts", [source])
+        picture = self.settings_["picture"]
+        if all(part.input_spec.modality != "image" for part in parts):
+            picture = WINDOWS
+        elif len(parts) == 1:
+            picture = source_picture(picture, source.name)
+        return {**self.settings_, "source": source.name, "encoding": encoding, "picture": picture,
+                "choose_sources": False}
 
     def _predict_proba(self, X) -> np.ndarray:
         x = torch.tensor(X, dtype=torch.float32)  # batches of the training size: four sources at 256 took 7.5 GB
