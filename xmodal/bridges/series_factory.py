@@ -132,9 +132,9 @@ def fused_series_bridge(specs: list[InputSpec], settings: dict, seed: int = 0,
     heard = {key: value for key, value in settings.items() if key not in IMAGE_ONLY}
     parts = []
     for index, (spec, name) in enumerate(zip(specs, names or [None] * len(specs))):
-        own = {**settings, "picture": source_picture(picture, name)} if spec.modality == "image" else heard
+        own = settings if spec.modality == "image" else heard  # series_bridge reads the image part's picture
         parts.append(series_bridge(spec, {**own, "encoding": part_encoding(spec, audio),
-                                          TRAINED_VIEW: index == trained}, seed))
+                                          TRAINED_VIEW: index == trained}, seed, name))
     return FusedBridge(parts)
 
 
