@@ -141,8 +141,8 @@ _PRESETS = [
     Preset(
         "series", "v2s",
         "Voice2Series as published: the series as waveform samples, a masked trained delta, a frequency label map",
-        "82.25 % mean test accuracy over GunPoint, Coffee, ECG200, ItalyPowerDemand, Plane, Trace and Wine "
-        "(seed 0; the tones preset 87.08 % on the same sets; GunPoint 0.587): benchmarks/results/series.md, "
+        "81.00 % mean test accuracy over GunPoint, Coffee, ECG200, ItalyPowerDemand, Plane, Trace and Wine "
+        "(seed 0; the tones preset 87.24 % on the same sets; GunPoint 0.673): benchmarks/results/series.md, "
         "`python benchmarks/bench_series.py`",
         _V2S,
     ),
