@@ -42,7 +42,8 @@ folder is in runs/sweeps/<name>/items/), so an interrupted run resumes where it 
 (items with the same settings are skipped). The tables (<name>.csv, .md, .json, .png) are
 rebuilt from that file at the end, or alone with --report-only, from the runs made with the
 current settings only (runs of older settings stay in the file, counted and left out).
-Only the test split is scored; nothing is chosen on it.
+Only the test split is scored; nothing is chosen on it. To choose between methods on training data,
+run them on the training splits' folds (benchmarks/ucr_folds.py writes them as UCR datasets).
 """
 
 from __future__ import annotations

@@ -123,7 +123,8 @@ def _read_ts(path: Path) -> tuple[list[np.ndarray], list]:
     return series, list(labels)
 
 
-def _read_split(path: Path) -> tuple[list[np.ndarray], list]:
+def read_split(path: Path) -> tuple[list[np.ndarray], list]:
+    """(series, labels as written) of one split file, .ts or UCR .tsv; a DataError where it cannot be read."""
     return _read_ts(path) if path.suffix == ".ts" else _read_tsv(path)
 
 
@@ -215,8 +216,8 @@ def load_ucr(name_or_path: str, data_dir: str | Path | None = None, unequal: str
     length); by default the training split's own.
     """
     name, train_file, test_file = _split_files(str(name_or_path), data_dir)
-    train_series, train_labels = _read_split(train_file)
-    test_series, test_labels = _read_split(test_file)
+    train_series, train_labels = read_split(train_file)
+    test_series, test_labels = read_split(test_file)
     x_train = _to_matrix(train_series, str(train_file), unequal, missing, length)
     x_test = _to_matrix(test_series, str(test_file), unequal, missing, x_train.shape[1])
     return SeriesDataset(
