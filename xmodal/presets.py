@@ -80,7 +80,8 @@ _PRESETS = [
         "trained-fusion on the training splits' nested cross-validation (90.56 against 89.95 % out of fold, log-loss "
         "0.274 against 0.299, docs/experiments.md 0.27); optimistic: the four sources were picked on these sets' test "
         "accuracy, and on the training splits' folds it is 90.07 % out of fold against MiniRocket's 92.26 % "
-        "(benchmarks/results/ucr_select.md, docs/experiments.md 0.28): benchmarks/results/ucr.md, "
+        "(`python benchmarks/ucr_folds.py --score benchmarks/results/ucr_select_runs.jsonl`, docs/experiments.md "
+        "0.28): benchmarks/results/ucr.md, "
         "`python benchmarks/ucr.py --seeds 3 --methods best,trained-fusion,minirocket`",
         {**_LATE_FUSION, "clip_features": True, "picture": FUSED_PICTURES},
     ),
