@@ -9,8 +9,9 @@ work item, `xmodal fit series` run as a Ray task with one CPU, largest first. FO
 folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
 ../shared/data/ucr. Methods:
   best           the "best" preset of xmodal.presets (the default of `xmodal fit series`): four frozen
-                 sources read once (Lite0 seeing the recurrence plot), a probe of each source
+                 sources read once (Lite0 seeing a line chart), a probe of each source
                  holding its inputs to their training range, their log-probabilities averaged
+  best-recurrence  best before 0.29: Lite0 seeing the recurrence plot instead of a line chart
   trained-fusion the "trained-fusion" preset (best before 0.27): the four sources unclipped, Lite0
                  on the window image, each probe again on the series and 4 window slices of each,
                  and one of BC-ResNet's trained view beside its start (counted twice)
@@ -59,7 +60,6 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from xmodal.errors import DataError  # noqa: E402
-from xmodal.presets import FUSED_PICTURES  # noqa: E402
 from xmodal.sweep import config_from_dict, read_results, run_sweep, write_report  # noqa: E402
 from xmodal.sweep.config import find_datasets as sweep_datasets  # noqa: E402
 from xmodal.sweep.item import result_key  # noqa: E402
@@ -71,18 +71,23 @@ os.environ.setdefault("XMODAL_WEIGHTS_DIR", str(REPO.parent / "shared" / "models
 # Voice2Series paper (V2Sa) test accuracies, percent, from ../shared/data/README.md.
 V2S_PAPER = {"Coffee": 100, "ECG200": 87.0, "Earthquakes": 78.42, "GunPoint": 96.67, "ItalyPowerDemand": 97.08,
              "Plane": 100, "Strawberry": 97.57, "Trace": 100, "Wine": 90.74}
+# EfficientNet-Lite0 seeing the recurrence plot, the other image source the window rows (the best preset's
+# pictures from 0.27 to 0.29).
+LITE0_RECURRENCE = "efficientnet-lite0=recurrence"
 # Each method is a sweep method: a preset of xmodal.presets and what changes from it, or a
 # baseline (the whole dict is the run's "settings", so a changed method never mixes with old
 # runs). Quick mode only cuts the training budget.
 METHOD_SETTINGS = {
     "full": {
         "best": {"preset": "best"},
+        # The best preset before 0.29: Lite0 seeing the recurrence plot (docs/experiments.md, 0.27).
+        "best-recurrence": {"preset": "best", "picture": LITE0_RECURRENCE},
         # The best preset before 0.27 (docs/experiments.md, 0.25).
         "trained-fusion": {"preset": "trained-fusion"},
         # Its probes clipped to the range they were fitted on (docs/experiments.md, 0.26).
         "trained-fusion-clipped": {"preset": "trained-fusion", "clip_features": True},
         # And EfficientNet-Lite0 seeing the recurrence plot (docs/experiments.md, 0.27).
-        "trained-fusion-clipped-rp": {"preset": "trained-fusion", "clip_features": True, "picture": FUSED_PICTURES},
+        "trained-fusion-clipped-rp": {"preset": "trained-fusion", "clip_features": True, "picture": LITE0_RECURRENCE},
         # The trained-fusion preset before its trained view counted twice (docs/experiments.md, 0.24).
         "trained-fusion-view-once": {"preset": "trained-fusion", "trained_view_weight": 1},
         # Before its window slices (docs/experiments.md, 0.23).
@@ -108,9 +113,10 @@ METHOD_SETTINGS = {
     },
     "quick": {
         "best": {"preset": "best"},
+        "best-recurrence": {"preset": "best", "picture": LITE0_RECURRENCE},
         "trained-fusion": {"preset": "trained-fusion", "epochs": 2, "patience": 2},
         "trained-fusion-clipped": {"preset": "trained-fusion", "clip_features": True, "epochs": 2, "patience": 2},
-        "trained-fusion-clipped-rp": {"preset": "trained-fusion", "clip_features": True, "picture": FUSED_PICTURES,
+        "trained-fusion-clipped-rp": {"preset": "trained-fusion", "clip_features": True, "picture": LITE0_RECURRENCE,
                                       "epochs": 2, "patience": 2},
         "trained-fusion-view-once": {"preset": "trained-fusion", "trained_view_weight": 1, "epochs": 2, "patience": 2},
         "trained-fusion-no-slices": {"preset": "trained-fusion", "slice_copies": 0, "trained_view_weight": 1,
@@ -144,7 +150,8 @@ SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300,
          "zoo-whisper-tiny-en-clip": 3, "zoo-crepe-full": 400,
-         "best": 32, "trained-fusion": 90, "trained-fusion-clipped": 90, "trained-fusion-clipped-rp": 90,
+         "best": 32, "best-recurrence": 32, "trained-fusion": 90, "trained-fusion-clipped": 90,
+         "trained-fusion-clipped-rp": 90,
          "trained-fusion-view-once": 90, "trained-fusion-no-slices": 40, "late-fusion": 32, "late-fusion-clipped": 32,
          "fused": 32, "choice": 35,
          "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100,

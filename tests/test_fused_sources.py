@@ -138,7 +138,7 @@ def test_the_best_preset_fuses_registered_sources_with_a_probe_per_source():
     assert best["source"] == trained["source"] == fused["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
     assert best["mapping"] == fused["mapping"] == "layers" and fused["epochs"] == 0 and not fused["trained_view"]
     assert (best["fusion"], trained["fusion"], fused["fusion"]) == ("probe-per-source", "probe-per-source", "one-probe")
-    assert best["clip_features"] and best["picture"] == "efficientnet-lite0=recurrence"  # BC-ResNet-image: windows
+    assert best["clip_features"] and best["picture"] == "efficientnet-lite0=line"  # BC-ResNet-image: windows
     assert best["epochs"] == 0 and not best["trained_view"] and not best["slice_copies"]  # the probes alone
     assert trained["trained_view"] and trained["epochs"] >= 1  # BC-ResNet's trained view: one more member
     assert not best["choose_sources"] and not fused["choose_sources"]

@@ -146,6 +146,6 @@ def test_saves_name_the_bridge_kind_and_the_current_format(trained):
     document = json.loads((trained[1] / CONFIG_FILE).read_text())
     # a save names the lowest version that reads it right: 7 only for a fused run (tests/test_fused_sources.py),
     # 8 only for a sequence trained view (tests/test_sequence_estimator.py), 10 only for a recurrence plot
-    # (tests/test_fused_sources.py)
-    assert document["format_version"] == PLAIN_FORMAT_VERSION == 6 and FORMAT_VERSION == 10
+    # (tests/test_fused_sources.py), 11 only for a line chart (tests/test_series_image_bridge.py)
+    assert document["format_version"] == PLAIN_FORMAT_VERSION == 6 and FORMAT_VERSION == 11
     assert document["bridge"]["kind"] == "series_to_waveform" and "encoding" not in document["bridge"]["config"]

@@ -1,6 +1,8 @@
 """The series -> image bridge (TiViT-style): windows, pictures (the window rows, the recurrence
-plot), value range, delta, the factory's refusals, and a save / load round trip through
+plot, the line chart), value range, delta, the factory's refusals, and a save / load round trip through
 V2SClassifier on image sources."""
+
+import json
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from xmodal.bridges.series_image import (
     SeriesToImage,
     SeriesToImageConfig,
     frame_mask,
+    line_image,
     recurrence_image,
     series_image,
     unit_scale,
@@ -20,7 +23,7 @@ from xmodal.bridges.series_image import (
     window_rows,
 )
 from xmodal.errors import DataError
-from xmodal.persistence import BRIDGES, FORMAT_VERSION
+from xmodal.persistence import BRIDGES, CONFIG_FILE, FORMAT_VERSION, LINE_FORMAT_VERSION
 
 IMAGE = InputSpec(modality="image", channels=3, height=16, width=12, value_range=(-1.0, 2.0))
 AUDIO = InputSpec(modality="audio", sample_rate=16000, num_samples=16000)
@@ -65,6 +68,36 @@ def test_the_recurrence_plot_is_how_far_apart_every_two_moments_are():
     stretched = torch.tensor([0.0, 0, 1, 1, 3, 3])  # the columns: x stretched to 6 samples (nearest)
     torch.testing.assert_close(recurrence_image(x, 3, 6, "nearest")[0], (x[0, :, None] - stretched).abs() / 3)
     assert torch.equal(recurrence_image(torch.full((1, 5), 2.0), 4, 4), torch.full((1, 4, 4), 0.5))  # mid-grey
+
+
+def test_the_line_chart_inks_each_column_where_the_series_passes():
+    ramp = line_image(torch.arange(5.0)[None], 9, 5)[0]  # margin 4 of 9 rows: every value on row 4
+    assert ramp.shape == (9, 5) and torch.equal(ramp[4], torch.zeros(5)) and torch.equal(ramp[[0, 8]], torch.ones(2, 5))
+    torch.testing.assert_close(ramp[:, 0], torch.tensor([1, 1, 1, 0.5, 0, 0.5, 1, 1, 1]))  # fading over 2 pixels
+    up = line_image(torch.arange(50.0)[None], 40, 40)[0]  # high values drawn at the top
+    assert up[:, 0].argmin() > 30 and up[:, -1].argmin() < 10 and up.amin(dim=0).max() < 0.5  # ink in every column
+    peak = torch.tensor([[0.0, 1.0, 0.0]])  # on 9 columns: the samples at columns 0, 4 and 8
+    linear, nearest = line_image(peak, 21, 9)[0], line_image(peak, 21, 9, "nearest")[0]  # rows 4 (top) to 16
+    assert linear[9, 2] == 0 and linear[16, 2] == 1  # straight segments: halfway up at column 2
+    assert torch.all(nearest[16, :3] == 0) and torch.all(nearest[4, 3:6] == 0)  # a step chart: held flat
+    spike = torch.zeros(1, 2000)
+    spike[0, 1234] = 1.0  # one sample in 2 000, squeezed with 50 others into a column: its peak still drawn
+    assert line_image(spike, 40, 40)[0, 4].min() == 0
+    assert torch.equal(line_image(torch.full((1, 5), 2.0), 12, 4), line_image(torch.full((1, 5), -7.0), 12, 4))
+    assert torch.all(line_image(torch.full((1, 5), 2.0), 12, 4)[0, 5:7] < 1)  # a constant series: level, mid-height
+
+
+def test_a_line_chart_saves_as_format_11_and_predicts_the_same_after_loading(tmp_path):
+    from xmodal.estimators.series import V2SClassifier
+
+    x, y = series(12, 40, seed=4).numpy(), np.array([0, 1] * 6)
+    model = V2SClassifier("fused", source="bc-resnet-gsc35-image", encoding="image", picture="line", epochs=0,
+                          random_state=0).fit(x, y)
+    document = json.loads((model.save_pretrained(tmp_path / "line") / CONFIG_FILE).read_text())
+    assert document["bridge"]["config"]["picture"] == "line"
+    assert document["format_version"] == LINE_FORMAT_VERSION == FORMAT_VERSION == 11  # a version-10 reader: upgrade
+    reloaded = V2SClassifier.from_pretrained(tmp_path / "line")
+    np.testing.assert_allclose(reloaded.predict_proba(x), model.predict_proba(x), atol=1e-6)
 
 
 def test_the_bridge_draws_the_picture_its_config_names():
@@ -152,7 +185,7 @@ def test_refusals_name_the_fix_in_one_line():
         (AUDIO, {"encoding": "waveform", "frame": 2}, "frame=2: only encoding='image'.*leave frame=0"),
         (AUDIO, {"encoding": "pitch", "masked": False, "frame": 2}, "encoding='pitch' plays the series"),
         (AUDIO, {"encoding": "waveform", "picture": "recurrence"}, "picture='recurrence'.*leave picture='windows'"),
-        (IMAGE, {"encoding": "image", "picture": "gasf"}, "name one of .'windows', 'recurrence'. for every image"),
+        (IMAGE, {"encoding": "image", "picture": "gasf"}, "name one of .'windows', 'recurrence', 'line'. for"),
         (IMAGE, {"encoding": "image", "frame": 8}, "frame must be"),
     ]
     for spec, settings, message in cases:

@@ -37,7 +37,7 @@ from xmodal import __version__
 from xmodal.atomic import atomic_write
 from xmodal.bridges.filtered_tones import FilteredTones, FilteredTonesConfig
 from xmodal.bridges.fused import FusedBridge
-from xmodal.bridges.series_image import RECURRENCE, SeriesToImage, SeriesToImageConfig
+from xmodal.bridges.series_image import LINE, RECURRENCE, SeriesToImage, SeriesToImageConfig
 from xmodal.bridges.table_to_image import TableToImage, TableToImageConfig
 from xmodal.bridges.tokens_to_embeddings import (
     TokensToEmbeddings,
@@ -80,12 +80,15 @@ FORMAT = "xmodal-reprogrammer"
 # 10: a series image bridge may draw the recurrence plot ("picture": "recurrence"); a version-9 reader would
 # call such a save damaged (an unknown setting) instead of asking for an upgrade. A window image saves no
 # "picture", as before.
-# A save is written with the lowest version that reads it right: 10 only where an image bridge (or a fused
-# part) draws the recurrence plot, 9 only for a fused run with a trained view, 8 only for a sequence trained
+# 11: a series image bridge may draw a line chart ("picture": "line"); a version-10 reader knows the setting
+# but not this value, and would call the save damaged instead of asking for an upgrade.
+# A save is written with the lowest version that reads it right: 11 only where an image bridge (or a fused
+# part) draws a line chart, 10 only where one draws the recurrence plot, 9 only for a fused run with a trained view, 8 only for a sequence trained
 # view, 7 only for another fused run (a single-source series trained view is a bridge kind of its own,
 # refused by name as above).
-FORMAT_VERSION = 10
-RECURRENCE_FORMAT_VERSION = FORMAT_VERSION
+FORMAT_VERSION = 11
+LINE_FORMAT_VERSION = FORMAT_VERSION
+RECURRENCE_FORMAT_VERSION = 10
 FUSED_TRAINED_VIEW_FORMAT_VERSION = 9
 SEQUENCE_TRAINED_VIEW_FORMAT_VERSION = 8
 FUSED_FORMAT_VERSION = 7
@@ -172,7 +175,10 @@ def save_reprogrammer(model: Reprogrammer, folder: str | Path, metadata: dict | 
 def _lowest_version(bridge: torch.nn.Module) -> int:
     """The lowest format version that reads a save of this bridge right (the history above)."""
     parts = bridge.parts if isinstance(bridge, FusedBridge) else [bridge]
-    if any(isinstance(part, SeriesToImage) and part.config.picture == RECURRENCE for part in parts):
+    pictures = {part.config.picture for part in parts if isinstance(part, SeriesToImage)}
+    if LINE in pictures:
+        return LINE_FORMAT_VERSION
+    if RECURRENCE in pictures:
         return RECURRENCE_FORMAT_VERSION
     if isinstance(bridge, TokensToEmbeddings) and bridge.config.beside_start:
         return SEQUENCE_TRAINED_VIEW_FORMAT_VERSION

@@ -20,8 +20,9 @@ from xmodal.errors import DataError
 TASKS = ("series", "sequence", "table")
 # The table bridge's drawings (xmodal.bridges.table_to_image): every feature on one image, or one image each.
 TABLE_VIEWS = ("one", "per-feature")
-# The series image bridge's pictures (xmodal.bridges.series_image): TiViT's window rows, or the recurrence plot.
-SERIES_PICTURES = ("windows", "recurrence")
+# The series image bridge's pictures (xmodal.bridges.series_image): TiViT's window rows, the recurrence plot,
+# or the series drawn as a line chart.
+SERIES_PICTURES = ("windows", "recurrence", "line")
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 "tones and image need masked false",
                 choices=("waveform", "pitch", "pitch+slope", "image")),
         Setting("picture", str, "what an image source sees (encoding image, or a fused source's image sources): "
-                "windows (the series' overlapping windows stacked as rows, TiViT) or recurrence (its recurrence "
-                "plot: how far apart every two moments' values are), for every image source; or per source, "
+                "windows (the series' overlapping windows stacked as rows, TiViT), recurrence (its recurrence "
+                "plot: how far apart every two moments' values are) or line (the series drawn as a line chart, "
+                "dark on white), for every image source; or per source, "
                 "NAME=PICTURE joined by + (efficientnet-lite0=recurrence), the window rows for a source not named"),
         Setting("mapping", str, "output map: label mappings (frequency, random, ilm, blm, blm+), a linear head on "
                 "the logits, proba: a probe-started head on the class log-probabilities (all a prediction API "

@@ -9,7 +9,8 @@ source model beyond its input spec.
     waveform.py              SeriesToWaveform: the series as samples (Voice2Series)
     tones.py                 SeriesToTones: the series as the pitch of tones
     filtered_tones.py        FilteredTones: the tones of a trainably filtered series, beside the untrained
-    series_image.py          SeriesToImage: the series' overlapping windows (TiViT) or its recurrence plot as an image
+    series_image.py          SeriesToImage: the series' overlapping windows (TiViT), its recurrence plot or a
+                             line chart as an image
     fused.py                 FusedBridge: one bridge per source of a fused source, side by side
     table_encoding.py        TableEncoder: a table row as intensities (fitted, saved with the run)
     table_to_image.py        TableToImage: those intensities as an image of squares

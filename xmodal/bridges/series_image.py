@@ -1,10 +1,10 @@
 """Series-to-image bridge, for an image source: the series as a grayscale picture of its
-overlapping windows (TiViT, Roschmann et al. 2025, arXiv 2506.08641), or as its recurrence
-plot.
+overlapping windows (TiViT, Roschmann et al. 2025, arXiv 2506.08641), as its recurrence
+plot, or as a line chart.
 
     x' = mid + half * bound( 2 * Frame(Picture(x)) - 1 + M * delta )
 
-Picture is one of two (`picture`). The windows (the default), Resize(Rows(x)): Rows cuts
+Picture is one of three (`picture`). The windows (the default), Resize(Rows(x)): Rows cuts
 the (optionally z-normalised) series of L samples into overlapping windows of
 w = round(sqrt(L)) samples at a stride of s = max(1, round(w / 2)), the end padded with
 the last value so the windows cover every sample, and stacks them as the rows of an
@@ -16,6 +16,12 @@ series is mid-grey). The recurrence plot (Eckmann et al. 1987, unthresholded): t
 stretched to the height for the rows and to the width for the columns, pixel (i, j) =
 |x_rows[i] - x_columns[j]|, min-max scaled the same way; on a square canvas it is
 symmetric with a dark diagonal, and it shows which moments look alike wherever they are.
+The line chart (as ViTST draws a series, Li et al. 2023, arXiv 2303.12799): dark ink on
+white paper, time across and value up, the series min-max scaled to the height less a
+margin; each column is inked from the lowest to the highest value the series takes within
+it, so a long series keeps its peaks and a short one is joined by straight segments
+(interpolation "linear"; "nearest" holds each sample flat, a step chart). It keeps what the
+other two drop: the level and sign of every moment.
 
 Frame leaves a border of `frame` pixels (0 by default) around the picture. delta (theta)
 is one value per channel and pixel; the mask M is 1 on the border and 0 on the series
@@ -43,7 +49,12 @@ from xmodal.settings import SERIES_PICTURES
 from xmodal.settings_record import SettingsRecord
 
 MIN_LENGTH = 4  # a 2-sample window at stride 1: anything shorter is a single grey pixel
-WINDOWS, RECURRENCE = SERIES_PICTURES
+WINDOWS, RECURRENCE, LINE = SERIES_PICTURES
+# The line chart's pen: the pixels over which the ink fades linearly to paper on either side of each
+# column's span (a line about 3 pixels wide on a 224-pixel canvas), and the paper left above the
+# highest and below the lowest value, so the ink never touches the edge.
+LINE_FADE = 2.0
+LINE_MARGIN = 4
 
 
 @dataclass
@@ -51,7 +62,8 @@ class SeriesToImageConfig(SettingsRecord):
     """Settings of the series-to-image bridge; every one is saved with a trained reprogrammer.
 
     channels / height / width / value_range: the canvas, from the source's input spec.
-    picture: what is drawn: "windows" (TiViT's window rows) or "recurrence" (the recurrence plot).
+    picture: what is drawn: "windows" (TiViT's window rows), "recurrence" (the recurrence plot) or
+        "line" (a line chart).
     standardize: z-normalise each series first (the picture is min-max scaled anyway;
         this only matters for how a constant series is drawn: mid-grey either way).
     interpolation: how the picture is stretched, "linear" (bilinear) or "nearest".
@@ -113,8 +125,8 @@ class SeriesToImageConfig(SettingsRecord):
                    value_range=spec.value_range or (0.0, 1.0), **settings)
 
     def to_dict(self) -> dict:
-        """The settings as saved; picture only where it is the recurrence plot, so a window image stays
-        readable by an xmodal that predates the choice (format version 10, xmodal.persistence)."""
+        """The settings as saved; picture only where it is not the window rows, so a window image stays
+        readable by an xmodal that predates the choice (format versions 10 and 11, xmodal.persistence)."""
         values = {**super().to_dict(), "value_range": list(self.value_range)}
         if self.picture == WINDOWS:
             del values["picture"]
@@ -162,7 +174,29 @@ def recurrence_image(x: torch.Tensor, height: int, width: int, interpolation: st
     return unit_scale((rows[:, :, None] - columns[:, None, :]).abs())
 
 
-_DRAW = {WINDOWS: series_image, RECURRENCE: recurrence_image}
+def line_image(x: torch.Tensor, height: int, width: int, interpolation: str = "linear") -> torch.Tensor:
+    """x (N, L) -> (N, height, width) in [0, 1]: the series as a line chart, 1 the paper, 0 the ink.
+    Column j is inked over the rows the series spans within it (a polyline sampled 4 times per
+    column or per sample, whichever is finer), fading to paper over LINE_FADE pixels either side;
+    the highest value LINE_MARGIN pixels below the top, the lowest as far above the bottom. A
+    constant series is a level line at mid-height."""
+    n, length = x.shape
+    dense = 4 * max(length, width)
+    kwargs = {"mode": "linear", "align_corners": True} if interpolation == "linear" else {"mode": "nearest"}
+    line = F.interpolate(x[:, None], size=dense, **kwargs)[:, 0]
+    low, high = line.amin(dim=1, keepdim=True), line.amax(dim=1, keepdim=True)
+    spread = high - low
+    scaled = torch.where(spread > 0, (high - line) / spread.clamp_min(1e-12), torch.full_like(line, 0.5))
+    rows = LINE_MARGIN + scaled * (height - 1 - 2 * LINE_MARGIN)  # row 0 at the top: high values up
+    columns = torch.linspace(0, width - 1, dense, device=x.device).round().long().expand(n, -1)
+    top = torch.full((n, width), torch.inf, dtype=x.dtype, device=x.device).scatter_reduce(1, columns, rows, "amin")
+    bottom = torch.full_like(top, -torch.inf).scatter_reduce(1, columns, rows, "amax")
+    row = torch.arange(height, dtype=x.dtype, device=x.device)[None, :, None]
+    outside = torch.maximum(top[:, None, :] - row, row - bottom[:, None, :]).clamp_min(0)  # pixels from the span
+    return (outside / LINE_FADE).clamp(max=1)
+
+
+_DRAW = {WINDOWS: series_image, RECURRENCE: recurrence_image, LINE: line_image}
 
 
 def frame_mask(config: SeriesToImageConfig) -> torch.Tensor:

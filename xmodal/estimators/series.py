@@ -1,5 +1,5 @@
 """Time series -> a frozen speech model (Voice2Series and the pitch recipe) or, with encoding="image",
-a frozen image model (TiViT's window image, or the recurrence plot), as an sktime classifier.
+a frozen image model (TiViT's window image, the recurrence plot or a line chart), as an sktime classifier.
 
     V2SClassifier().fit(X, y).predict(X)                 # the "best" preset: four sources' probes, clipped
     V2SClassifier("trained-fusion").fit(X, y)            # those, window slices and a trained view
