@@ -149,3 +149,12 @@ def test_saves_name_the_bridge_kind_and_the_current_format(trained):
     # (tests/test_fused_sources.py), 11 only for a line chart (tests/test_series_image_bridge.py)
     assert document["format_version"] == PLAIN_FORMAT_VERSION == 6 and FORMAT_VERSION == 11
     assert document["bridge"]["kind"] == "series_to_waveform" and "encoding" not in document["bridge"]["config"]
+
+
+def test_a_bridge_size_other_than_the_sources_is_refused_before_the_bridge_is_built(trained, tmp_path):
+    """Building a bridge allocates theta at its saved size: a damaged num_samples of 2**40 must be refused
+    against the source's input spec first, not take the memory (found by tests/test_fuzz_runs.py)."""
+    copy = _rewrite(trained[1], tmp_path, lambda d: d["bridge"]["config"].update(num_samples=2**40))
+    with pytest.raises(PersistenceError, match=r"bridge or map settings are damaged \(the bridge's num_samples "
+                                               r"1099511627776 is not .*'s 16000\); re-run the fit"):
+        load_reprogrammer(copy)

@@ -136,18 +136,34 @@ def _bridge_document(bridge: torch.nn.Module) -> dict:
     raise PersistenceError(f"cannot save a bridge of type {type(bridge).__name__}: no saver is registered")
 
 
-def _bridge_from(document: dict, folder: Path) -> torch.nn.Module:
-    """The bridge a saved {"kind", "config"} describes (KeyError, TypeError, ... on a damaged one)."""
+# A bridge config's input size and the source InputSpec field it must equal: checked before the bridge is
+# built, since building allocates theta at that size (a damaged "num_samples" of 2**40 would take the memory
+# before any later check could refuse it).
+SPEC_FIELDS = {"num_samples": "num_samples", "sample_rate": "sample_rate", "channels": "channels",
+               "height": "height", "width": "width", "source_vocab_size": "vocab_size",
+               "embedding_dim": "embedding_dim", "max_positions": "max_positions"}
+
+
+def _bridge_from(document: dict, folder: Path, source: SourceModel) -> torch.nn.Module:
+    """The bridge a saved {"kind", "config"} describes for `source` (KeyError, TypeError, ValueError, ... on a
+    damaged one, or one whose input size is not the source's)."""
     kind = document["kind"]
     if kind == FUSED_BRIDGE:
-        parts = document["config"]["parts"]
+        parts, sources = document["config"]["parts"], getattr(source, "parts", None)
         if not isinstance(parts, list) or len(parts) < 2 or not all(isinstance(part, dict) for part in parts):
             raise ValueError("a fused bridge needs a list of at least 2 part bridges")
-        return FusedBridge([_bridge_from(part, folder) for part in parts])
+        if sources is None or len(sources) != len(parts):
+            raise ValueError(f"{len(parts)} part bridges for the source {source.name!r}")
+        return FusedBridge([_bridge_from(part, folder, part_source) for part, part_source in zip(parts, sources)])
     if kind not in BRIDGES:
         raise PersistenceError(f"{folder} uses bridge {kind!r}, unknown to this xmodal; upgrade xmodal")
     bridge_cls, config_cls = BRIDGES[kind]
-    return bridge_cls(config_cls.from_dict(document["config"]))
+    config = config_cls.from_dict(document["config"])
+    for field, spec_field in SPEC_FIELDS.items():
+        expected = getattr(source.input_spec, spec_field)
+        if hasattr(config, field) and expected is not None and getattr(config, field) != expected:
+            raise ValueError(f"the bridge's {field} {getattr(config, field)!r} is not {source.name}'s {expected}")
+    return bridge_cls(config)
 
 
 def _plain(value):
@@ -341,7 +357,7 @@ def _build(document: dict, source: SourceModel, folder: Path) -> Reprogrammer:
         raise PersistenceError(f"{folder}/{CONFIG_FILE}: output_map num_source and num_target must be positive "
                                f"whole numbers, got {sizes}; the save is damaged, re-run the fit")
     try:
-        bridge = _bridge_from(document["bridge"], folder)
+        bridge = _bridge_from(document["bridge"], folder, source)
         _check_fused_parts(bridge, source)
         output_map = output_map_from_settings(document["output_map"])
         return Reprogrammer(bridge, source, output_map, document["classes"], reads=document.get("reads", "logits"))
