@@ -75,9 +75,9 @@ _PRESETS = [
         "BC-ResNet-image seeing its window image, EfficientNet-Lite0 its line chart), a probe of each source's "
         "layer statistics that holds every number it reads to its range on the training series, the "
         "log-probabilities averaged (one linear head); no training",
-        "91.55 % mean test accuracy over 22 UCR sets, seed 0 (MiniRocket 92.18 % on seed 0, 92.52 % over 3 seeds: "
-        "7 wins, 4 ties, 11 losses against those; best-recurrence, the recurrence plot in the line chart's place, "
-        "92.22 % on seed 0, 92.17 % over 3), fit 689 s for the 22 sets; the line chart chosen over the plot on "
+        "91.43 % mean test accuracy over 22 UCR sets, 3 seeds (MiniRocket 92.52 %: 8 wins, 3 ties, 11 losses; "
+        "best-recurrence, the recurrence plot in the line chart's place, 92.17 %), fit 583 s for the 22 sets "
+        "(689 s on an idle machine); the line chart chosen over the plot on "
         "the training splits' folds (90.73 against 90.07 % out of fold, MiniRocket 92.26 %: `python "
         "benchmarks/ucr_folds.py --score benchmarks/results/ucr_select_runs.jsonl`, docs/experiments.md 0.29), "
         "the four probes over trained-fusion on their nested cross-validation (0.27); optimistic: the four sources "
