@@ -142,6 +142,27 @@ def test_a_newer_format_is_refused_naming_both_versions(trained, tmp_path):
         load_reprogrammer(copy)
 
 
+def test_a_map_size_other_than_the_saved_tensors_is_refused_before_the_map_is_built(trained, tmp_path):
+    """A head of num_source inputs allocates num_source x num_target weights: a damaged num_source of 2**31 - 1
+    took 24 GB before the weights file's shapes could refuse it (found by tests/test_fuzz_runs.py)."""
+    copy = _rewrite(trained[1], tmp_path, lambda d: d["output_map"].update(num_source=2**31 - 1))
+    with pytest.raises(PersistenceError, match=r"map settings are damaged \(output_map.linear.weight would be "
+                                               r"\(2, 2147483647\) but the weights file holds \(2, 35\)\)"):
+        load_reprogrammer(copy)
+
+
+def test_a_label_mapping_of_other_than_the_sources_classes_is_refused(source, tmp_path):
+    """A label mapping's num_source sizes only its random start (a permutation of the source classes), which no
+    saved tensor shows: it must be the source's class count."""
+    model = Reprogrammer(SeriesToWaveform(target_duration=0.5), source, build_output_map("random", 35, 2, 3),
+                         classes=[1, 2])
+    folder = save_reprogrammer(model, tmp_path / "saved")
+    assert torch.equal(load_reprogrammer(folder)[0].output_map.assignment, model.output_map.assignment)
+    copy = _rewrite(folder, tmp_path, lambda d: d["output_map"].update(num_source=2**31 - 1))
+    with pytest.raises(PersistenceError, match=r"a label mapping of 2147483647 source classes for .*'s 35\)"):
+        load_reprogrammer(copy)
+
+
 def test_saves_name_the_bridge_kind_and_the_current_format(trained):
     document = json.loads((trained[1] / CONFIG_FILE).read_text())
     # a save names the lowest version that reads it right: 7 only for a fused run (tests/test_fused_sources.py),

@@ -46,7 +46,7 @@ from xmodal.bridges.tokens_to_embeddings import (
 from xmodal.bridges.tones import SeriesToTones, SeriesToTonesConfig
 from xmodal.bridges.waveform import SeriesToWaveform, SeriesToWaveformConfig
 from xmodal.errors import PersistenceError, XmodalError
-from xmodal.maps import output_map_from_settings
+from xmodal.maps import OutputMap, output_map_from_settings
 from xmodal.reprogrammer import READS, Reprogrammer
 
 FORMAT = "xmodal-reprogrammer"
@@ -83,9 +83,9 @@ FORMAT = "xmodal-reprogrammer"
 # 11: a series image bridge may draw a line chart ("picture": "line"); a version-10 reader knows the setting
 # but not this value, and would call the save damaged instead of asking for an upgrade.
 # A save is written with the lowest version that reads it right: 11 only where an image bridge (or a fused
-# part) draws a line chart, 10 only where one draws the recurrence plot, 9 only for a fused run with a trained view, 8 only for a sequence trained
-# view, 7 only for another fused run (a single-source series trained view is a bridge kind of its own,
-# refused by name as above).
+# part) draws a line chart, 10 only where one draws the recurrence plot, 9 only for a fused run with a
+# trained view, 8 only for a sequence trained view, 7 only for another fused run (a single-source series
+# trained view is a bridge kind of its own, refused by name as above).
 FORMAT_VERSION = 11
 LINE_FORMAT_VERSION = FORMAT_VERSION
 RECURRENCE_FORMAT_VERSION = 10
@@ -351,7 +351,37 @@ def _check_source(document: dict, source: SourceModel, folder: Path) -> None:
         )
 
 
-def _build(document: dict, source: SourceModel, folder: Path) -> Reprogrammer:
+# The maps whose num_source (the source classes they draw from) sizes a random start but no saved tensor.
+LABEL_MAPPINGS = ("frequency", "random", "ilm")
+
+
+def _saved_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape in a safetensors file, read from its header alone."""
+    try:
+        with safetensors.safe_open(str(weights), framework="pt") as file:
+            return {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+    except Exception as exc:  # safetensors raises its own SafetensorError
+        raise PersistenceError(f"{weights} is corrupt ({exc}); re-run the fit") from exc
+
+
+def _map_from(settings: dict, weights: Path, source: SourceModel, bridge: torch.nn.Module) -> OutputMap:
+    """The output map the settings describe, built only once its sizes are checked: its tensors' shapes against
+    the weights file, on the meta device, which allocates nothing (a damaged num_source of 2**31 - 1 took 24 GB);
+    a label mapping's num_source, which no saved shape shows, against the source's classes (one per view)."""
+    classes = len(getattr(source, "class_names", ())) * getattr(bridge, "views", 1)
+    if settings.get("kind") in LABEL_MAPPINGS and classes and settings["num_source"] != classes:
+        raise ValueError(f"a label mapping of {settings['num_source']} source classes for {source.name}'s {classes}")
+    with torch.device("meta"):
+        planned = {f"output_map.{name}": tuple(tensor.shape)
+                   for name, tensor in output_map_from_settings(settings).state_dict().items()}
+    saved = _saved_shapes(weights)
+    for name, shape in planned.items():
+        if name in saved and saved[name] != shape:  # (a missing tensor is named by _load_state)
+            raise ValueError(f"{name} would be {shape} but the weights file holds {saved[name]}")
+    return output_map_from_settings(settings)
+
+
+def _build(document: dict, source: SourceModel, folder: Path, weights: Path) -> Reprogrammer:
     sizes = [document["output_map"].get(key) for key in ("num_source", "num_target")]
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
         raise PersistenceError(f"{folder}/{CONFIG_FILE}: output_map num_source and num_target must be positive "
@@ -359,7 +389,7 @@ def _build(document: dict, source: SourceModel, folder: Path) -> Reprogrammer:
     try:
         bridge = _bridge_from(document["bridge"], folder, source)
         _check_fused_parts(bridge, source)
-        output_map = output_map_from_settings(document["output_map"])
+        output_map = _map_from(document["output_map"], weights, source, bridge)
         return Reprogrammer(bridge, source, output_map, document["classes"], reads=document.get("reads", "logits"))
     except PersistenceError:  # an unknown bridge kind: already one line that says what to do
         raise
@@ -421,6 +451,6 @@ def load_reprogrammer(folder: str | Path, source: SourceModel | None = None,
         check_source_trust(document, folder, trust_source)
         source = loader(document["source"]["name"], weights_path)
     _check_source(document, source, folder)
-    model = _build(document, source, folder)
+    model = _build(document, source, folder, weights)
     _load_state(model, weights)
     return model.eval(), document

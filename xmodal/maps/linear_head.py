@@ -26,8 +26,9 @@ class LinearHead(OutputMap):
             raise XmodalError(f"need at least 2 target classes, got {num_target}")
         self.num_source, self.num_target = num_source, num_target
         # skip_init: nn.Linear's own initialisation would draw from the caller's global RNG;
-        # the weights come from the seed alone
-        self.linear = nn.utils.skip_init(nn.Linear, num_source, num_target)
+        # the weights come from the seed alone. On the default device, so that a head built under
+        # torch.device("meta") takes no memory (loading checks a saved head's sizes that way first).
+        self.linear = nn.utils.skip_init(nn.Linear, num_source, num_target, device=torch.get_default_device())
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             bound = 1 / math.sqrt(num_source)
