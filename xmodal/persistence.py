@@ -47,6 +47,7 @@ from xmodal.bridges.tones import SeriesToTones, SeriesToTonesConfig
 from xmodal.bridges.waveform import SeriesToWaveform, SeriesToWaveformConfig
 from xmodal.errors import PersistenceError, XmodalError
 from xmodal.maps import OutputMap, output_map_from_settings
+from xmodal.maps.label_mapping import ASSIGNMENTS
 from xmodal.reprogrammer import READS, Reprogrammer
 
 FORMAT = "xmodal-reprogrammer"
@@ -351,10 +352,6 @@ def _check_source(document: dict, source: SourceModel, folder: Path) -> None:
         )
 
 
-# The maps whose num_source (the source classes they draw from) sizes a random start but no saved tensor.
-LABEL_MAPPINGS = ("frequency", "random", "ilm")
-
-
 def _saved_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
     """Each tensor's shape in a safetensors file, read from its header alone."""
     try:
@@ -369,7 +366,7 @@ def _map_from(settings: dict, weights: Path, source: SourceModel, bridge: torch.
     the weights file, on the meta device, which allocates nothing (a damaged num_source of 2**31 - 1 took 24 GB);
     a label mapping's num_source, which no saved shape shows, against the source's classes (one per view)."""
     classes = len(getattr(source, "class_names", ())) * getattr(bridge, "views", 1)
-    if settings.get("kind") in LABEL_MAPPINGS and classes and settings["num_source"] != classes:
+    if settings.get("kind") in ASSIGNMENTS and classes and settings["num_source"] != classes:
         raise ValueError(f"a label mapping of {settings['num_source']} source classes for {source.name}'s {classes}")
     with torch.device("meta"):
         planned = {f"output_map.{name}": tuple(tensor.shape)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from xmodal.errors import XmodalError
 from xmodal.maps.base import OutputMap
 from xmodal.maps.bayesian import BLM_PLUS_TOP_K, BayesianMapping
-from xmodal.maps.label_mapping import LabelMapping
+from xmodal.maps.label_mapping import ASSIGNMENTS, LabelMapping
 from xmodal.maps.linear_head import LinearHead
 
 MAP_KINDS = ("frequency", "random", "linear", "ilm", "blm", "blm+")
@@ -25,7 +25,7 @@ def build_output_map(kind: str, num_source: int, num_target: int, per_class: int
     `top_k` to "blm+" (default 3); `clip` to "linear"."""
     if kind == "linear":
         return LinearHead(num_source, num_target, seed=seed, clip=clip)
-    if kind in ("frequency", "random", "ilm"):
+    if kind in ASSIGNMENTS:
         return LabelMapping(num_source, num_target, per_class, assignment=kind, seed=seed, remap_every=remap_every)
     if kind in ("blm", "blm+"):
         top_k = 1 if kind == "blm" else (top_k or BLM_PLUS_TOP_K)

@@ -17,6 +17,9 @@ import torch.nn.functional as F
 from xmodal.errors import XmodalError
 from xmodal.maps.base import OutputMap, check_class_counts, check_remap_every
 
+# How a label mapping assigns source classes to target classes (its `kind` when saved).
+ASSIGNMENTS = ("frequency", "random", "ilm")
+
 
 def random_assignment(num_source: int, num_target: int, per_class: int, generator: torch.Generator) -> torch.Tensor:
     """(num_target, per_class) distinct source indices drawn at random."""
@@ -64,7 +67,7 @@ class LabelMapping(OutputMap):
         super().__init__()
         per_class = num_source // num_target if per_class is None else per_class
         check_class_counts(num_source, num_target, per_class)
-        if assignment not in ("frequency", "random", "ilm"):
+        if assignment not in ASSIGNMENTS:
             raise XmodalError(f"label assignment must be 'frequency', 'random' or 'ilm', got {assignment!r}")
         self.kind = assignment
         self.needs_source_outputs = assignment in ("frequency", "ilm")
