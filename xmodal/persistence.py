@@ -358,7 +358,11 @@ def _saved_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
         with safetensors.safe_open(str(weights), framework="pt") as file:
             return {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
     except Exception as exc:  # safetensors raises its own SafetensorError
-        raise PersistenceError(f"{weights} is corrupt ({exc}); re-run the fit") from exc
+        raise _corrupt(weights, exc) from exc
+
+
+def _corrupt(weights: Path, exc: Exception) -> PersistenceError:
+    return PersistenceError(f"{weights} is corrupt ({exc}); re-run the fit")
 
 
 def _map_from(settings: dict, weights: Path, source: SourceModel, bridge: torch.nn.Module) -> OutputMap:
@@ -412,7 +416,7 @@ def _load_state(model: Reprogrammer, weights: Path) -> None:
     try:
         state = safetensors.torch.load_file(str(weights))
     except Exception as exc:  # safetensors raises its own SafetensorError
-        raise PersistenceError(f"{weights} is corrupt ({exc}); re-run the fit") from exc
+        raise _corrupt(weights, exc) from exc
     expected = model.trainable_state()
     if set(state) != set(expected):
         missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))

@@ -68,7 +68,7 @@ class LabelMapping(OutputMap):
         per_class = num_source // num_target if per_class is None else per_class
         check_class_counts(num_source, num_target, per_class)
         if assignment not in ASSIGNMENTS:
-            raise XmodalError(f"label assignment must be 'frequency', 'random' or 'ilm', got {assignment!r}")
+            raise XmodalError(f"label assignment must be one of {', '.join(ASSIGNMENTS)}, got {assignment!r}")
         self.kind = assignment
         self.needs_source_outputs = assignment in ("frequency", "ilm")
         if assignment == "ilm":
