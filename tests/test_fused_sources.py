@@ -220,7 +220,9 @@ def test_the_trained_view_is_one_more_member_and_the_probes_alone_are_its_start(
     torch.testing.assert_close(reading[:, :width], start_reading[:, :width])
     torch.testing.assert_close(reading[:, 2 * width:], start_reading[:, width:])
     assert not torch.allclose(reading[:, width:2 * width], reading[:, :width])  # theta was trained
-    np.testing.assert_allclose(run.probe_predict_proba(x_test), late.predict_proba(x_test), atol=1e-6)
+    # 1e-5, as above: the two readings agree to float32 rounding (assert_close), which the probes carry to
+    # 1.6e-6 on a processor with AVX-512
+    np.testing.assert_allclose(run.probe_predict_proba(x_test), late.predict_proba(x_test), atol=1e-5)
     assert not np.allclose(run.predict_proba(x_test), late.predict_proba(x_test), atol=1e-3)
     result = run.fit_result_
     assert result.beside_start and result.best_epoch >= 1 and len(result.probe_c) == 4  # two sources, the view twice

@@ -66,8 +66,9 @@ def test_probe_start_competes_in_selection(amp):
     assert model.fit_result_.selection.endswith("and the validation split") == refitted
     carved = SequenceClassifier(epochs=1, sparsity=6, random_state=3).fit(x, y)
     # 6 records carved for validation; a probe start that wins is refitted on all 64
-    assert carved.fit_result_.n_val == 6 and carved.fit_result_.n_fit == (64 if carved.fit_result_.best_epoch == 0 else 58)
-    assert carved.fit_result_.selection.startswith("validation") and carved.fit_result_.probe_c in PROBE_C
+    result = carved.fit_result_
+    assert result.n_val == 6 and result.n_fit == (64 if result.best_epoch == 0 else 58)
+    assert result.selection.startswith("validation") and result.probe_c in PROBE_C
 
 
 @pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here
@@ -190,7 +191,10 @@ def test_a_trained_view_reads_trained_theta_beside_its_start(amp, tmp_path):
     assert result.beside_start and result.best_epoch >= 1 and result.history[0]["epoch"] == 0
     assert result.reprogramming_kept == (result.val_loss < result.history[0]["val_loss"])
     plain = SequenceClassifier("best", **{**short, "epochs": 0}).fit(x, y, validation_data=(x_val, y_val))
-    np.testing.assert_allclose(viewed.probe_predict_proba(x_test), plain.predict_proba(x_test), atol=1e-5)
+    # The same model up to float noise: the two fits read the records in differently composed batches, which
+    # on a processor with AVX-512 moves the probabilities by up to 6e-5 in float32 and 1e-4 in bfloat16 (its
+    # precision auto). The trained model is 3e-2 away.
+    np.testing.assert_allclose(viewed.probe_predict_proba(x_test), plain.predict_proba(x_test), atol=5e-4)
     assert not np.allclose(viewed.predict_proba(x_test), plain.predict_proba(x_test), atol=1e-3)
     folder = viewed.save_pretrained(tmp_path / "run")
     loaded = SequenceClassifier.from_pretrained(folder)
