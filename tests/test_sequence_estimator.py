@@ -191,10 +191,10 @@ def test_a_trained_view_reads_trained_theta_beside_its_start(amp, tmp_path):
     assert result.beside_start and result.best_epoch >= 1 and result.history[0]["epoch"] == 0
     assert result.reprogramming_kept == (result.val_loss < result.history[0]["val_loss"])
     plain = SequenceClassifier("best", **{**short, "epochs": 0}).fit(x, y, validation_data=(x_val, y_val))
-    # The same model up to float noise: the two fits read the records in differently composed batches, which
-    # on a processor with AVX-512 moves the probabilities by up to 6e-5 in float32 and 1e-4 in bfloat16 (its
-    # precision auto). The trained model is 3e-2 away.
-    np.testing.assert_allclose(viewed.probe_predict_proba(x_test), plain.predict_proba(x_test), atol=5e-4)
+    # The same model up to float noise. On an AVX-512 Xeon the two differed by up to 6e-5 in float32 and 1e-4 in
+    # bfloat16 (what precision="auto" picks there); the trained model is 3e-2 away.
+    noise = 5e-4 if viewed.precision_ == "bfloat16" else 1e-4
+    np.testing.assert_allclose(viewed.probe_predict_proba(x_test), plain.predict_proba(x_test), atol=noise)
     assert not np.allclose(viewed.predict_proba(x_test), plain.predict_proba(x_test), atol=1e-3)
     folder = viewed.save_pretrained(tmp_path / "run")
     loaded = SequenceClassifier.from_pretrained(folder)
