@@ -220,8 +220,8 @@ def test_the_trained_view_is_one_more_member_and_the_probes_alone_are_its_start(
     torch.testing.assert_close(reading[:, :width], start_reading[:, :width])
     torch.testing.assert_close(reading[:, 2 * width:], start_reading[:, width:])
     assert not torch.allclose(reading[:, width:2 * width], reading[:, :width])  # theta was trained
-    # 1e-5, as test_slice_members_are_each_sources_probe_refitted_on_the_series_and_their_slices has it: the two
-    # readings agree within assert_close's float32 tolerance, which the probes carry to 1.6e-6 on an AVX-512 Xeon
+    # 1e-5, as the slice members' test above: the two readings agree within assert_close's float32 tolerance,
+    # which the probes carry to 1.6e-6 on an AVX-512 Xeon
     np.testing.assert_allclose(run.probe_predict_proba(x_test), late.predict_proba(x_test), atol=1e-5)
     assert not np.allclose(run.predict_proba(x_test), late.predict_proba(x_test), atol=1e-3)
     result = run.fit_result_
