@@ -110,7 +110,7 @@ def test_a_sequence_run_aligns_its_peptides_with_english_sentences(tmp_path, cap
             (folder / f"{label}.{split}.fa").write_text("".join(f">{i}\n{s}\n" for i, s in zip(ids[:n], sequences[:n])))
     run = tmp_path / "run"
     assert main(["fit", "sequence", "--dataset", str(folder), "--out", str(run), "--epochs", "1",
-                 "--sparsity", "5", "--quiet"]) == 0
+                 "--head", "linear", "--sparsity", "5", "--quiet"]) == 0
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("The cat sat on the mat.\nProteins fold into shapes.\nIt rained all day in town.\n"
                          "She bought bread and milk.\nThe river runs to the sea.\n")

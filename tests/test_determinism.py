@@ -33,7 +33,7 @@ CASES = {
     "series": (V2SClassifier, {"preset": "tones", "epochs": 2, "batch_size": 8, "delta_dropout": 0.2}),
     "series-trained-view": (V2SClassifier, {"preset": "trained-view", "epochs": 2, "batch_size": 8}),
     "series-blackbox": (V2SClassifier, {"preset": "v2s", "epochs": 1, "batch_size": 8, "query_budget": 800}),
-    "sequence": (SequenceClassifier, {"epochs": 1, "sparsity": 8, "batch_size": 8, "init": "random",
+    "sequence": (SequenceClassifier, {"head": "linear", "epochs": 1, "sparsity": 8, "batch_size": 8, "init": "random",
                                       "head_init": "random"}),
     "table": (TableClassifier, {"mapping": "linear", "head_init": "random", "epochs": 2, "batch_size": 16}),
 }
@@ -169,7 +169,8 @@ def test_align_rebuilds_the_untrained_state_from_the_runs_seed(amp, tmp_path):
     untrained state, which `untrained` must rebuild from the seed the run recorded."""
     picks = np.random.default_rng(1).choice(len(amp.train), 16, replace=False)
     x, y = [amp.train.sequences[i] for i in picks], amp.train.labels[picks]
-    fitted = SequenceClassifier(epochs=0, sparsity=4, init="random", head_init="random", random_state=23).fit(x, y)
+    fitted = SequenceClassifier(head="linear", epochs=0, sparsity=4, init="random", head_init="random",
+                                random_state=23).fit(x, y)
     folder = fitted.save_pretrained(tmp_path / "run")
     seed = run_seed(read_run(folder))
     assert seed == 23

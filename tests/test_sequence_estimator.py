@@ -12,7 +12,9 @@ from sklearn.base import clone
 from xmodal.devices import native_bfloat16
 from xmodal.errors import DataError, PersistenceError, XmodalError
 from xmodal.estimators.sequence import SequenceClassifier
+from xmodal.maps import KernelHead
 from xmodal.persistence import CONFIG_FILE, weights_file
+from xmodal.training.kernel_probe import KERNEL_C
 from xmodal.training.probe import PROBE_C
 
 
@@ -28,7 +30,7 @@ def fitted(amp, tmp_path_factory):
     x_val, y_val = pick(amp.validation, 24)
     # a random head: training is always kept, so theta here is a trained one (the probe start,
     # which can win selection at epoch 0, is tested on its own below)
-    model = SequenceClassifier(epochs=2, sparsity=6, head_init="random", random_state=3).fit(
+    model = SequenceClassifier(head="linear", epochs=2, sparsity=6, head_init="random", random_state=3).fit(
         x, y, validation_data=(x_val, y_val))
     folder = model.save_pretrained(tmp_path_factory.mktemp("runs") / "amp", {"dataset": "amp-subset"})
     return model, folder, pick(amp.test, 40)
@@ -52,7 +54,8 @@ def test_probe_start_competes_in_selection(amp):
     carves the validation records before probing, so the probe never sees them."""
     x, y = pick(amp.train, 64)
     x_val, y_val = pick(amp.validation, 24)
-    model = SequenceClassifier(epochs=2, sparsity=6, random_state=3).fit(x, y, validation_data=(x_val, y_val))
+    model = SequenceClassifier(head="linear", epochs=2, sparsity=6, random_state=3).fit(
+        x, y, validation_data=(x_val, y_val))
     assert model.fit_result_.probe_c in PROBE_C  # its strength chosen by k-fold log-loss on the training records
     assert model.fit_result_.probe_val_accuracy == model.fit_result_.history[0]["val_accuracy"]
     history = model.fit_result_.history
@@ -64,7 +67,7 @@ def test_probe_start_competes_in_selection(amp):
     refitted = model.fit_result_.best_epoch == 0
     assert model.fit_result_.n_fit == (64 + 24 if refitted else 64)
     assert model.fit_result_.selection.endswith("and the validation split") == refitted
-    carved = SequenceClassifier(epochs=1, sparsity=6, random_state=3).fit(x, y)
+    carved = SequenceClassifier(head="linear", epochs=1, sparsity=6, random_state=3).fit(x, y)
     # 6 records carved for validation; a probe start that wins is refitted on all 64
     result = carved.fit_result_
     assert result.n_val == 6 and result.n_fit == (64 if result.best_epoch == 0 else 58)
@@ -158,7 +161,7 @@ def test_bad_training_input_is_refused():
     with pytest.raises(DataError, match="2 sequences but 3 labels"):
         SequenceClassifier().fit(["GLF", "KKL"], ["AMP", "DECOY", "AMP"])
     with pytest.raises(DataError, match=r"labels \['TOXIN'\] are not among"):
-        SequenceClassifier(epochs=1).fit(["GLF", "KKL"], ["AMP", "DECOY"], validation_data=(["GLF"], ["TOXIN"]))
+        SequenceClassifier().fit(["GLF", "KKL"], ["AMP", "DECOY"], validation_data=(["GLF"], ["TOXIN"]))
 
 
 @pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here
@@ -184,7 +187,7 @@ def test_a_trained_view_reads_trained_theta_beside_its_start(amp, tmp_path):
     x, y = pick(amp.train, 64)
     x_val, y_val = pick(amp.validation, 24)
     x_test, _ = pick(amp.test, 20)
-    short = {"epochs": 2, "sparsity": 6, "random_state": 3}
+    short = {"head": "linear", "epochs": 2, "sparsity": 6, "random_state": 3}
     viewed = SequenceClassifier("trained-view", **short).fit(x, y, validation_data=(x_val, y_val))
     model, result = viewed.reprogrammer_, viewed.fit_result_
     assert model.bridge.views == 2 and model.output_map.num_source == 2 * model.source.feature_dim
@@ -210,3 +213,26 @@ def test_a_trained_view_reads_trained_theta_beside_its_start(amp, tmp_path):
 def test_a_trained_view_without_training_is_refused_in_one_line():
     with pytest.raises(XmodalError, match="epochs >= 1"):
         SequenceClassifier("trained-view", epochs=0).fit(["KLAK", "GIGK"], ["AMP", "DECOY"])
+
+
+@pytest.mark.slow  # MiniLM over 88 records
+def test_the_best_presets_kernel_head_is_fitted_refitted_and_saved(amp, tmp_path):
+    x, y = pick(amp.train, 64)
+    x_val, y_val = pick(amp.validation, 24)
+    x_test, _ = pick(amp.test, 20)
+    model = SequenceClassifier(sparsity=6, random_state=3).fit(x, y, validation_data=(x_val, y_val))
+    head, result = model.reprogrammer_.output_map, model.fit_result_
+    assert isinstance(head, KernelHead) and model.settings_["head"] == "kernel"
+    assert result.probe_c in KERNEL_C and result.epochs_run == 0 and result.n_fit == 64 + 24  # refitted on both
+    assert result.selection.endswith("and the validation split") and 0 < head.support.shape[0] <= 88
+    # the model is its start, so the probe beside it is the model itself
+    assert np.array_equal(model.probe_predict_proba(x_test), model.predict_proba(x_test))
+    loaded = SequenceClassifier.from_pretrained(model.save_pretrained(tmp_path / "run"))
+    assert np.array_equal(loaded.predict_proba(x_test), model.predict_proba(x_test))
+    assert loaded.reprogrammer_.output_map.settings() == head.settings()
+
+
+def test_a_kernel_head_with_training_is_refused_in_one_line():
+    with pytest.raises(XmodalError, match="a kernel head is fitted on the untrained reading, not trained") as caught:
+        SequenceClassifier(epochs=2).fit(["KLAK", "GIGK"], ["AMP", "DECOY"])
+    assert "\n" not in str(caught.value) and "set head 'linear'" in str(caught.value)

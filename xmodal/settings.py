@@ -183,6 +183,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("init", str, "what theta codes at the start: each token's spelling as the LM reads it, or "
                 "random vectors (original R2DL)", choices=("spelled", "random")),
         Setting("sparsity", int, "non-zeros per row of theta in sparse mode, k", minimum=1),
+        Setting("head", str, "what reads the LM's pooled features out: a linear head (a logistic-regression "
+                "probe, which training theta starts from) or a kernel head (an RBF-kernel support-vector probe "
+                "with a fitted sigmoid; fitted on the untrained reading, epochs 0)", choices=("linear", "kernel")),
         _HEAD_INIT,
         Setting("prompt_length", int, "soft prompt tokens in prompt mode", minimum=1),
         Setting("truncation", str, "records longer than the source fits: refuse, or keep the start / end",

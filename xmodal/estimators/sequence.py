@@ -8,7 +8,10 @@ linear head on pooled features (omega). Only theta and omega are trained;
 omega starts as a logistic-regression probe of the initial features (head_init
 "probe"), and that start competes as epoch 0: training is kept only where it wins
 on validation log-loss. With trained_view (the trained-view preset) the start does not
-compete: it is read beside the trained theta, under one probe of both readings.
+compete: it is read beside the trained theta, under one probe of both readings. With
+head "kernel" (the best preset) omega is an RBF-kernel probe of the untrained reading
+instead, fitted as the linear probe is and refitted on the validation records too;
+theta is not trained.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from xmodal.data.tokenizers import (
 from xmodal.devices import resolve_device, resolve_precision
 from xmodal.errors import DataError, XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
-from xmodal.maps import LinearHead
+from xmodal.maps import KernelHead, LinearHead
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.training.loop import in_batches
 
@@ -63,8 +66,9 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
     X; names, record names for error messages.
     """
 
-    # Runs saved before these settings existed were fitted in float32 (and refit so), without a trained view.
-    _settings_added_later = {"precision": "float32", "trained_view": False}
+    # Runs saved before these settings existed were fitted in float32 (and refit so), without a trained view,
+    # under a linear head.
+    _settings_added_later = {"precision": "float32", "trained_view": False, "head": "linear"}
 
     def _alphabet(self) -> str:
         return self.settings_["alphabet"] or "protein"
@@ -98,6 +102,10 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
             raise DataError(f"{len(sequences)} sequences but {len(y)} labels; give one label per sequence")
         self._begin_fit(y)
         s = self.settings_
+        if s["head"] == "kernel" and (s["trained_view"] or s["epochs"] or s["head_init"] != "probe"):
+            raise XmodalError("a kernel head is fitted on the untrained reading, not trained: it needs epochs 0, "
+                              f"head_init='probe' and trained_view false (got epochs={s['epochs']}, head_init="
+                              f"{s['head_init']!r}, trained_view={s['trained_view']}); or set head 'linear'")
         if s["trained_view"] and (s["head_init"] != "probe" or s["epochs"] < 1):
             raise XmodalError("trained_view trains theta from the probe start and reads both readings under one "
                               f"probe: it needs head_init='probe' and epochs >= 1 (got head_init={s['head_init']!r}, "
@@ -109,7 +117,8 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
             tokens=list(self.vocabulary_.tokens), alphabet=self._alphabet(), mode=s["mode"], init=s["init"],
             sparsity=s["sparsity"], prompt_length=s["prompt_length"], source_vocab_size=spec.vocab_size,
             embedding_dim=spec.embedding_dim, max_positions=spec.max_positions))
-        head = LinearHead(source.feature_dim, len(self.classes_), seed=self.seed_)
+        head = (KernelHead(source.feature_dim, len(self.classes_)) if s["head"] == "kernel"
+                else LinearHead(source.feature_dim, len(self.classes_), seed=self.seed_))
         self.reprogrammer_ = Reprogrammer(bridge, source, head, list(self.classes_), reads="features")
         autocast = resolve_precision(s["precision"], resolve_device(s["device"]))
         self._use_precision("float32" if autocast is None else "bfloat16")

@@ -27,11 +27,12 @@ from tqdm.auto import tqdm
 
 from xmodal.blackbox import BudgetExhausted
 from xmodal.devices import module_device, seeded_global_rng
-from xmodal.errors import DataError
-from xmodal.maps import LinearHead
+from xmodal.errors import DataError, XmodalError
+from xmodal.maps import KernelHead, LinearHead, OutputMap
 from xmodal.reprogrammer import Reprogrammer
 from xmodal.training.config import FitResult, TrainConfig
 from xmodal.training.gradients import Backprop
+from xmodal.training.kernel_probe import fit_kernel_probe
 from xmodal.training.probe import fit_probe
 from xmodal.training.split import selection_split
 
@@ -81,6 +82,23 @@ def _check_finite(loss: float, epoch: int, lr: float) -> None:
                         f"for this data (or the data holds extreme values); lower it, e.g. lr={lr / 10:g}")
 
 
+def _fit_start(head: OutputMap, features: torch.Tensor, targets: torch.Tensor, config: TrainConfig, views: int,
+               c: float | None = None):
+    """The start's read-out of the frozen features: a kernel probe for a kernel head, else the linear probe
+    (C chosen on these rows unless given)."""
+    if isinstance(head, KernelHead):
+        return fit_kernel_probe(features, targets, config.seed, c)
+    return fit_probe(features, targets, config.seed, c, cs=config.probe_cs, views=views, blocks=config.probe_blocks)
+
+
+def _load_start(head: OutputMap, probe, penalty: float = 0.0) -> None:
+    """Set the head to a probe `_fit_start` fitted (a linear head also takes its penalty and bounds)."""
+    if isinstance(head, KernelHead):
+        head.load_probe(probe)
+    else:
+        head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale, penalty=penalty, bounds=probe.bounds)
+
+
 def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
           validation: tuple[torch.Tensor, torch.Tensor] | None = None, lengths: torch.Tensor | None = None,
           gradients=None, start_features: torch.Tensor | None = None) -> FitResult:
@@ -115,7 +133,10 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
         fit_lengths, val_lengths = lengths, None
     use_val = len(y_val) > 0
     head = model.output_map
-    probe_start, probe = config.head_init == "probe" and isinstance(head, LinearHead), None
+    probe_start, probe = config.head_init == "probe" and isinstance(head, (LinearHead, KernelHead)), None
+    if isinstance(head, KernelHead) and config.epochs:
+        raise XmodalError(f"a kernel head is fitted, not trained: set epochs 0 (got {config.epochs}), or read out "
+                          "with the linear head to train theta")
     model.eval()  # the probe's features and the label map's preparation: no dropout on delta
 
     val_features = None  # the validation rows' reading at the start, when the probe has it
@@ -159,11 +180,8 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
                 model.source_logits, x, config.batch_size, lengths,
                 progress="probe: reading the source" if config.progress else None)
             probed = features[fit_idx] if validation is None else features
-            probe = fit_probe(probed, y_fit, config.seed, cs=config.probe_cs, views=model.probe_views,
-                              blocks=config.probe_blocks)
-            head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale,
-                            penalty=1 / (2 * probe.c * len(probed)) if config.probe_penalty else 0.0,
-                            bounds=probe.bounds)
+            probe = _fit_start(head, probed, y_fit, config, model.probe_views)
+            _load_start(head, probe, penalty=1 / (2 * probe.c * len(probed)) if config.probe_penalty else 0.0)
             # The validation rows' reading at the start: carved, it is part of the probe's; given, it is
             # read once here, scores the start and joins the probe's refit.
             if validation is None:
@@ -218,7 +236,7 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
                 break
         bar.close()
         queries = gradients.queries
-    if probe is not None:  # the probe's penalty shapes training only: a saved head reloads without it
+    if isinstance(head, LinearHead):  # the probe's penalty shapes training only: a saved head reloads without it
         head.probe_l2 = 0.0
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
@@ -232,11 +250,10 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
         # else the start the trained model is compared with: the probe a fit without training gives.
         every_x, every_y = (features, y) if validation is None else (torch.cat([features, val_features]),
                                                                      torch.cat([y, y_val]))
-        refitted = fit_probe(every_x, every_y, config.seed, probe.c, views=model.probe_views,
-                             blocks=config.probe_blocks)
+        refitted = _fit_start(head, every_x, every_y, config, model.probe_views, probe.c)
         trained = None if best_epoch == 0 else copy.deepcopy(model.trainable_state())
         model.load_state_dict(start_state, strict=False)
-        head.load_probe(refitted.coef, refitted.intercept, refitted.mean, refitted.scale, bounds=refitted.bounds)
+        _load_start(head, refitted)
         start_state = copy.deepcopy(model.trainable_state())
         if trained is None:
             selection = "validation: the probe start won, refitted on all training samples" + (

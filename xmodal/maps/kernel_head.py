@@ -1,0 +1,58 @@
+"""KernelHead: a kernel probe (xmodal.training.kernel_probe) as an output map.
+
+The source's features standardised, an RBF kernel to the probe's support rows, the support-vector
+decisions and their fitted sigmoid: target-class log-scores. Fitted, not trained: its state is buffers,
+sized by the probe it holds (`support` rows), which a saved run's settings carry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from xmodal.errors import XmodalError
+from xmodal.maps.base import OutputMap
+
+if TYPE_CHECKING:  # the maps sit below the training side, which fits the probe
+    from xmodal.training.kernel_probe import KernelProbe
+
+
+class KernelHead(OutputMap):
+    kind = "kernel"
+
+    def __init__(self, num_source: int, num_target: int, support: int = 1):
+        super().__init__()
+        if num_target < 2:
+            raise XmodalError(f"need at least 2 target classes, got {num_target}")
+        self.num_source, self.num_target = num_source, num_target
+        decisions = 1 if num_target == 2 else num_target
+        self.register_buffer("mean", torch.zeros(num_source))
+        self.register_buffer("scale", torch.ones(num_source))
+        self.register_buffer("support", torch.zeros(support, num_source))
+        self.register_buffer("dual", torch.zeros(support, decisions))
+        self.register_buffer("bias", torch.zeros(decisions))
+        self.register_buffer("gamma", torch.tensor(1.0 / num_source))
+        self.register_buffer("calibration_weight", torch.zeros(num_target, decisions))
+        self.register_buffer("calibration_bias", torch.zeros(num_target))
+
+    def forward(self, source_logits: torch.Tensor) -> torch.Tensor:
+        z = (source_logits - self.mean) / self.scale
+        squared = (z * z).sum(dim=1, keepdim=True) + (self.support * self.support).sum(dim=1) - 2 * z @ self.support.T
+        decisions = torch.exp(-self.gamma * squared.clamp_min(0.0)) @ self.dual + self.bias
+        return decisions @ self.calibration_weight.T + self.calibration_bias
+
+    @torch.no_grad()
+    def load_probe(self, probe: "KernelProbe") -> None:
+        """Hold `probe`: the buffers take its number of support rows."""
+        if probe.support.shape[1] != self.num_source or probe.calibration_weight.shape[0] != self.num_target:
+            raise XmodalError(f"a kernel probe of {probe.support.shape[1]} features and "
+                              f"{probe.calibration_weight.shape[0]} classes cannot be held by a head of "
+                              f"{self.num_source} and {self.num_target}")
+        device = self.mean.device
+        for name in ("mean", "scale", "support", "dual", "bias", "calibration_weight", "calibration_bias"):
+            setattr(self, name, torch.tensor(getattr(probe, name), dtype=torch.float32, device=device))
+        self.gamma = torch.tensor(probe.gamma, dtype=torch.float32, device=device)
+
+    def settings(self) -> dict:
+        return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target,
+                "support": int(self.support.shape[0])}
