@@ -164,19 +164,22 @@ _PRESETS = [
         "spelling; a kernel head (an RBF-kernel support-vector probe of the pooled features, its C by 5-fold "
         "log-loss, a fitted sigmoid), refitted on the validation records too; no training of theta",
         "AMP test accuracy 0.914 (ROC-AUC 0.970) in 1.8 times the CNN's fit, ToxinPred 0.952 over 5 folds (3.8 "
-        "times), BBBP ROC-AUC 0.959 (1.4 times), MiniLM read in bfloat16 (precision auto, on a CPU with "
-        "AVX512-BF16); the kernel head had the lower validation log-loss than the linear probe on 9 of 10 "
-        "selection splits (docs/experiments.md, 0.32): benchmarks/results/r2dl.md, `python benchmarks/bench_r2dl.py`",
+        "times with the cores shared, 4.9 on 2 folds alone), BBBP ROC-AUC 0.959 (1.4 times), MiniLM read in "
+        "bfloat16 (precision auto, on a CPU with AVX512-BF16); the kernel head had the lower validation log-loss "
+        "than the linear probe on 9 of 10 selection splits (docs/experiments.md, 0.32): "
+        "benchmarks/results/r2dl.md, `python benchmarks/bench_r2dl.py`",
         _R2DL,
     ),
     Preset(
         "sequence", "trained-view",
-        "the best preset's reading twice, side by side under one probe: theta at its start, and theta trained "
+        "the best preset's reading (under a linear head) twice, side by side under one probe: theta at its "
+        "start, and theta trained "
         "from the probe start (the head at a tenth of theta's learning rate, under the probe's own L2 penalty; "
         "the best of at most 4 epochs on validation log-loss kept); reads every record twice",
-        "the probe of both readings beat the probe start (the best preset's model) on validation log-loss in 10 "
+        "the probe of both readings beat the linear probe start on validation log-loss in 10 "
         "of 12 fits (AMP's 3 seeds, ToxinPred's 5 folds, ClinTox twice; not BBBP, BACE); AMP test accuracy 0.908 "
-        "over 3 seeds against 0.904, ToxinPred 0.948 against 0.946; fit 8 to 42 times the CNN's: "
+        "over 3 seeds against 0.904, ToxinPred 0.948 against 0.946 (the linear probe; best's kernel head now: "
+        "0.914 and 0.952); fit 8 to 42 times the CNN's: "
         "benchmarks/results/r2dl_trained_view.md, `python benchmarks/bench_r2dl.py --preset trained-view`",
         {**_R2DL, "head": "linear", "trained_view": True, "epochs": 4, "patience": 2},
     ),

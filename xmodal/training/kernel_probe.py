@@ -2,11 +2,11 @@
 its decisions turned into probabilities by a fitted sigmoid (Platt scaling).
 
 Beside the linear probe (probe.py) for the sequence task: on MiniLM's pooled reading of peptides it had the
-lower validation log-loss on AMP and on every ToxinPred fold, in a tenth of the linear probe's time on
-ToxinPred's 3 886 x 8 064 numbers (docs/experiments.md, 0.32). The features are standardised once, on all
+lower validation log-loss on AMP and on every ToxinPred fold, and on ToxinPred's 3 886 x 8 064 numbers it took
+a sixth of the linear probe's time (docs/experiments.md, 0.32). The features are standardised once, on all
 fitting data, as the linear probe's are; the kernel is one matrix product, handed to libsvm precomputed.
 Two classes: one decision; more: one decision per class against the rest. C is chosen among `cs` by k-fold
-log-loss of the calibrated out-of-fold decisions, the criterion the linear probe's C is chosen by.
+log-loss: the sigmoid fitted on the out-of-fold decisions, scored on them (slightly optimistic, alike for every C).
 """
 
 from __future__ import annotations

@@ -134,9 +134,9 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     use_val = len(y_val) > 0
     head = model.output_map
     probe_start, probe = config.head_init == "probe" and isinstance(head, (LinearHead, KernelHead)), None
-    if isinstance(head, KernelHead) and config.epochs:
-        raise XmodalError(f"a kernel head is fitted, not trained: set epochs 0 (got {config.epochs}), or read out "
-                          "with the linear head to train theta")
+    if isinstance(head, KernelHead) and (config.epochs or config.head_init != "probe"):
+        raise XmodalError(f"a kernel head is fitted, not trained: it needs epochs 0 and head_init 'probe' (got "
+                          f"{config.epochs} and {config.head_init!r}); read out with a linear head to train theta")
     model.eval()  # the probe's features and the label map's preparation: no dropout on delta
 
     val_features = None  # the validation rows' reading at the start, when the probe has it
