@@ -21,7 +21,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
 
-from xmodal.training.probe import PROBE_FOLDS, SCALE_FLOOR
+from xmodal.training.probe import cv_folds, standardisation
 
 # The SVM's C tried (hinge loss: larger than the linear probe's), around the C = 3 that 5-fold CV chose on
 # ToxinPred's five folds, BBBP and BACE, with C = 10 on AMP and 1 on ClinTox (docs/experiments.md, 0.32).
@@ -58,12 +58,12 @@ def fit_kernel_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c
     log-loss (k = min(5, the smallest class's count); C = 1 and the sigmoid fitted in-sample when a class
     has one example), calibrated on the out-of-fold decisions at that C."""
     x, y = features.double().cpu().numpy(), targets.cpu().numpy()
-    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)
+    mean, scale = standardisation(x)
     z = (x - mean) / scale
     gamma = 1.0 / z.shape[1]
     kernel = rbf_kernel(z, z, gamma)
     k = int(y.max()) + 1
-    folds = min(PROBE_FOLDS, int(np.bincount(y, minlength=k).min()))
+    folds = cv_folds(y)
     cv_log_loss, chosen = None, c is None
     if folds >= 2:
         split = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, y))

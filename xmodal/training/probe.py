@@ -76,6 +76,16 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
     return dataclasses.replace(probe, bounds=(x.min(axis=0), x.max(axis=0)))
 
 
+def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and spread over the fitting rows (the spread floored at SCALE_FLOOR)."""
+    return x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)
+
+
+def cv_folds(y: np.ndarray) -> int:
+    """Folds C is chosen on: PROBE_FOLDS, fewer when the smallest class is smaller (below 2: none)."""
+    return min(PROBE_FOLDS, int(np.unique(y, return_counts=True)[1].min()))
+
+
 def row_space(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(coordinates (n, r), basis (d, r)) of the rows of z in an orthonormal basis of their span,
     from the n x n Gram matrix: z == coordinates @ basis.T up to float error."""
@@ -86,7 +96,7 @@ def row_space(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit_standardised(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, cs: tuple[float, ...]) -> Probe:
-    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)
+    mean, scale = standardisation(x)
     z = (x - mean) / scale
     basis = None
     if z.shape[1] > WIDE * z.shape[0] and z.any():  # (all features constant: nothing spans, fit as it is)
@@ -96,7 +106,7 @@ def _fit_standardised(x: np.ndarray, y: np.ndarray, seed: int, c: float | None, 
         # that span and mapped back. The same model up to the solver's tolerance, and every fit of
         # the C search costs n instead of d per row.
         z, basis = row_space(z)
-    folds = min(PROBE_FOLDS, int(np.unique(y, return_counts=True)[1].min()))
+    folds = cv_folds(y)
     if c is None and folds >= 2:
         with warnings.catch_warnings():  # scikit-learn 1.9 announces 1.10's parameter changes; C_ stays
             warnings.simplefilter("ignore", FutureWarning)
@@ -142,7 +152,7 @@ def _fit_per_block(x: np.ndarray, y: np.ndarray, seed: int, c: tuple[float, ...]
     fitted = {key: _fit_standardised(x[:, key[0]:key[1]], y, seed, key[2], cs) for key in dict.fromkeys(keys)}
     probes = [fitted[key] for key in keys]
     coef = np.zeros((probes[0].coef.shape[0], x.shape[1]))
-    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)  # as each block's own standardisation
+    mean, scale = standardisation(x)  # as each block's own
     for (start, end), probe in zip(blocks, probes):
         coef[:, start:end] += probe.coef
     return Probe(coef / len(probes), np.mean([p.intercept for p in probes], axis=0), mean, scale,
