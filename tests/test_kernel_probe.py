@@ -7,9 +7,9 @@ from sklearn.svm import SVC
 
 from tests.conftest import UCR
 from xmodal.data.ucr import load_ucr
-from xmodal.errors import XmodalError
+from xmodal.errors import DataError, XmodalError
 from xmodal.maps import KernelHead, output_map_from_settings
-from xmodal.training.kernel_probe import KERNEL_C, fit_kernel_probe
+from xmodal.training.kernel_probe import KERNEL_C, KERNEL_MAX_ROWS, fit_kernel_probe
 
 
 def _as_tensors(x, labels):
@@ -70,3 +70,11 @@ def test_a_saved_heads_settings_rebuild_its_shapes_and_a_mismatch_is_refused(gun
     assert torch.equal(rebuilt(test), head(test))
     with pytest.raises(XmodalError, match="cannot be held by a head of 10 and 2"):
         KernelHead(10, 2).load_probe(fit_kernel_probe(x, y, seed=0, c=1.0))
+
+
+def test_more_records_than_a_kernel_can_hold_are_refused_before_the_kernel(gunpoint):
+    x, y, _ = _as_tensors(gunpoint.x_train, gunpoint.y_train)
+    copies = KERNEL_MAX_ROWS // len(x) + 1  # GunPoint's 50 series, repeated past the limit
+    with pytest.raises(DataError, match=f"a kernel head on {copies * len(x)} records needs") as caught:
+        fit_kernel_probe(x.repeat(copies, 1), y.repeat(copies), seed=0)
+    assert "\n" not in str(caught.value) and "head='linear'" in str(caught.value)

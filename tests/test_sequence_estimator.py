@@ -232,6 +232,12 @@ def test_the_best_presets_kernel_head_is_fitted_refitted_and_saved(amp, tmp_path
     assert loaded.reprogrammer_.output_map.settings() == head.settings()
 
 
+def test_a_kernel_head_on_too_many_records_is_refused_before_the_source_is_read(amp):
+    x, y = np.tile(amp.train.sequences, 14), np.tile(amp.train.labels, 14)  # 19 936: the validation records tip it
+    with pytest.raises(DataError, match=f"a kernel head on {len(x) + len(amp.validation)} records needs"):
+        SequenceClassifier().fit(x, y, validation_data=(amp.validation.sequences, amp.validation.labels))
+
+
 def test_a_kernel_head_with_training_is_refused_in_one_line():
     with pytest.raises(XmodalError, match="a kernel head is fitted on the untrained reading, not trained") as caught:
         SequenceClassifier(epochs=2).fit(["KLAK", "GIGK"], ["AMP", "DECOY"])

@@ -163,10 +163,10 @@ _PRESETS = [
         "R2DL: tokens as 200-sparse combinations of MiniLM's token embeddings, started at each token's "
         "spelling; a kernel head (an RBF-kernel support-vector probe of the pooled features, its C by 5-fold "
         "log-loss, a fitted sigmoid), refitted on the validation records too; no training of theta",
-        "AMP test accuracy 0.914 (ROC-AUC 0.970) in 1.8 times the CNN's fit, ToxinPred 0.952 over 5 folds (3.8 "
-        "times with the cores shared, 4.9 on 2 folds alone), BBBP ROC-AUC 0.959 (1.4 times), MiniLM read in "
+        "AMP test accuracy 0.914 (ROC-AUC 0.970) in 0.9 times the CNN's fit, ToxinPred 0.952 over 5 folds (2.2 "
+        "times; 3.3 on the fold with the fastest CNN), BBBP ROC-AUC 0.959 (1.0 times), MiniLM read in "
         "bfloat16 (precision auto, on a CPU with AVX512-BF16); the kernel head had the lower validation log-loss "
-        "than the linear probe on 9 of 10 selection splits (docs/experiments.md, 0.32): "
+        "than the linear probe on 9 of 10 selection splits (docs/experiments.md, 0.32, 0.33): "
         "benchmarks/results/r2dl.md, `python benchmarks/bench_r2dl.py`",
         _R2DL,
     ),

@@ -40,6 +40,7 @@ from xmodal.errors import DataError, XmodalError
 from xmodal.estimators.base import ReprogrammingEstimator, with_settings
 from xmodal.maps import KernelHead, LinearHead
 from xmodal.reprogrammer import Reprogrammer
+from xmodal.training.kernel_probe import check_kernel_rows
 from xmodal.training.loop import in_batches
 
 
@@ -106,6 +107,8 @@ class SequenceClassifier(ReprogrammingEstimator, ClassifierMixin, BaseEstimator)
             raise XmodalError("a kernel head is fitted on the untrained reading, not trained: it needs epochs 0, "
                               f"head_init='probe' and trained_view false (got epochs={s['epochs']}, head_init="
                               f"{s['head_init']!r}, trained_view={s['trained_view']}); or set head 'linear'")
+        if s["head"] == "kernel":  # before minutes of reading the source: the refit holds the validation records too
+            check_kernel_rows(len(sequences) + (0 if validation_data is None else len(validation_data[0])))
         if s["trained_view"] and (s["head_init"] != "probe" or s["epochs"] < 1):
             raise XmodalError("trained_view trains theta from the probe start and reads both readings under one "
                               f"probe: it needs head_init='probe' and epochs >= 1 (got head_init={s['head_init']!r}, "

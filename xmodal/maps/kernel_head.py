@@ -17,6 +17,15 @@ if TYPE_CHECKING:  # the maps sit below the training side, which fits the probe
     from xmodal.training.kernel_probe import KernelProbe
 
 
+def rbf_kernel(a: torch.Tensor, b: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
+    """exp(-gamma |a_i - b_j|^2), (len(a), len(b)): the distances by one matrix product, worked on in place
+    (thousands of rows: the n x n temporaries cost more than the product). The head's and its probe's
+    (xmodal.training.kernel_probe) one kernel."""
+    kernel = a @ b.T
+    kernel.mul_(2 * gamma).sub_(gamma * (a * a).sum(dim=1, keepdim=True)).sub_(gamma * (b * b).sum(dim=1))
+    return kernel.clamp_(max=0.0).exp_()
+
+
 class KernelHead(OutputMap):
     kind = "kernel"
 
@@ -37,8 +46,7 @@ class KernelHead(OutputMap):
 
     def forward(self, source_logits: torch.Tensor) -> torch.Tensor:
         z = (source_logits - self.mean) / self.scale
-        squared = (z * z).sum(dim=1, keepdim=True) + (self.support * self.support).sum(dim=1) - 2 * z @ self.support.T
-        decisions = torch.exp(-self.gamma * squared.clamp_min(0.0)) @ self.dual + self.bias
+        decisions = rbf_kernel(z, self.support, self.gamma) @ self.dual + self.bias
         return decisions @ self.calibration_weight.T + self.calibration_bias
 
     @torch.no_grad()

@@ -21,11 +21,16 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
 
+from xmodal.errors import DataError
+from xmodal.maps.kernel_head import rbf_kernel
 from xmodal.training.probe import cv_folds, standardisation
 
 # The SVM's C tried (hinge loss: larger than the linear probe's), around the C = 3 that 5-fold CV chose on
 # ToxinPred's five folds, BBBP and BACE, with C = 10 on AMP and 1 on ClinTox (docs/experiments.md, 0.32).
 KERNEL_C = (0.3, 1.0, 3.0, 10.0, 30.0)
+# The kernel is n x n in float64 for libsvm, and a fold's blocks sit beside it while C is chosen: about 15 bytes
+# per pair of records at the peak, 6 GB for this many records. Above it, one clear refusal before any reading.
+KERNEL_MAX_ROWS = 20_000
 # The sigmoid on the decisions is nearly unpenalised (Platt's): a handful of numbers fitted on thousands of rows.
 CALIBRATION_C = 1e4
 
@@ -44,45 +49,51 @@ class KernelProbe:
     cv_log_loss: float | None = None  # k-fold log-loss at the chosen C (None: C was not chosen)
 
 
-def rbf_kernel(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
-    """exp(-gamma |a_i - b_j|^2), (len(a), len(b)), in float64 for libsvm; the distances by one float32
-    matrix product (thousands of rows of thousands of numbers: a second, where a pairwise loop takes minutes)."""
-    a32, b32 = a.astype(np.float32), b.astype(np.float32)
-    squared = (a32 * a32).sum(axis=1)[:, None] + (b32 * b32).sum(axis=1)[None, :] - 2 * a32 @ b32.T
-    return np.exp(-gamma * np.maximum(squared, 0.0)).astype(np.float64)
+def check_kernel_rows(rows: int) -> None:
+    """Refuse a kernel of more than KERNEL_MAX_ROWS records, naming the way out."""
+    if rows > KERNEL_MAX_ROWS:
+        raise DataError(f"a kernel head on {rows} records needs a {rows} x {rows} kernel (about "
+                        f"{rows * rows * 15 / 1e9:.0f} GB); it takes at most {KERNEL_MAX_ROWS}: read out with "
+                        "head='linear', or fit on a sample of the records")
 
 
 def fit_kernel_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float | None = None,
                      cs: tuple[float, ...] = KERNEL_C) -> KernelProbe:
     """An RBF-kernel SVM on standardised features (gamma 1 / d), C given or chosen among `cs` by k-fold
     log-loss (k = min(5, the smallest class's count); C = 1 and the sigmoid fitted in-sample when a class
-    has one example), calibrated on the out-of-fold decisions at that C."""
-    x, y = features.double().cpu().numpy(), targets.cpu().numpy()
-    mean, scale = standardisation(x)
-    z = (x - mean) / scale
+    has one example), calibrated on the out-of-fold decisions at that C. The features and the kernel are in
+    float32 as the head's are, and in torch: numpy asks the operating system for huge pages for large arrays,
+    and where it compacts memory to find them that doubled this probe's time (docs/experiments.md, 0.33)."""
+    check_kernel_rows(len(features))
+    x, y = features.detach().float().cpu(), targets.cpu().numpy()
+    mean, scale = standardisation(x.numpy())
+    z = (x - torch.from_numpy(mean).float()) / torch.from_numpy(scale).float()
     gamma = 1.0 / z.shape[1]
-    kernel = rbf_kernel(z, z, gamma)
+    kernel = rbf_kernel(z, z, gamma).double()  # float64 for libsvm
     k = int(y.max()) + 1
     folds = cv_folds(y)
     cv_log_loss, chosen = None, c is None
     if folds >= 2:
-        split = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, y))
+        candidates = (c,) if c is not None else cs
+        decisions = {candidate: np.zeros((len(y), 1 if k == 2 else k)) for candidate in candidates}
+        for fit_rows, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+            fit_block, held_block = _block(kernel, fit_rows, fit_rows), _block(kernel, held_out, fit_rows)
+            for candidate in candidates:  # each fold's blocks cut once, for every C
+                decisions[candidate][held_out] = _decisions(held_block, _fit_machines(fit_block, y[fit_rows], k,
+                                                                                      candidate))
         scored = {}
-        for candidate in ((c,) if c is not None else cs):
-            decisions = np.zeros((len(y), 1 if k == 2 else k))
-            for fit_rows, held_out in split:
-                machines = _fit_machines(kernel[np.ix_(fit_rows, fit_rows)], y[fit_rows], k, candidate)
-                decisions[held_out] = _decisions(kernel[np.ix_(held_out, fit_rows)], machines)
-            calibration = _calibrate(decisions, y)
-            scored[candidate] = (log_loss(y, calibration.predict_proba(decisions), labels=np.arange(k)), calibration)
+        for candidate, held_decisions in decisions.items():
+            calibration = _calibrate(held_decisions, y)
+            scored[candidate] = (log_loss(y, calibration.predict_proba(held_decisions), labels=np.arange(k)),
+                                 calibration)
         c = min(scored, key=lambda candidate: scored[candidate][0])  # the first of equal scores: the smaller C
         calibration = scored[c][1]
         cv_log_loss = scored[c][0] if chosen else None
     else:
         c = 1.0 if c is None else c
-    machines = _fit_machines(kernel, y, k, c)
+    machines = _fit_machines(kernel.numpy(), y, k, c)
     if folds < 2:
-        calibration = _calibrate(_decisions(kernel, machines), y)
+        calibration = _calibrate(_decisions(kernel.numpy(), machines), y)
     support = np.unique(np.concatenate([machine.support_ for machine in machines]))
     dual = np.zeros((len(support), len(machines)))
     for j, machine in enumerate(machines):
@@ -90,8 +101,13 @@ def fit_kernel_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c
     weight, bias = calibration.coef_, calibration.intercept_
     if k == 2:  # scikit-learn's one row of a two-class regression: the first class's logit is 0
         weight, bias = np.vstack([np.zeros_like(weight), weight]), np.concatenate([[0.0], bias])
-    return KernelProbe(mean, scale, z[support], dual, np.array([m.intercept_[0] for m in machines]), gamma,
+    return KernelProbe(mean, scale, z[support].numpy(), dual, np.array([m.intercept_[0] for m in machines]), gamma,
                        weight, bias, float(c), cv_log_loss)
+
+
+def _block(kernel: torch.Tensor, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """kernel[rows][:, columns] in one copy, as libsvm takes it."""
+    return kernel[torch.from_numpy(rows)[:, None], torch.from_numpy(columns)].numpy()
 
 
 def _fit_machines(kernel: np.ndarray, y: np.ndarray, k: int, c: float) -> list[SVC]:

@@ -32,6 +32,9 @@ PROBE_FOLDS = 5
 # A feature that is (nearly) constant over the fitting data carries no signal; dividing
 # by its tiny spread would turn float noise into huge standardised values.
 SCALE_FLOOR = 1e-6
+# Columns whose spread is taken at once: a spread works on a float64 copy of what it reads, and of thousands of
+# rows of thousands of numbers that copy costs more than the sums (docs/experiments.md, 0.33).
+SPREAD_COLUMNS = 1024
 # A multi-view bridge's reading is far wider than a training set is long (the table bridge's
 # per-feature images: 1000 log-probabilities per feature, 20 000 numbers for German credit's 20
 # columns); the regression then ran to its iteration limit at every C, over 10 minutes per probe.
@@ -77,8 +80,11 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
 
 
 def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each feature's mean and spread over the fitting rows (the spread floored at SCALE_FLOOR)."""
-    return x.mean(axis=0), np.maximum(x.std(axis=0), SCALE_FLOOR)
+    """Each feature's mean and spread over the fitting rows (the spread floored at SCALE_FLOOR), summed in
+    float64 whatever x's type; the spread SPREAD_COLUMNS at a time."""
+    spread = np.concatenate([x[:, start : start + SPREAD_COLUMNS].std(axis=0, dtype=np.float64)
+                             for start in range(0, x.shape[1], SPREAD_COLUMNS)])
+    return x.mean(axis=0, dtype=np.float64), np.maximum(spread, SCALE_FLOOR)
 
 
 def cv_folds(y: np.ndarray) -> int:
