@@ -2,9 +2,10 @@
 its decisions turned into probabilities by a fitted sigmoid (Platt scaling).
 
 Beside the linear probe (probe.py) for the sequence task: on MiniLM's pooled reading of peptides it had the
-lower validation log-loss on AMP and on every ToxinPred fold, and on ToxinPred's 3 886 x 8 064 numbers it took
-a sixth of the linear probe's time (docs/experiments.md, 0.32). The features are standardised once, on all
-fitting data, as the linear probe's are; the kernel is one matrix product, handed to libsvm precomputed.
+lower validation log-loss on AMP and on every ToxinPred fold, and on ToxinPred's 3 886 x 8 064 numbers its C
+search and refit take about 7 s, under a tenth of the linear probe's time (docs/experiments.md, 0.32, 0.33).
+The features are standardised once, on all fitting data, as the linear probe's are; the kernel is one matrix
+product, handed to libsvm precomputed.
 Two classes: one decision; more: one decision per class against the rest. C is chosen among `cs` by k-fold
 log-loss: the sigmoid fitted on the out-of-fold decisions, scored on them (slightly optimistic, alike for every C).
 """
@@ -29,7 +30,8 @@ from xmodal.training.probe import cv_folds, standardisation
 # ToxinPred's five folds, BBBP and BACE, with C = 10 on AMP and 1 on ClinTox (docs/experiments.md, 0.32).
 KERNEL_C = (0.3, 1.0, 3.0, 10.0, 30.0)
 # The kernel is n x n in float64 for libsvm, and a fold's blocks sit beside it while C is chosen: about 15 bytes
-# per pair of records at the peak, 6 GB for this many records. Above it, one clear refusal before any reading.
+# per pair of records at the peak, 6 GB for this many records (beside the features themselves: 2 GB more for
+# MiniLM's 8 064 numbers). Above it, one clear refusal before any reading.
 KERNEL_MAX_ROWS = 20_000
 # The sigmoid on the decisions is nearly unpenalised (Platt's): a handful of numbers fitted on thousands of rows.
 CALIBRATION_C = 1e4
