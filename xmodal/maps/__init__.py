@@ -3,7 +3,7 @@
 - label_mapping: many-to-one maps (random, frequency, ILM-VP)
 - bayesian: BLM / BLM+ probabilistic matrices
 - linear_head: a trainable linear head, optionally started as a probe
-- kernel_head: a fitted RBF-kernel probe (the sequence task's `head` kernel)
+- kernel_head: a fitted RBF-kernel probe (the sequence task's `head` kernel); rbf: the kernel it and its probe share
 """
 
 from __future__ import annotations

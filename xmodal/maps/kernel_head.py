@@ -12,18 +12,10 @@ import torch
 
 from xmodal.errors import XmodalError
 from xmodal.maps.base import OutputMap
+from xmodal.maps.rbf import rbf_kernel
 
 if TYPE_CHECKING:  # the maps sit below the training side, which fits the probe
     from xmodal.training.kernel_probe import KernelProbe
-
-
-def rbf_kernel(a: torch.Tensor, b: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
-    """exp(-gamma |a_i - b_j|^2), (len(a), len(b)): the distances by one matrix product, worked on in place
-    (thousands of rows: the n x n temporaries cost more than the product). The head's and its probe's
-    (xmodal.training.kernel_probe) one kernel."""
-    kernel = a @ b.T
-    kernel.mul_(2 * gamma).sub_(gamma * (a * a).sum(dim=1, keepdim=True)).sub_(gamma * (b * b).sum(dim=1))
-    return kernel.clamp_(max=0.0).exp_()
 
 
 class KernelHead(OutputMap):

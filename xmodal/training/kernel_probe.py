@@ -23,7 +23,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
 
 from xmodal.errors import DataError
-from xmodal.maps.kernel_head import rbf_kernel
+from xmodal.maps.rbf import rbf_kernel
 from xmodal.training.probe import cv_folds, standardisation
 
 # The SVM's C tried (hinge loss: larger than the linear probe's), around the C = 3 that 5-fold CV chose on
