@@ -50,11 +50,17 @@ MOLECULES = {"bbbp": ("bbbp.csv", None), "bace": ("bace.csv", None),
              "clintox_ct_tox": ("clintox.csv", "CT_TOX"), "clintox_fda_approved": ("clintox.csv", "FDA_APPROVED")}
 
 
-def kept_legend(trained_view: bool) -> str:
-    """What the table's 'theta kept' and 'probe acc' mean; a trained view's start never competes, so
-    its model reads both views either way."""
-    won = "the probe of both readings (theta's start and trained theta)" if trained_view else "a trained epoch"
-    model = ("; the best preset's model); the model reads both views either way" if trained_view
+def kept_legend(settings: dict) -> str:
+    """What the table's 'theta kept' and 'probe acc' mean. A trained view's start never competes under a linear
+    head, so its model reads both views either way; under a kernel head the start's reading alone competes."""
+    if settings["trained_view"] and settings["head"] == "kernel":
+        return ("'theta kept': folds where the kernel head on both readings (theta's start and trained theta) beat "
+                "the kernel head on the start's reading on validation log-loss; 'probe acc': the test accuracy of "
+                "that start (untrained theta, kernel head; the best preset's model), the model wherever theta was "
+                "not kept; ")
+    won = "the probe of both readings (theta's start and trained theta)" if settings["trained_view"] else \
+        "a trained epoch"
+    model = ("; the best preset's model); the model reads both views either way" if settings["trained_view"]
              else "), the model wherever theta was not kept")
     return (f"'theta kept': folds where {won} beat the probe start on validation log-loss; 'probe acc': the test "
             f"accuracy of that start (untrained theta, probe head{model}; ")
@@ -168,7 +174,7 @@ def write(rows: list[dict], args, started: float, parts: list[str] = ()) -> None
              + "".join(f"; merged with the runs of `{c}`" for c in parts) + ". "
              f"R2DL: preset {args.preset!r} with {args.overrides or 'no changes'}; 'epochs run' = run of max per fold. "
              "Peak RSS is the process's (the loaded LM included), reset before each method.", "",
-             kept_legend(resolve_settings("sequence", args.preset, args.overrides)["trained_view"])
+             kept_legend(resolve_settings("sequence", args.preset, args.overrides))
              + "'x CNN': the fit time over the CNN's in this run (the CNN's includes predicting the test split).", "",
              "| dataset | method | folds | epochs run | theta kept | accuracy | probe acc | ROC-AUC | MCC | fit s "
              "| x CNN | peak RSS MB | test rec/s |",

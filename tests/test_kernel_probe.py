@@ -72,6 +72,22 @@ def test_a_saved_heads_settings_rebuild_its_shapes_and_a_mismatch_is_refused(gun
         KernelHead(10, 2).load_probe(fit_kernel_probe(x, y, seed=0, c=1.0))
 
 
+def test_a_widened_head_ignores_the_features_after_its_own_and_takes_another_count_of_support_rows(gunpoint):
+    """The trained view's start state: the start's head in the model that reads two readings side by side."""
+    x, y, k = _as_tensors(gunpoint.x_train, gunpoint.y_train)
+    head = _held(fit_kernel_probe(x, y, seed=0), x.shape[1], k)
+    test = torch.tensor(gunpoint.x_test, dtype=torch.float32)
+    wide = head.widened(x.shape[1])
+    assert wide.num_source == 2 * x.shape[1] and wide.gamma == head.gamma
+    torch.testing.assert_close(wide(torch.cat([test, test.flip(0) * 3], dim=1)), head(test), rtol=1e-5, atol=1e-4)
+    half = _held(fit_kernel_probe(x[::2], y[::2], seed=0), x.shape[1], k)
+    assert len(half.support) != len(head.support)
+    head.load_state_dict(half.state_dict())  # the support rows are the probe's own: the buffers take its count
+    assert torch.equal(head(test), half(test))
+    with pytest.raises(RuntimeError, match="size mismatch"):  # another number of features is another head
+        head.load_state_dict(wide.state_dict())
+
+
 def test_more_records_than_a_kernel_can_hold_are_refused_before_the_kernel(gunpoint):
     x, y, _ = _as_tensors(gunpoint.x_train, gunpoint.y_train)
     copies = KERNEL_MAX_ROWS // len(x) + 1  # GunPoint's 50 series, repeated past the limit

@@ -9,6 +9,7 @@ import safetensors.torch
 import torch
 from sklearn.base import clone
 
+from xmodal.cli.fit import _verdict
 from xmodal.devices import native_bfloat16
 from xmodal.errors import DataError, PersistenceError, XmodalError
 from xmodal.estimators.sequence import SequenceClassifier
@@ -215,6 +216,33 @@ def test_a_trained_view_without_training_is_refused_in_one_line():
         SequenceClassifier("trained-view", epochs=0).fit(["KLAK", "GIGK"], ["AMP", "DECOY"])
 
 
+@pytest.mark.slow  # MiniLM over 88 records: a reading, an epoch, a second reading
+def test_a_trained_view_under_a_kernel_head_keeps_theta_only_where_it_beats_the_best_presets_model(amp, tmp_path):
+    """The trained-view preset: theta trained from the linear probe start, then kernel heads on the start's
+    reading alone (the best preset's model) and on both readings compete on validation log-loss."""
+    x, y = pick(amp.train, 64)
+    x_val, y_val = pick(amp.validation, 24)
+    x_test, _ = pick(amp.test, 20)
+    viewed = SequenceClassifier("trained-view", sparsity=6, random_state=3).fit(x, y, validation_data=(x_val, y_val))
+    plain = SequenceClassifier("best", sparsity=6, random_state=3).fit(x, y, validation_data=(x_val, y_val))
+    model, result = viewed.reprogrammer_, viewed.fit_result_
+    assert viewed.settings_["head"] == "kernel" and result.epochs_run == 1 and result.n_fit == 64 + 24
+    # the start competing is the best preset's model, fitted and scored alike (the same reading, C and refit)
+    assert result.history[0]["val_loss"] == pytest.approx(plain.fit_result_.val_loss, abs=1e-4)
+    assert result.probe_val_accuracy == pytest.approx(plain.fit_result_.val_accuracy, abs=1e-6)
+    kept = result.val_loss < result.history[0]["val_loss"]
+    assert result.reprogramming_kept == kept == result.beside_start and (result.best_epoch == 1) == kept
+    assert isinstance(model.output_map, KernelHead) and model.bridge.views == (2 if kept else 1)
+    assert model.output_map.num_source == model.bridge.views * model.source.feature_dim
+    noise = 5e-4 if viewed.precision_ == "bfloat16" else 1e-4  # as the linear trained view's test says
+    np.testing.assert_allclose(viewed.probe_predict_proba(x_test), plain.predict_proba(x_test), atol=noise)
+    assert kept != np.allclose(viewed.predict_proba(x_test), plain.predict_proba(x_test), atol=noise)
+    assert _verdict(viewed).startswith("trained view: epoch 1 of 1 kept" if kept else "the start won")
+    loaded = SequenceClassifier.from_pretrained(viewed.save_pretrained(tmp_path / "run"))
+    assert loaded.reprogrammer_.bridge.views == model.bridge.views
+    np.testing.assert_array_equal(loaded.predict_proba(x_test), viewed.predict_proba(x_test))
+
+
 @pytest.mark.slow  # MiniLM over 88 records
 def test_the_best_presets_kernel_head_is_fitted_refitted_and_saved(amp, tmp_path):
     x, y = pick(amp.train, 64)
@@ -239,6 +267,6 @@ def test_a_kernel_head_on_too_many_records_is_refused_before_the_source_is_read(
 
 
 def test_a_kernel_head_with_training_is_refused_in_one_line():
-    with pytest.raises(XmodalError, match="a kernel head is fitted on the untrained reading, not trained") as caught:
+    with pytest.raises(XmodalError, match="a kernel head is fitted on the reading, not trained") as caught:
         SequenceClassifier(epochs=2).fit(["KLAK", "GIGK"], ["AMP", "DECOY"])
     assert "\n" not in str(caught.value) and "set head 'linear'" in str(caught.value)

@@ -185,7 +185,8 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("sparsity", int, "non-zeros per row of theta in sparse mode, k", minimum=1),
         Setting("head", str, "what reads the LM's pooled features out: a linear head (a logistic-regression "
                 "probe, which training theta starts from) or a kernel head (an RBF-kernel support-vector probe "
-                "with a fitted sigmoid; fitted on the untrained reading, epochs 0)", choices=("linear", "kernel")),
+                "with a fitted sigmoid; fitted on the reading, not trained: epochs 0, or with trained_view theta "
+                "trains under a linear head first)", choices=("linear", "kernel")),
         _HEAD_INIT,
         Setting("prompt_length", int, "soft prompt tokens in prompt mode", minimum=1),
         Setting("truncation", str, "records longer than the source fits: refuse, or keep the start / end",
@@ -197,7 +198,8 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 "bfloat16 (emulated, and slower, where it is not native)", choices=PRECISIONS),
         Setting("trained_view", bool, "train theta from the probe start, and read the trained bridge beside the "
                 "untrained one under one probe refitted on the training records (the start never competes: both "
-                "readings are kept); reads every record twice"),
+                "readings are kept; under a kernel head the start's reading alone competes, and the trained theta "
+                "is kept only where both readings win on validation log-loss); reads every record twice"),
         *_TRAINING,
         DEVICE,
     ),

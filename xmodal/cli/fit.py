@@ -234,8 +234,10 @@ def _verdict(estimator) -> str:
                 f"start: {'beat' if kept else 'did not beat'} it ({result.val_loss:.4f} against "
                 f"{result.history[0]['val_loss']:.4f} log-loss){stop}")
     if result.beside_start:
+        readout = "kernel head" if estimator.settings_.get("head") == "kernel" else "probe"  # sequences have heads
         return (f"trained view: epoch {result.best_epoch} of {result.epochs_run} kept and read beside the start; the "
-                f"probe of both readings {'beat' if kept else 'did not beat'} the probe start on validation log-loss "
+                f"{readout} of both readings {'beat' if kept else 'did not beat'} the {readout} start on validation "
+                "log-loss "
                 f"({result.val_loss:.4f} against {result.history[0]['val_loss']:.4f})"
                 f"{'' if kept else '; the model reads both all the same (the start never competes)'}{stop}")
     start = "the probe" if probe else "the start (θ untrained)"

@@ -20,21 +20,24 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.utils.multiclass import check_classification_targets
 
 from adapters_modal.base import load_source
 from xmodal.devices import resolve_device
 from xmodal.errors import DataError, PersistenceError, XmodalError
-from xmodal.maps import LinearHead
+from xmodal.maps import KernelHead, LinearHead
 from xmodal.presets import DEFAULT_PRESET, preset_names, resolve_settings
 from xmodal.settings import DEVICE, SETTINGS, check_settings
 from xmodal.training.config import FitResult, TrainConfig
 from xmodal.training.gradients import BLACK_BOX_MAPPINGS, Backprop, ZerothOrder
-from xmodal.training.loop import train
+from xmodal.training.kernel_probe import fit_kernel_probe
+from xmodal.training.loop import in_batches, train
 from xmodal.training.probe import PROBE_C
 from xmodal.training.split import selection_split
 
@@ -137,7 +140,8 @@ class ReprogrammingEstimator:
     # -- training ----------------------------------------------------------------------
     def _train(self, model, x: torch.Tensor, targets: torch.Tensor, head_init: str, select_on: str,
                validation=None, lengths=None, probe_cs: tuple[float, ...] = PROBE_C,
-               start_features: torch.Tensor | None = None, **config) -> FitResult:
+               start_features: torch.Tensor | None = None, start_val_features: torch.Tensor | None = None,
+               **config) -> FitResult:
         """The one training call of every task: white-box, or zeroth-order within query_budget.
         config: TrainConfig fields beyond the settings (or instead of them: epochs=0)."""
         s = self.settings_
@@ -148,7 +152,8 @@ class ReprogrammingEstimator:
         budget = s.get("query_budget")
         gradients = Backprop() if budget is None else ZerothOrder(budget, seed=self.seed_)
         model.to(resolve_device(s["device"]))  # built on the CPU; trained and kept where the setting says
-        self.fit_result_ = train(model, x, targets, config, validation, lengths, gradients, start_features)
+        self.fit_result_ = train(model, x, targets, config, validation, lengths, gradients, start_features,
+                                 start_val_features)
         self.start_state_ = self.fit_result_.start_state
         return self.fit_result_
 
@@ -156,6 +161,18 @@ class ReprogrammingEstimator:
         """A linear head from `width` source numbers to the classes; clipping where the settings say (only
         series have clip_features)."""
         return LinearHead(width, len(self.classes_), seed=self.seed_, clip=self.settings_.get("clip_features", False))
+
+    def _selection_parts(self, x: torch.Tensor, targets: torch.Tensor, validation, lengths: torch.Tensor | None):
+        """(x, targets, validation, lengths) of the fit part, with the validation records given, or carved from
+        x as training carves them (selection_split, the same seed): the validation rows ordered by length, as a
+        given validation split is (less padding per batch)."""
+        if validation is not None:
+            return x, targets, validation, lengths
+        fit, val = selection_split(targets.numpy(), self.settings_["val_fraction"], self.settings_["epochs"],
+                                   self.seed_)
+        if lengths is not None:
+            val = val[torch.argsort(lengths[val], stable=True).numpy()]
+        return x[fit], targets[fit], (x[val], targets[val]), None if lengths is None else lengths[fit]
 
     def _fit_trained_view(self, x: torch.Tensor, targets: torch.Tensor, validation=None,
                           lengths: torch.Tensor | None = None, model=None) -> None:
@@ -173,13 +190,7 @@ class ReprogrammingEstimator:
         width = model.output_map.num_source // model.bridge.views
         model.bridge.config.beside_start = True
         model.output_map = self._linear_head(width * model.bridge.views)
-        if validation is None:  # the same fit and validation parts as training's
-            fit, val = selection_split(targets.numpy(), self.settings_["val_fraction"], self.settings_["epochs"],
-                                       self.seed_)
-            if lengths is not None:  # as a given validation split is: by length, less padding per batch
-                val = val[torch.argsort(lengths[val], stable=True).numpy()]
-            x, targets, validation = x[fit], targets[fit], (x[val], targets[val])
-            lengths = None if lengths is None else lengths[fit]
+        x, targets, validation, lengths = self._selection_parts(x, targets, validation, lengths)
         both = self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
                            lengths=lengths, epochs=0)
         weight = trained.start_state["output_map.linear.weight"]
@@ -191,6 +202,78 @@ class ReprogrammingEstimator:
             selection=f"validation: trained epoch {trained.best_epoch} kept, read beside the start under a probe of "
                       f"both readings, refitted on {refitted_on}")
         self.start_state_ = start
+
+    def _fit_trained_kernel_view(self, x: torch.Tensor, targets: torch.Tensor, validation=None,
+                                 lengths: torch.Tensor | None = None) -> None:
+        """The trained view read out by a kernel head (KernelHead; the model is built with a linear head, which
+        training needs). Theta trains as in `_fit_trained_view`, from the linear probe start; then a kernel
+        probe of the start's reading alone (the untrained model, as the best preset fits it) and one of both
+        readings side by side are fitted on the fit part and compete on validation log-loss: the trained theta
+        is kept only where both readings win. The winner is refitted, with its C, on the fit part and the
+        validation records. The start's reading is made once, for training's probe start and both kernels."""
+        started = time.perf_counter()
+        model = self.reprogrammer_
+        x, targets, validation, lengths = self._selection_parts(x, targets, validation, lengths)
+        x_val, y_val = validation
+        model.to(resolve_device(self.settings_["device"])).eval()
+
+        def read(ids: torch.Tensor, ids_lengths: torch.Tensor | None) -> torch.Tensor:
+            return in_batches(model.source_logits, ids.to(model.device), self.settings_["batch_size"], ids_lengths,
+                              progress="reading the source" if self.verbose else None).cpu()
+
+        start = read(x, lengths)
+        if not len(y_val):  # nothing could show that training beats the start: its kernel head is the model
+            model.output_map = KernelHead(start.shape[1], len(self.classes_))
+            self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
+                        lengths=lengths, start_features=start, epochs=0)
+            return
+        start = (start, read(x_val, None))
+        trained = self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
+                              lengths=lengths, start_features=start[0], start_val_features=start[1],
+                              refit_start=False, **TRAINED_VIEW_TRAINING)
+        model.eval()
+        both = tuple(torch.cat([reading, read(ids, ids_lengths)], dim=1)
+                     for reading, ids, ids_lengths in zip(start, (x, x_val), (lengths, None)))
+        (start_probe, start_score), (both_probe, both_score) = (self._kernel_scored(*r, targets, y_val)
+                                                                for r in (start, both))
+        keep = both_score["val_loss"] < start_score["val_loss"]
+        every_y = torch.cat([targets, y_val])
+        start_head = self._kernel_head(fit_kernel_probe(torch.cat(start), every_y, self.seed_, start_probe.c))
+        theta_start = {k: v for k, v in trained.start_state.items() if not k.startswith("output_map.")}
+        if keep:  # the trained theta stays, read beside its start
+            model.bridge.config.beside_start = True
+            model.output_map = self._kernel_head(fit_kernel_probe(torch.cat(both), every_y, self.seed_,
+                                                                  both_probe.c))
+        else:
+            model.load_state_dict(theta_start, strict=False)
+            model.output_map = start_head
+        model.output_map.to(model.device)
+        start_model_head = start_head.widened(start[0].shape[1]) if keep else start_head  # in the model's shape
+        start_state = {**theta_start, **{f"output_map.{k}": v for k, v in start_model_head.state_dict().items()}}
+        chosen, probe = (both_score, both_probe) if keep else (start_score, start_probe)
+        self.fit_result_ = dataclasses.replace(
+            trained, best_epoch=trained.best_epoch if keep else 0, **chosen, n_fit=len(every_y), probe_c=probe.c,
+            probe_val_accuracy=start_score["val_accuracy"], beside_start=keep, start_state=start_state,
+            seconds=time.perf_counter() - started, history=[{"epoch": 0, **start_score}, *trained.history[1:]],
+            selection=f"validation: kernel heads on the start's reading alone (log-loss {start_score['val_loss']:.4f}) "
+                      f"and beside trained epoch {trained.best_epoch}'s ({both_score['val_loss']:.4f}); "
+                      f"{'both readings' if keep else 'the start'} won, refitted on all training samples and the "
+                      "validation split")
+        self.start_state_ = start_state
+
+    def _kernel_head(self, probe) -> KernelHead:
+        head = KernelHead(probe.support.shape[1], len(self.classes_))
+        head.load_probe(probe)
+        return head
+
+    def _kernel_scored(self, features: torch.Tensor, val_features: torch.Tensor, targets: torch.Tensor,
+                       val_targets: torch.Tensor):
+        """A kernel probe of `features` (C chosen on them) and its validation log-loss and accuracy."""
+        probe = fit_kernel_probe(features, targets, self.seed_)
+        with torch.no_grad():
+            scores = self._kernel_head(probe)(val_features)
+        return probe, {"val_loss": F.cross_entropy(scores, val_targets).item(),
+                       "val_accuracy": (scores.argmax(dim=1) == val_targets).float().mean().item()}
 
     # -- saving and loading ------------------------------------------------------------
     def _save_state(self) -> dict:

@@ -53,6 +53,27 @@ class KernelHead(OutputMap):
             setattr(self, name, torch.tensor(getattr(probe, name), dtype=torch.float32, device=device))
         self.gamma = torch.tensor(probe.gamma, dtype=torch.float32, device=device)
 
+    def widened(self, extra: int) -> "KernelHead":
+        """This head in a model that reads `extra` more features after its own, which it ignores: their
+        spread is infinite, so they standardise to 0, where its support rows hold them. The same scores
+        (a trained view's start state: the start's reading read out alone)."""
+        head = KernelHead(self.num_source + extra, self.num_target, len(self.support))
+        state = {name: value.clone() for name, value in self.state_dict().items()}
+        state["mean"] = torch.cat([self.mean, self.mean.new_zeros(extra)])
+        state["scale"] = torch.cat([self.scale, self.scale.new_full((extra,), float("inf"))])
+        state["support"] = torch.cat([self.support, self.support.new_zeros(len(self.support), extra)], dim=1)
+        head.load_state_dict(state)
+        return head.to(self.mean.device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A probe's number of support rows is its own: a state of as many features and classes with another
+        # count (a trained view's start state, swapped in to score the start) resizes the buffers first.
+        for name in ("support", "dual"):
+            incoming, held = state_dict.get(prefix + name), getattr(self, name)
+            if incoming is not None and incoming.shape[1:] == held.shape[1:]:
+                setattr(self, name, held.new_empty(incoming.shape))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def settings(self) -> dict:
         return {"kind": self.kind, "num_source": self.num_source, "num_target": self.num_target,
                 "support": int(self.support.shape[0])}

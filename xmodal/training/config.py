@@ -26,7 +26,8 @@ class TrainConfig:
     lost); head_lr_ratio: the head's learning rate as a share of lr; probe_penalty: a probe head
     trains under the probe's own L2 term (LinearHead.penalty); probe_blocks: the (start, end)
     column ranges probed one by one, their probes averaged (a fused source's parts, and a trained view
-    of one of them beside its start; None: one probe)."""
+    of one of them beside its start; None: one probe); refit_start False: the probe start is not refitted on
+    every training sample after training (a kernel head reads the trained view out instead)."""
 
     # Without the estimators (which pass a preset's values), the training of the v2s preset.
     epochs: int = _V2S["epochs"]
@@ -43,6 +44,7 @@ class TrainConfig:
     head_lr_ratio: float = 1.0
     probe_penalty: bool = False
     probe_blocks: tuple[tuple[int, int], ...] | None = None
+    refit_start: bool = True
 
     def __post_init__(self):
         if self.probe_penalty and self.probe_blocks is not None:
@@ -67,7 +69,9 @@ class FitResult:
     validation part); queries: source queries spent (black-box training only);
     beside_start: the trained bridge is read beside its start under one refitted probe
     (trained_view): its best trained epoch is always kept, and val_accuracy and val_loss are
-    that probe's, fitted on the fit part. For a fused source's trained view (the series best
+    that probe's, fitted on the fit part; under a kernel head (sequences) the kernel head on both
+    readings competes with the one on the start's reading alone (history's epoch 0), and where the
+    start wins beside_start is False and best_epoch 0. For a fused source's trained view (the series best
     preset) the validation fields and history are that member's alone, against its own probe
     start; start_state is the sources' probes alone (with their window slices' members, where
     slice_copies adds them)."""

@@ -101,14 +101,16 @@ def _load_start(head: OutputMap, probe, penalty: float = 0.0) -> None:
 
 def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
           validation: tuple[torch.Tensor, torch.Tensor] | None = None, lengths: torch.Tensor | None = None,
-          gradients=None, start_features: torch.Tensor | None = None) -> FitResult:
+          gradients=None, start_features: torch.Tensor | None = None,
+          start_val_features: torch.Tensor | None = None) -> FitResult:
     """Train theta and omega of `model` in place; on return it holds the selected state.
 
     validation: a given (x, y) selection set instead of carving `val_fraction` from x.
     lengths: per-sample lengths of variable-length inputs (token sequences).
     gradients: Backprop() (default) or a ZerothOrder estimator holding a query budget.
     start_features: `model.source_logits(x)` at the start, when the caller has read it already
-    (choosing a fused source's parts did): the probe reads the source no second time."""
+    (choosing a fused source's parts did): the probe reads the source no second time; start_val_features,
+    likewise, the given validation records' reading."""
     if len(x) != len(y):
         raise DataError(f"{len(x)} samples but {len(y)} labels; give one label per sample")
     if start_features is not None and len(start_features) != len(x):
@@ -187,7 +189,8 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
             if validation is None:
                 val_features = features[val_idx]
             elif use_val:
-                val_features = in_batches(model.source_logits, x_val, config.batch_size, val_lengths)
+                val_features = (start_val_features.to(device) if start_val_features is not None
+                                else in_batches(model.source_logits, x_val, config.batch_size, val_lengths))
         if head.needs_source_outputs:
             head.prepare(in_batches(model.source_logits, x_fit, config.batch_size, fit_lengths), y_fit)
         # The start competes as epoch 0 when it is a model: a probe head or a prepared label map,
@@ -243,7 +246,7 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     model.eval()
     selection = "validation" if use_val else ("training loss" if epochs else "none: no training")
     n_fit = len(y_fit)
-    if probe is not None and use_val:
+    if probe is not None and use_val and config.refit_start:
         # The probe refitted on every training sample with the chosen C (a UCR set of 30 series cannot
         # spare its validation fifth; a given validation split is training data too, and the C was
         # chosen without it: AMP Scanner v2's 708 eval records). It is the model when the start won,
