@@ -86,6 +86,9 @@ def test_a_widened_head_ignores_the_features_after_its_own_and_takes_another_cou
     assert torch.equal(head(test), half(test))
     with pytest.raises(RuntimeError, match="size mismatch"):  # another number of features is another head
         head.load_state_dict(wide.state_dict())
+    torn = {**half.state_dict(), "dual": half.dual[:-1]}  # support rows without as many weights: refused too
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        _held(fit_kernel_probe(x, y, seed=0), x.shape[1], k).load_state_dict(torn)
 
 
 def test_more_records_than_a_kernel_can_hold_are_refused_before_the_kernel(gunpoint):

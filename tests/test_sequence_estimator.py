@@ -231,16 +231,30 @@ def test_a_trained_view_under_a_kernel_head_keeps_theta_only_where_it_beats_the_
     assert result.history[0]["val_loss"] == pytest.approx(plain.fit_result_.val_loss, abs=1e-4)
     assert result.probe_val_accuracy == pytest.approx(plain.fit_result_.val_accuracy, abs=1e-6)
     kept = result.val_loss < result.history[0]["val_loss"]
+    # the trained epoch is scored by the kernel head on both readings; training's linear head keeps its own keys
+    trained_epoch = result.history[1]
+    assert trained_epoch["epoch"] == 1 and {"linear_val_loss", "linear_val_accuracy"} <= set(trained_epoch)
+    assert (trained_epoch["val_loss"] == result.val_loss) == kept
     assert result.reprogramming_kept == kept == result.beside_start and (result.best_epoch == 1) == kept
     assert isinstance(model.output_map, KernelHead) and model.bridge.views == (2 if kept else 1)
     assert model.output_map.num_source == model.bridge.views * model.source.feature_dim
     noise = 5e-4 if viewed.precision_ == "bfloat16" else 1e-4  # as the linear trained view's test says
     np.testing.assert_allclose(viewed.probe_predict_proba(x_test), plain.predict_proba(x_test), atol=noise)
     assert kept != np.allclose(viewed.predict_proba(x_test), plain.predict_proba(x_test), atol=noise)
-    assert _verdict(viewed).startswith("trained view: epoch 1 of 1 kept" if kept else "the start won")
+    assert _verdict(viewed).startswith("trained view: θ of epoch 1 of 1 kept" if kept else "the start won")
     loaded = SequenceClassifier.from_pretrained(viewed.save_pretrained(tmp_path / "run"))
     assert loaded.reprogrammer_.bridge.views == model.bridge.views
     np.testing.assert_array_equal(loaded.predict_proba(x_test), viewed.predict_proba(x_test))
+
+
+@pytest.mark.slow  # MiniLM over 64 records, no training
+def test_a_trained_view_under_a_kernel_head_without_a_validation_part_is_the_start(amp):
+    x, y = pick(amp.train, 64)
+    model = SequenceClassifier("trained-view", sparsity=6, val_fraction=0.0, random_state=3).fit(x, y)
+    result = model.fit_result_
+    assert result.epochs_run == 0 and result.n_fit == 64 and not result.beside_start
+    assert isinstance(model.reprogrammer_.output_map, KernelHead) and model.reprogrammer_.bridge.views == 1
+    assert _verdict(model).startswith("no training: there is no validation part")
 
 
 @pytest.mark.slow  # MiniLM over 88 records

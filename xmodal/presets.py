@@ -179,8 +179,9 @@ _PRESETS = [
         "every record twice, a prediction where theta is kept",
         "both readings won on validation in 8 of 12 fits (AMP's 3 seeds, ToxinPred 4 of 5 folds, BACE; not BBBP, "
         "ClinTox); AMP test accuracy 0.917 over 3 seeds against best's 0.914, ToxinPred 0.952 as best, BACE "
-        "ROC-AUC 0.910 against 0.915; fit 2.3 to 13.5 times the CNN's (AMP 4.0 to 4.6; docs/experiments.md, "
-        "0.34): benchmarks/results/r2dl_trained_view.md, `python benchmarks/bench_r2dl.py --preset trained-view`",
+        "ROC-AUC 0.910 against 0.915; fit 2.3 to 13.5 times the CNN's by each set's mean (AMP 4.0 to 4.6; one "
+        "ToxinPred fold 23.7; docs/experiments.md, 0.34): benchmarks/results/r2dl_trained_view.md, "
+        "`python benchmarks/bench_r2dl.py --preset trained-view`",
         {**_R2DL, "trained_view": True, "epochs": 1, "patience": 1},
     ),
     Preset(

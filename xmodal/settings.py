@@ -196,10 +196,12 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         Setting("precision", str, "the language model's arithmetic: auto (bfloat16 where the device computes it "
                 "natively: a CPU with AVX512-BF16 or AMX, a GPU that supports it; else float32), float32 or "
                 "bfloat16 (emulated, and slower, where it is not native)", choices=PRECISIONS),
-        Setting("trained_view", bool, "train theta from the probe start, and read the trained bridge beside the "
-                "untrained one under one probe refitted on the training records (the start never competes: both "
-                "readings are kept; under a kernel head the start's reading alone competes, and the trained theta "
-                "is kept only where both readings win on validation log-loss); reads every record twice"),
+        Setting("trained_view", bool, "train theta from the linear probe start, and read the trained bridge beside "
+                "the untrained one. Head linear: one probe of both readings, refitted on the training records (the "
+                "start never competes; every record read twice). Head kernel (the trained-view preset): the kernel "
+                "head on both readings competes with the one on the start's reading alone on validation log-loss, "
+                "and the trained theta is kept only where it wins (a fit reads every record twice, a prediction "
+                "where theta is kept)"),
         *_TRAINING,
         DEVICE,
     ),

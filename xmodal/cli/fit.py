@@ -233,11 +233,19 @@ def _verdict(estimator) -> str:
                 f"{_with_slices(estimator)} (the start); validation compares that member alone with its own probe "
                 f"start: {'beat' if kept else 'did not beat'} it ({result.val_loss:.4f} against "
                 f"{result.history[0]['val_loss']:.4f} log-loss){stop}")
+    if estimator.settings_.get("head") == "kernel":  # a sequence trained view, read out by kernel heads
+        both = next(r for r in result.history[1:] if "val_loss" in r)  # the trained epoch the kernel heads compared
+        scores = f"({both['val_loss']:.4f} against {result.history[0]['val_loss']:.4f} log-loss){stop}"
+        if kept:
+            return (f"trained view: θ of epoch {both['epoch']} of {result.epochs_run} kept and read beside its start; "
+                    "the kernel head on both readings beat the one on the start's reading alone on validation "
+                    f"{scores}")
+        return (f"the start won: the model is the kernel head on the start's reading (the best preset's model); the "
+                f"kernel head on both readings (trained epoch {both['epoch']} beside the start) did not beat it on "
+                f"validation {scores}")
     if result.beside_start:
-        readout = "kernel head" if estimator.settings_.get("head") == "kernel" else "probe"  # sequences have heads
         return (f"trained view: epoch {result.best_epoch} of {result.epochs_run} kept and read beside the start; the "
-                f"{readout} of both readings {'beat' if kept else 'did not beat'} the {readout} start on validation "
-                "log-loss "
+                f"probe of both readings {'beat' if kept else 'did not beat'} the probe start on validation log-loss "
                 f"({result.val_loss:.4f} against {result.history[0]['val_loss']:.4f})"
                 f"{'' if kept else '; the model reads both all the same (the start never competes)'}{stop}")
     start = "the probe" if probe else "the start (θ untrained)"

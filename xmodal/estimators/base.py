@@ -37,7 +37,7 @@ from xmodal.settings import DEVICE, SETTINGS, check_settings
 from xmodal.training.config import FitResult, TrainConfig
 from xmodal.training.gradients import BLACK_BOX_MAPPINGS, Backprop, ZerothOrder
 from xmodal.training.kernel_probe import fit_kernel_probe
-from xmodal.training.loop import in_batches, train
+from xmodal.training.loop import NO_VALIDATION_PART, in_batches, train
 from xmodal.training.probe import PROBE_C
 from xmodal.training.split import selection_split
 
@@ -207,12 +207,16 @@ class ReprogrammingEstimator:
                                  lengths: torch.Tensor | None = None) -> None:
         """The trained view read out by a kernel head (KernelHead; the model is built with a linear head, which
         training needs). Theta trains as in `_fit_trained_view`, from the linear probe start; then a kernel
-        probe of the start's reading alone (the untrained model, as the best preset fits it) and one of both
-        readings side by side are fitted on the fit part and compete on validation log-loss: the trained theta
-        is kept only where both readings win. The winner is refitted, with its C, on the fit part and the
-        validation records. The start's reading is made once, for training's probe start and both kernels."""
+        probe of the start's reading alone and one of both readings side by side are fitted on the fit part and
+        compete on validation log-loss: the trained theta is kept only where both readings win. The winner is
+        refitted, with its C, on the fit part and the validation records. With validation records given, the
+        start's kernel head is the best preset's model (carved from x, its C is chosen on the fit part alone).
+        The start's reading is made once, for training's probe start and both kernel heads. History: epoch 0
+        is the start's kernel head, the trained epoch compared is scored by the kernel head on both readings
+        (every trained epoch keeps the linear head's own scores as linear_val_loss, linear_val_accuracy)."""
         started = time.perf_counter()
         model = self.reprogrammer_
+        refitted_on = "all training samples" + ("" if validation is None else " and the validation split")
         x, targets, validation, lengths = self._selection_parts(x, targets, validation, lengths)
         x_val, y_val = validation
         model.to(resolve_device(self.settings_["device"])).eval()
@@ -221,44 +225,50 @@ class ReprogrammingEstimator:
             return in_batches(model.source_logits, ids.to(model.device), self.settings_["batch_size"], ids_lengths,
                               progress="reading the source" if self.verbose else None).cpu()
 
-        start = read(x, lengths)
+        start_fit = read(x, lengths)
         if not len(y_val):  # nothing could show that training beats the start: its kernel head is the model
-            model.output_map = KernelHead(start.shape[1], len(self.classes_))
+            model.output_map = KernelHead(start_fit.shape[1], len(self.classes_))
             self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
-                        lengths=lengths, start_features=start, epochs=0)
+                        lengths=lengths, start_features=start_fit, epochs=0)
+            self.fit_result_.stopped_by = NO_VALIDATION_PART
             return
-        start = (start, read(x_val, None))
+        start_val = read(x_val, None)
         trained = self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
-                              lengths=lengths, start_features=start[0], start_val_features=start[1],
+                              lengths=lengths, start_features=start_fit, start_val_features=start_val,
                               refit_start=False, **TRAINED_VIEW_TRAINING)
         model.eval()
-        both = tuple(torch.cat([reading, read(ids, ids_lengths)], dim=1)
-                     for reading, ids, ids_lengths in zip(start, (x, x_val), (lengths, None)))
-        (start_probe, start_score), (both_probe, both_score) = (self._kernel_scored(*r, targets, y_val)
-                                                                for r in (start, both))
+        both_fit, both_val = (torch.cat([reading, read(ids, ids_lengths)], dim=1)
+                              for reading, ids, ids_lengths in ((start_fit, x, lengths), (start_val, x_val, None)))
+        start_probe, start_score = self._kernel_scored(start_fit, start_val, targets, y_val)
+        both_probe, both_score = self._kernel_scored(both_fit, both_val, targets, y_val)
         keep = both_score["val_loss"] < start_score["val_loss"]
         every_y = torch.cat([targets, y_val])
-        start_head = self._kernel_head(fit_kernel_probe(torch.cat(start), every_y, self.seed_, start_probe.c))
-        theta_start = {k: v for k, v in trained.start_state.items() if not k.startswith("output_map.")}
+        start_head = self._kernel_head(fit_kernel_probe(torch.cat([start_fit, start_val]), every_y, self.seed_,
+                                                        start_probe.c))
+        bridge_start = {k: v for k, v in trained.start_state.items() if not k.startswith("output_map.")}
         if keep:  # the trained theta stays, read beside its start
             model.bridge.config.beside_start = True
-            model.output_map = self._kernel_head(fit_kernel_probe(torch.cat(both), every_y, self.seed_,
-                                                                  both_probe.c))
+            model.output_map = self._kernel_head(fit_kernel_probe(torch.cat([both_fit, both_val]), every_y,
+                                                                  self.seed_, both_probe.c))
         else:
-            model.load_state_dict(theta_start, strict=False)
+            model.load_state_dict(bridge_start, strict=False)
             model.output_map = start_head
         model.output_map.to(model.device)
-        start_model_head = start_head.widened(start[0].shape[1]) if keep else start_head  # in the model's shape
-        start_state = {**theta_start, **{f"output_map.{k}": v for k, v in start_model_head.state_dict().items()}}
+        start_model_head = start_head.widened(start_fit.shape[1]) if keep else start_head  # in the model's shape
+        start_state = {**bridge_start, **{f"output_map.{k}": v.clone()
+                                          for k, v in start_model_head.state_dict().items()}}
+        history = [{"epoch": 0, **start_score}]
+        for record in trained.history[1:]:
+            record = {("linear_" + k if k in start_score else k): v for k, v in record.items()}
+            history.append({**record, **(both_score if record["epoch"] == trained.best_epoch else {})})
         chosen, probe = (both_score, both_probe) if keep else (start_score, start_probe)
         self.fit_result_ = dataclasses.replace(
             trained, best_epoch=trained.best_epoch if keep else 0, **chosen, n_fit=len(every_y), probe_c=probe.c,
             probe_val_accuracy=start_score["val_accuracy"], beside_start=keep, start_state=start_state,
-            seconds=time.perf_counter() - started, history=[{"epoch": 0, **start_score}, *trained.history[1:]],
+            seconds=time.perf_counter() - started, history=history,
             selection=f"validation: kernel heads on the start's reading alone (log-loss {start_score['val_loss']:.4f}) "
                       f"and beside trained epoch {trained.best_epoch}'s ({both_score['val_loss']:.4f}); "
-                      f"{'both readings' if keep else 'the start'} won, refitted on all training samples and the "
-                      "validation split")
+                      f"{'both readings' if keep else 'the start'} won, refitted on {refitted_on}")
         self.start_state_ = start_state
 
     def _kernel_head(self, probe) -> KernelHead:

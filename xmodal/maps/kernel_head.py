@@ -55,8 +55,8 @@ class KernelHead(OutputMap):
 
     def widened(self, extra: int) -> "KernelHead":
         """This head in a model that reads `extra` more features after its own, which it ignores: their
-        spread is infinite, so they standardise to 0, where its support rows hold them. The same scores
-        (a trained view's start state: the start's reading read out alone)."""
+        spread is infinite, so any finite value standardises to 0, where its support rows hold them. The same
+        scores (a trained view's start state: the start's reading read out alone)."""
         head = KernelHead(self.num_source + extra, self.num_target, len(self.support))
         state = {name: value.clone() for name, value in self.state_dict().items()}
         state["mean"] = torch.cat([self.mean, self.mean.new_zeros(extra)])
@@ -67,11 +67,12 @@ class KernelHead(OutputMap):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A probe's number of support rows is its own: a state of as many features and classes with another
-        # count (a trained view's start state, swapped in to score the start) resizes the buffers first.
-        for name in ("support", "dual"):
-            incoming, held = state_dict.get(prefix + name), getattr(self, name)
-            if incoming is not None and incoming.shape[1:] == held.shape[1:]:
-                setattr(self, name, held.new_empty(incoming.shape))
+        # count, the same in its support rows and their weights (a trained view's start state, swapped in to
+        # score the start), resizes the buffers first. Any other mismatch is left to torch to refuse.
+        support, dual = state_dict.get(prefix + "support"), state_dict.get(prefix + "dual")
+        if (support is not None and dual is not None and len(support) == len(dual) != len(self.support)
+                and support.shape[1:] == self.support.shape[1:] and dual.shape[1:] == self.dual.shape[1:]):
+            self.support, self.dual = self.support.new_empty(support.shape), self.dual.new_empty(dual.shape)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def settings(self) -> dict:

@@ -31,7 +31,8 @@ from xmodal.training.probe import cv_folds, standardisation
 KERNEL_C = (0.3, 1.0, 3.0, 10.0, 30.0)
 # The kernel is n x n in float64 for libsvm, and a fold's blocks sit beside it while C is chosen: about 15 bytes
 # per pair of records at the peak, 6 GB for this many records (beside the features themselves: 2 GB more for
-# MiniLM's 8 064 numbers). Above it, one clear refusal before any reading.
+# MiniLM's 8 064 numbers, and about three times that for a trained view's two readings side by side and their
+# copies). Above it, one clear refusal before any reading.
 KERNEL_MAX_ROWS = 20_000
 # The sigmoid on the decisions is nearly unpenalised (Platt's): a handful of numbers fitted on thousands of rows.
 CALIBRATION_C = 1e4

@@ -36,6 +36,9 @@ from xmodal.training.kernel_probe import fit_kernel_probe
 from xmodal.training.probe import fit_probe
 from xmodal.training.split import selection_split
 
+# How a fit ends where nothing could show that training beats the probe start (xmodal.cli.fit reads it).
+NO_VALIDATION_PART = "no validation part: the probe is the model"
+
 
 @torch.no_grad()
 def in_batches(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int,
@@ -116,6 +119,10 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     if start_features is not None and len(start_features) != len(x):
         raise DataError(f"start_features holds {len(start_features)} rows for {len(x)} samples; give the source's "
                         "reading of exactly these samples")
+    if start_val_features is not None and (validation is None or len(start_val_features) != len(validation[1])):
+        raise DataError(f"start_val_features holds {len(start_val_features)} rows for "
+                        f"{0 if validation is None else len(validation[1])} given validation records; give the "
+                        "source's reading of exactly these records, with them")
     start = time.perf_counter()
     gradients = gradients or Backprop()
     # The data goes where the model is (these inputs are small next to the activations);
@@ -203,7 +210,7 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
         if probe is not None and not use_val:
             # Nothing could show that training beats the probe (a class has a single sample,
             # or val_fraction is 0): the probe on every training sample is the model.
-            epochs, stopped_by = 0, "no validation part: the probe is the model"
+            epochs, stopped_by = 0, NO_VALIDATION_PART
         if probe is not None and epochs:
             # Clipping is the probe's (the start state keeps it): the trained bridge's reading may rightly leave
             # the range the probe was fitted on, and the head trains through it.
