@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.utils.multiclass import check_classification_targets
 
 from adapters_modal.base import load_source
@@ -37,7 +36,7 @@ from xmodal.settings import DEVICE, SETTINGS, check_settings
 from xmodal.training.config import FitResult, TrainConfig
 from xmodal.training.gradients import BLACK_BOX_MAPPINGS, Backprop, ZerothOrder
 from xmodal.training.kernel_probe import fit_kernel_probe
-from xmodal.training.loop import NO_VALIDATION_PART, in_batches, train
+from xmodal.training.loop import NO_VALIDATION_PART, in_batches, loss_and_accuracy, train
 from xmodal.training.probe import PROBE_C
 from xmodal.training.split import selection_split
 
@@ -45,6 +44,12 @@ from xmodal.training.split import selection_split
 # start is read beside it anyway; the probe-started head moves at a tenth of theta's rate and under the
 # probe's own L2 penalty, so the start is where its objective rests and theta does the moving.
 TRAINED_VIEW_TRAINING = {"start_competes": False, "head_lr_ratio": 0.1, "probe_penalty": True}
+
+
+def _refitted_on(validation) -> str:
+    """What a trained view's read-out is refitted on: the training samples, and the validation records where
+    they were given (carved, they are training samples already)."""
+    return "all training samples" + ("" if validation is None else " and the validation split")
 
 
 def settings_doc(task: str) -> str:
@@ -182,7 +187,7 @@ class ReprogrammingEstimator:
         records). The start state is the probe start in the two-reading model (its weights on the start's
         reading, zeros on the trained one). Series (filtered tones) and sequences (R2DL's theta) alike."""
         model = self.reprogrammer_ if model is None else model  # a fused source's trained part: its own model
-        refitted_on = "all training samples" + ("" if validation is None else " and the validation split")
+        refitted_on = _refitted_on(validation)
         trained = self._train(model, x, targets, head_init="probe", select_on="loss", validation=validation,
                               lengths=lengths, **TRAINED_VIEW_TRAINING)
         if not trained.epochs_run:  # no validation part: the probe start is the model
@@ -216,7 +221,7 @@ class ReprogrammingEstimator:
         (every trained epoch keeps the linear head's own scores as linear_val_loss, linear_val_accuracy)."""
         started = time.perf_counter()
         model = self.reprogrammer_
-        refitted_on = "all training samples" + ("" if validation is None else " and the validation split")
+        refitted_on = _refitted_on(validation)
         x, targets, validation, lengths = self._selection_parts(x, targets, validation, lengths)
         x_val, y_val = validation
         model.to(resolve_device(self.settings_["device"])).eval()
@@ -243,13 +248,13 @@ class ReprogrammingEstimator:
         both_probe, both_score = self._kernel_scored(both_fit, both_val, targets, y_val)
         keep = both_score["val_loss"] < start_score["val_loss"]
         every_y = torch.cat([targets, y_val])
-        start_head = self._kernel_head(fit_kernel_probe(torch.cat([start_fit, start_val]), every_y, self.seed_,
-                                                        start_probe.c))
+        start_head = KernelHead.holding(fit_kernel_probe(torch.cat([start_fit, start_val]), every_y, self.seed_,
+                                                         start_probe.c))
         bridge_start = {k: v for k, v in trained.start_state.items() if not k.startswith("output_map.")}
         if keep:  # the trained theta stays, read beside its start
             model.bridge.config.beside_start = True
-            model.output_map = self._kernel_head(fit_kernel_probe(torch.cat([both_fit, both_val]), every_y,
-                                                                  self.seed_, both_probe.c))
+            model.output_map = KernelHead.holding(fit_kernel_probe(torch.cat([both_fit, both_val]), every_y,
+                                                                   self.seed_, both_probe.c))
         else:
             model.load_state_dict(bridge_start, strict=False)
             model.output_map = start_head
@@ -271,19 +276,13 @@ class ReprogrammingEstimator:
                       f"{'both readings' if keep else 'the start'} won, refitted on {refitted_on}")
         self.start_state_ = start_state
 
-    def _kernel_head(self, probe) -> KernelHead:
-        head = KernelHead(probe.support.shape[1], len(self.classes_))
-        head.load_probe(probe)
-        return head
-
     def _kernel_scored(self, features: torch.Tensor, val_features: torch.Tensor, targets: torch.Tensor,
                        val_targets: torch.Tensor):
         """A kernel probe of `features` (C chosen on them) and its validation log-loss and accuracy."""
         probe = fit_kernel_probe(features, targets, self.seed_)
         with torch.no_grad():
-            scores = self._kernel_head(probe)(val_features)
-        return probe, {"val_loss": F.cross_entropy(scores, val_targets).item(),
-                       "val_accuracy": (scores.argmax(dim=1) == val_targets).float().mean().item()}
+            loss, accuracy = loss_and_accuracy(KernelHead.holding(probe)(val_features), val_targets)
+        return probe, {"val_loss": loss, "val_accuracy": accuracy}
 
     # -- saving and loading ------------------------------------------------------------
     def _save_state(self) -> dict:

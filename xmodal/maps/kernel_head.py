@@ -53,6 +53,13 @@ class KernelHead(OutputMap):
             setattr(self, name, torch.tensor(getattr(probe, name), dtype=torch.float32, device=device))
         self.gamma = torch.tensor(probe.gamma, dtype=torch.float32, device=device)
 
+    @classmethod
+    def holding(cls, probe: "KernelProbe") -> "KernelHead":
+        """A head shaped by `probe` (its features, classes and support rows), holding it."""
+        head = cls(probe.support.shape[1], probe.calibration_weight.shape[0])
+        head.load_probe(probe)
+        return head
+
     def widened(self, extra: int) -> "KernelHead":
         """This head in a model that reads `extra` more features after its own, which it ignores: their
         spread is infinite, so any finite value standardises to 0, where its support rows hold them. The same

@@ -64,6 +64,11 @@ def _evaluate(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, batch_size:
     model.eval()
     with torch.no_grad():
         scores = model.output_map(features) if features is not None else in_batches(model, x, batch_size, lengths)
+    return loss_and_accuracy(scores, y)
+
+
+def loss_and_accuracy(scores: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """The log-loss and accuracy of class scores (N, K) against labels: what selection compares."""
     return F.cross_entropy(scores, y).item(), (scores.argmax(dim=1) == y).float().mean().item()
 
 
