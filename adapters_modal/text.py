@@ -55,6 +55,13 @@ MINILM_WEIGHTS = WeightFile(
     url="https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/model.safetensors",
 )
 
+# PyTorch's fused attention (sdpa) backpropagates slowly on the CPU in bfloat16: MiniLM's forward and backward to
+# its inputs, 32 records at one thread, took 1.7 to 2.0 times the eager attention's time from 24 to 144 positions,
+# 1.24 at 192 and 1.05 at 240; reading alone, and float32, are as fast or faster with sdpa, eager falling behind as
+# positions grow (benchmarks/results/text_attention.md). So where gradients flow to the inputs (training theta)
+# under bfloat16 autocast through at most this many positions, a CPU encoder loaded with sdpa runs eager attention.
+EAGER_BACKPROP_POSITIONS = 192
+
 
 class TextInput(NamedTuple):
     """What a text source reads: (N, L, d) embeddings and an (N, L) mask, 1 = attend."""
@@ -85,6 +92,7 @@ class TextSource(SourceModel):
         self.name = name
         self.encoder, self.tokenizer = encoder, tokenizer
         config = self.encoder.config
+        self._loaded_attention = config._attn_implementation  # "sdpa" for MiniLM under torch 2
         self.input_spec = InputSpec(
             modality="text",
             vocab_size=int(config.vocab_size),
@@ -133,8 +141,21 @@ class TextSource(SourceModel):
                 f"{inputs_embeds.shape[1]} positions but {self.name} takes at most {self.input_spec.max_positions}; "
                 "truncate the sequences (bridge truncation policy)"
             )
+        attention = self._attention_for(inputs_embeds)
+        if self.encoder.config._attn_implementation != attention:
+            self.encoder.set_attn_implementation(attention)
         return self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                             output_hidden_states=True).hidden_states
+
+    def _attention_for(self, inputs_embeds: torch.Tensor) -> str:
+        """The attention kernel for one call: eager where gradients flow to the inputs through at most
+        EAGER_BACKPROP_POSITIONS positions under the CPU's bfloat16 autocast and the encoder was loaded with sdpa,
+        else the one it was loaded with."""
+        if (self._loaded_attention == "sdpa" and inputs_embeds.requires_grad and inputs_embeds.device.type == "cpu"
+                and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+                and inputs_embeds.shape[1] <= EAGER_BACKPROP_POSITIONS):
+            return "eager"
+        return self._loaded_attention
 
     def features(self, x: TextInput) -> torch.Tensor:
         """(N, feature_dim): each hidden state's mean over attended positions, then each one's

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from adapters_modal import load_source, local_weights
-from adapters_modal.text import MINILM_WEIGHTS, TextInput, TextSource, load_text_source
+from adapters_modal.text import EAGER_BACKPROP_POSITIONS, MINILM_WEIGHTS, TextInput, TextSource, load_text_source
 from xmodal.errors import WeightsError, XmodalError
 
 
@@ -51,6 +51,44 @@ def test_gradient_reaches_the_embeddings_not_the_weights(minilm):
     minilm.features(TextInput(embeds, inputs.attention_mask)).sum().backward()
     assert embeds.grad is not None and embeds.grad.abs().sum() > 0
     assert all(p.grad is None for p in minilm.parameters())
+
+
+def test_backpropagation_in_bfloat16_runs_eager_attention(minilm):
+    """sdpa's backward under the CPU's bfloat16 autocast costs up to about twice eager attention's
+    (benchmarks/results/text_attention.md): where gradients flow to the inputs there, through at most
+    EAGER_BACKPROP_POSITIONS positions, the encoder runs eager attention; any other call, the sdpa it was
+    loaded with (reading without gradients, float32, longer inputs)."""
+    def kernel(embeds: torch.Tensor, bfloat16: bool = True) -> str:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            minilm.features(TextInput(embeds, torch.ones(embeds.shape[:2], dtype=torch.long)))
+        return minilm.encoder.config._attn_implementation
+
+    embeds = minilm.text_inputs(["k l m n p q r s"]).inputs_embeds.detach()
+    assert kernel(embeds.clone().requires_grad_()) == "eager"
+    assert kernel(embeds) == "sdpa"
+    assert kernel(embeds.clone().requires_grad_(), bfloat16=False) == "sdpa"
+    assert kernel(embeds.clone().requires_grad_()) == "eager"
+    assert kernel(torch.zeros(1, EAGER_BACKPROP_POSITIONS + 1, 384, requires_grad=True)) == "sdpa"
+
+
+def test_the_attention_kernels_are_one_function(minilm):
+    """Switching kernels changes the time, not the model: in float32 the hidden states and the gradients
+    reaching the input embeddings of a padded batch agree between sdpa and eager attention."""
+    inputs = minilm.text_inputs(["k l m n p q r s", "a"])
+    results = {}
+    try:
+        for kernel in ("sdpa", "eager"):
+            minilm.encoder.set_attn_implementation(kernel)
+            embeds = inputs.inputs_embeds.detach().clone().requires_grad_()
+            states = minilm.encoder(inputs_embeds=embeds, attention_mask=inputs.attention_mask,
+                                    output_hidden_states=True).hidden_states
+            (states[-1] * inputs.attention_mask.unsqueeze(-1)).sum().backward()
+            results[kernel] = (states[-1].detach(), embeds.grad)
+    finally:
+        minilm.encoder.set_attn_implementation("sdpa")
+    assert torch.allclose(results["sdpa"][0], results["eager"][0], atol=1e-4)
+    assert torch.allclose(results["sdpa"][1], results["eager"][1], atol=1e-4)
+    assert results["sdpa"][1].abs().sum() > 0
 
 
 def test_padding_positions_do_not_change_features(minilm):

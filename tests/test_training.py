@@ -130,7 +130,7 @@ def test_a_non_finite_loss_stops_the_fit_naming_the_learning_rate(source, gunpoi
 
 def test_invalid_training_settings_are_refused():
     for bad in ({"epochs": -1}, {"batch_size": 0}, {"patience": 0}, {"lr": -0.1}, {"val_fraction": 1.0},
-                {"select_on": "auc"}, {"head_init": "zeros"}):
+                {"select_on": "auc"}, {"head_init": "zeros"}, {"probe_c_rows": 1}):
         with pytest.raises(DataError):
             TrainConfig(**bad)
     with pytest.raises(DataError, match="'epochs' must be at least 0"):
@@ -143,6 +143,24 @@ def test_a_probe_per_block_needs_column_ranges_of_the_features():
     assert fit_probe(features, targets, 0, blocks=((0, 2), (2, 6))).coef.shape == (1, 6)
     with pytest.raises(ValueError, match=r"blocks \(\(0, 2\), \(2, 7\)\) are not non-empty column ranges of the 6"):
         fit_probe(features, targets, 0, blocks=((0, 2), (2, 7)))
+
+
+def test_c_chosen_on_a_sample_of_rows_then_the_probe_fitted_on_every_row():
+    """c_rows: C is chosen by the same search on a stratified sample of that many rows, and the probe is the
+    one fitted on every row at that C; with no more rows than c_rows the search runs on all of them."""
+    from sklearn.model_selection import train_test_split
+
+    generator = torch.Generator().manual_seed(2)
+    features, targets = torch.randn(200, 8, generator=generator, dtype=torch.float64), torch.arange(200) % 2
+    features[:, 0] += targets
+    sampled = fit_probe(features, targets, 0, c_rows=60)
+    sample, _ = train_test_split(np.arange(200), train_size=60, stratify=targets.numpy(), random_state=0)
+    chosen = fit_probe(features[sample], targets[sample], 0).c
+    assert sampled.c == chosen and sampled.cv_log_loss is None
+    np.testing.assert_allclose(sampled.coef, fit_probe(features, targets, 0, c=chosen).coef)
+    whole = fit_probe(features, targets, 0)
+    every_row = fit_probe(features, targets, 0, c_rows=200)
+    assert (every_row.c, every_row.cv_log_loss) == (whole.c, whole.cv_log_loss) and whole.cv_log_loss is not None
 
 
 def test_overlapping_blocks_average_each_blocks_own_probe():

@@ -177,10 +177,10 @@ _PRESETS = [
         "the kernel head on both readings competes with the kernel head on the start's reading alone (the best "
         "preset's model) on validation log-loss, and the trained theta is kept only where it wins; a fit reads "
         "every record twice, a prediction where theta is kept",
-        "both readings won on validation in 8 of 12 fits (AMP's 3 seeds, ToxinPred 4 of 5 folds, BACE; not BBBP, "
-        "ClinTox); AMP test accuracy 0.917 over 3 seeds against best's 0.914, ToxinPred 0.952 as best, BACE "
-        "ROC-AUC 0.910 against 0.915; fit 2.3 to 13.5 times the CNN's by each set's mean (AMP 4.0 to 4.6; one "
-        "ToxinPred fold 23.7; docs/experiments.md, 0.34): benchmarks/results/r2dl_trained_view.md, "
+        "both readings won on validation in 9 of 12 fits (AMP's 3 seeds, ToxinPred's 5 folds, BACE; not BBBP, "
+        "ClinTox); AMP test accuracy 0.916 over 3 seeds against best's 0.914, ToxinPred 0.953 against 0.952, BACE "
+        "ROC-AUC 0.914 against 0.915; fit 1.9 to 8.9 times the CNN's by each set's mean (AMP 2.9 to 3.6; "
+        "docs/experiments.md, 0.35): benchmarks/results/r2dl_trained_view.md, "
         "`python benchmarks/bench_r2dl.py --preset trained-view`",
         {**_R2DL, "trained_view": True, "epochs": 1, "patience": 1},
     ),

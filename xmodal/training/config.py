@@ -27,7 +27,8 @@ class TrainConfig:
     trains under the probe's own L2 term (LinearHead.penalty); probe_blocks: the (start, end)
     column ranges probed one by one, their probes averaged (a fused source's parts, and a trained view
     of one of them beside its start; None: one probe); refit_start False: the probe start is not refitted on
-    every training sample after training (a kernel head reads the trained view out instead)."""
+    every training sample after training (a kernel head reads the trained view out instead); probe_c_rows: the
+    probe's C is chosen on at most this many training samples (None: on all; xmodal.training.probe.fit_probe)."""
 
     # Without the estimators (which pass a preset's values), the training of the v2s preset.
     epochs: int = _V2S["epochs"]
@@ -45,6 +46,7 @@ class TrainConfig:
     probe_penalty: bool = False
     probe_blocks: tuple[tuple[int, int], ...] | None = None
     refit_start: bool = True
+    probe_c_rows: int | None = None
 
     def __post_init__(self):
         if self.probe_penalty and self.probe_blocks is not None:
@@ -53,6 +55,8 @@ class TrainConfig:
             raise DataError(f"select_on must be one of {', '.join(SELECTION_CRITERIA)}, got {self.select_on!r}")
         if self.head_init not in ("probe", "random"):
             raise DataError(f"head_init must be 'probe' or 'random', got {self.head_init!r}")
+        if self.probe_c_rows is not None and self.probe_c_rows < 2:
+            raise DataError(f"'probe_c_rows' must be at least 2 (or None: every sample), got {self.probe_c_rows}")
         for name, least in (("epochs", 0), ("batch_size", 1), ("patience", 1)):
             if int(getattr(self, name)) < least:
                 raise DataError(f"'{name}' must be at least {least}, got {getattr(self, name)}")

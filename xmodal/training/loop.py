@@ -93,10 +93,11 @@ def _check_finite(loss: float, epoch: int, lr: float) -> None:
 def _fit_start(head: OutputMap, features: torch.Tensor, targets: torch.Tensor, config: TrainConfig, views: int,
                c: float | None = None):
     """The start's read-out of the frozen features: a kernel probe for a kernel head, else the linear probe
-    (C chosen on these rows unless given)."""
+    (C chosen on these rows, or on config.probe_c_rows of them, unless given)."""
     if isinstance(head, KernelHead):
         return fit_kernel_probe(features, targets, config.seed, c)
-    return fit_probe(features, targets, config.seed, c, cs=config.probe_cs, views=views, blocks=config.probe_blocks)
+    return fit_probe(features, targets, config.seed, c, cs=config.probe_cs, views=views, blocks=config.probe_blocks,
+                     c_rows=config.probe_c_rows)
 
 
 def _load_start(head: OutputMap, probe, penalty: float = 0.0) -> None:
@@ -157,11 +158,15 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     history: list[dict] = []
     best_key, best_state, best_epoch, stopped_by = None, None, 0, "epochs" if config.epochs else "no training"
 
+    # One trained epoch that the start does not compete with is kept whatever it scores: it is not scored,
+    # so its validation rows are not read (a trained view reads them through the trained theta itself).
+    lone_epoch = config.epochs == 1 and not config.start_competes
+
     def select(record: dict, reading: torch.Tensor | None = None) -> None:
         """Log the epoch; keep its state when it is the best so far. reading: the source's reading of
         the validation rows, when it is at hand (the start's)."""
         nonlocal best_key, best_state, best_epoch
-        if use_val:
+        if use_val and not (lone_epoch and record["epoch"] > 0):
             record["val_loss"], record["val_accuracy"] = _evaluate(model, x_val, y_val, config.batch_size, val_lengths,
                                                                    reading)
             loss = -record["val_loss"]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 # Strengths tried, finer and lower where thousands of pooled features put the optimum (C =
 # 0.01 won at the edge of a 0.01-10 grid on every R2DL set, 0.003 on several): the grid the
@@ -57,20 +57,26 @@ class Probe:
     mean: np.ndarray
     scale: np.ndarray
     c: float | tuple[float, ...]  # one per block of a probe per block
-    cv_log_loss: float | None = None  # mean held-out log-loss at the chosen C (None: C was not chosen)
+    cv_log_loss: float | None = None  # mean held-out log-loss at the chosen C (None: C was not chosen on these rows)
     bounds: tuple[np.ndarray, np.ndarray] | None = None  # each feature's lowest and highest value where it was fitted
 
 
 def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float | tuple[float, ...] | None = None,
               cs: tuple[float, ...] = PROBE_C, views: int = 1,
-              blocks: tuple[tuple[int, int], ...] | None = None) -> Probe:
+              blocks: tuple[tuple[int, int], ...] | None = None, c_rows: int | None = None) -> Probe:
     """Logistic regression on standardised features; C given, or chosen among `cs` by k-fold
     log-loss (k = min(5, the smallest class's count); C = 1 when a class has one example).
     views > 1: the features are that many equal blocks, one per view of a multi-view bridge,
     each read through its leading principal components (VIEW_COMPONENTS), the probe folded
     back to the full width. blocks: the (start, end) column ranges probed one by one, their
     probes averaged (`_fit_per_block`: a fused source's parts, and a trained view beside its start);
-    c is then one C per block. The probe's bounds: each feature's range over these rows."""
+    c is then one C per block. c_rows: C is chosen on at most this many rows, a stratified sample, and the
+    probe fitted on all rows at that C (the search costs about folds x Cs fits, the fit at C one; for a start
+    that only steers training, estimators.base). The probe's bounds: each feature's range over these rows."""
+    if c is None and c_rows is not None and len(features) > c_rows:
+        sample, _ = train_test_split(np.arange(len(targets)), train_size=c_rows, stratify=targets.cpu().numpy(),
+                                     random_state=seed)
+        c = fit_probe(features[sample], targets[sample], seed, None, cs, views, blocks).c
     x, y = features.double().cpu().numpy(), targets.cpu().numpy()  # scikit-learn: on the CPU, whatever the model's
     if blocks is not None:
         probe = _fit_per_block(x, y, seed, c, cs, blocks)
