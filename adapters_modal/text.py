@@ -57,10 +57,12 @@ MINILM_WEIGHTS = WeightFile(
 
 # PyTorch's fused attention (sdpa) backpropagates slowly on the CPU in bfloat16: MiniLM's forward and backward to
 # its inputs, 32 records at one thread, took 1.7 to 2.0 times the eager attention's time from 24 to 144 positions,
-# 1.24 at 192 and 1.05 at 240; reading alone, and float32, are as fast or faster with sdpa, eager falling behind as
-# positions grow (benchmarks/results/text_attention.md). So where gradients flow to the inputs (training theta)
-# under bfloat16 autocast through at most this many positions, a CPU encoder loaded with sdpa runs eager attention.
+# 1.13 at 8, 1.24 at 192 and 1.05 at 240; reading alone, and float32, take 0.8 to 1.1 times eager's, eager falling
+# behind as positions grow (benchmarks/results/text_attention.md). So where gradients flow to the inputs (training
+# theta) under bfloat16 autocast through at most this many positions, a CPU encoder loaded with sdpa runs eager
+# attention: a limit short of where the two meet (and one scratch batch with padding, 250 positions, was slower).
 EAGER_BACKPROP_POSITIONS = 192
+SDPA = "sdpa"
 
 
 class TextInput(NamedTuple):
@@ -92,7 +94,9 @@ class TextSource(SourceModel):
         self.name = name
         self.encoder, self.tokenizer = encoder, tokenizer
         config = self.encoder.config
-        self._loaded_attention = config._attn_implementation  # "sdpa" for MiniLM under torch 2
+        self.loaded_attention = config._attn_implementation  # SDPA for MiniLM under torch 2
+        # a transformers without set_attn_implementation (and a model it cannot switch) keeps its loaded kernel
+        self._switches_attention = hasattr(encoder, "set_attn_implementation")
         self.input_spec = InputSpec(
             modality="text",
             vocab_size=int(config.vocab_size),
@@ -134,7 +138,9 @@ class TextSource(SourceModel):
         return 3 * (int(self.encoder.config.num_hidden_layers) + 1) * self.input_spec.embedding_dim
 
     def hidden_states(self, x: TextInput) -> tuple[torch.Tensor, ...]:
-        """Every hidden state, (N, L, d) each: the embedding output, then each layer's."""
+        """Every hidden state, (N, L, d) each: the embedding output, then each layer's. Each call sets the
+        encoder's attention kernel (`_attention_for`) and leaves it so: a kernel set on the encoder by hand is
+        overridden, and calls from several threads at once are not supported."""
         inputs_embeds, attention_mask = x
         if inputs_embeds.shape[1] > self.input_spec.max_positions:
             raise XmodalError(
@@ -142,8 +148,10 @@ class TextSource(SourceModel):
                 "truncate the sequences (bridge truncation policy)"
             )
         attention = self._attention_for(inputs_embeds)
-        if self.encoder.config._attn_implementation != attention:
+        if self._switches_attention and self.encoder.config._attn_implementation != attention:
             self.encoder.set_attn_implementation(attention)
+            # a model that cannot switch says so in a warning and keeps its kernel: asked once, not every batch
+            self._switches_attention = self.encoder.config._attn_implementation == attention
         return self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                             output_hidden_states=True).hidden_states
 
@@ -151,11 +159,12 @@ class TextSource(SourceModel):
         """The attention kernel for one call: eager where gradients flow to the inputs through at most
         EAGER_BACKPROP_POSITIONS positions under the CPU's bfloat16 autocast and the encoder was loaded with sdpa,
         else the one it was loaded with."""
-        if (self._loaded_attention == "sdpa" and inputs_embeds.requires_grad and inputs_embeds.device.type == "cpu"
-                and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        if (self.loaded_attention == SDPA and inputs_embeds.requires_grad and torch.is_grad_enabled()
+                and inputs_embeds.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+                and torch.get_autocast_dtype("cpu") == torch.bfloat16
                 and inputs_embeds.shape[1] <= EAGER_BACKPROP_POSITIONS):
             return "eager"
-        return self._loaded_attention
+        return self.loaded_attention
 
     def features(self, x: TextInput) -> torch.Tensor:
         """(N, feature_dim): each hidden state's mean over attended positions, then each one's

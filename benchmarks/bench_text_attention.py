@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_io import write_results  # noqa: E402
 
-from adapters_modal.text import EAGER_BACKPROP_POSITIONS, load_text_source  # noqa: E402
+from adapters_modal.text import EAGER_BACKPROP_POSITIONS, SDPA, load_text_source  # noqa: E402
 
 BATCH = 32
-KERNELS = ("sdpa", "eager")
+KERNELS = (SDPA, "eager")
 
 
 def seconds(encoder, inputs: torch.Tensor, precision: str, backprop: bool, repeats: int) -> tuple[float, torch.Tensor]:
@@ -68,11 +68,11 @@ def main() -> None:
                 for kernel in KERNELS:
                     encoder.set_attn_implementation(kernel)
                     measured[kernel] = seconds(encoder, inputs, precision, backprop, args.repeats)
-                encoder.set_attn_implementation("sdpa")
+                encoder.set_attn_implementation(source.loaded_attention)
                 rows.append({"positions": length, "precision": precision, "backprop": backprop,
                              **{f"{kernel}_s": round(measured[kernel][0], 4) for kernel in KERNELS},
-                             "sdpa_over_eager": round(measured["sdpa"][0] / measured["eager"][0], 2),
-                             "max_state_difference": float((measured["sdpa"][1] - measured["eager"][1]).abs().max())})
+                             "sdpa_over_eager": round(measured[SDPA][0] / measured["eager"][0], 2),
+                             "max_state_difference": float((measured[SDPA][1] - measured["eager"][1]).abs().max())})
                 print(rows[-1], flush=True)
     lines = [f"# MiniLM's attention kernels on the CPU ({BATCH} records per batch)", "",
              f"Machine: {platform.machine()}, threads {torch.get_num_threads()}, torch {torch.__version__}. "

@@ -119,6 +119,25 @@ def test_a_probe_that_wins_on_a_given_validation_split_is_refitted_on_it_too(sou
     assert torch.allclose(model.output_map.linear.bias, head.linear.bias, atol=1e-6)
 
 
+def test_one_trained_epoch_the_start_does_not_compete_with_is_kept_unscored(source, gunpoint):
+    """Nothing is compared (epochs 1, start_competes False): the epoch is kept without reading the validation
+    rows again; the start, read once, is scored as epoch 0."""
+    from xmodal.maps import LinearHead
+
+    x, y, _, _ = _encoded(gunpoint)
+    model = Reprogrammer(SeriesToWaveform(seed=0), source, LinearHead(source.num_classes, 2))
+    config = TrainConfig(epochs=1, head_init="probe", select_on="loss", start_competes=False, progress=False)
+    result = train(model, x[:30], y[:30], config, validation=(x[30:], y[30:]))
+    assert [record["epoch"] for record in result.history] == [0, 1]
+    assert "val_loss" in result.history[0] and "val_loss" not in result.history[1]
+    assert (result.best_epoch, result.val_loss) == (1, None)
+    assert result.selection == "one trained epoch, kept unscored: the start does not compete"
+    scored = train(Reprogrammer(SeriesToWaveform(seed=0), source, LinearHead(source.num_classes, 2)), x[:30], y[:30],
+                   TrainConfig(epochs=2, head_init="probe", select_on="loss", start_competes=False, progress=False),
+                   validation=(x[30:], y[30:]))
+    assert all("val_loss" in record for record in scored.history)
+
+
 def test_a_non_finite_loss_stops_the_fit_naming_the_learning_rate(source, gunpoint):
     """An lr so large that delta overflows: the loss turns NaN or infinite in the first steps."""
     x, y, _, _ = _encoded(gunpoint)
@@ -161,6 +180,19 @@ def test_c_chosen_on_a_sample_of_rows_then_the_probe_fitted_on_every_row():
     whole = fit_probe(features, targets, 0)
     every_row = fit_probe(features, targets, 0, c_rows=200)
     assert (every_row.c, every_row.cv_log_loss) == (whole.c, whole.cv_log_loss) and whole.cv_log_loss is not None
+
+
+def test_c_is_chosen_on_every_row_where_no_stratified_sample_can_be_drawn():
+    """A class of one row, or fewer rows left beside the sample than classes: no stratified sample exists,
+    so c_rows falls back to choosing C on every row (as without it) instead of failing."""
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(61, 8, generator=generator, dtype=torch.float64)
+    singleton = torch.cat([torch.arange(60) % 2, torch.tensor([2])])
+    crowded = torch.arange(61) % 3
+    for targets, rows in ((singleton, 30), (crowded, 60)):
+        whole, sampled = fit_probe(features, targets, 0), fit_probe(features, targets, 0, c_rows=rows)
+        assert (sampled.c, sampled.cv_log_loss) == (whole.c, whole.cv_log_loss)
+        np.testing.assert_allclose(sampled.coef, whole.coef)
 
 
 def test_overlapping_blocks_average_each_blocks_own_probe():

@@ -23,12 +23,14 @@ class TrainConfig:
     alone: smoother on small validation sets, and the criterion a probe's C is chosen by);
     start_competes False: the best trained epoch is kept even where the start scores better
     (the filtered-tones bridge reads its trained state beside its start, so the start is never
-    lost); head_lr_ratio: the head's learning rate as a share of lr; probe_penalty: a probe head
-    trains under the probe's own L2 term (LinearHead.penalty); probe_blocks: the (start, end)
-    column ranges probed one by one, their probes averaged (a fused source's parts, and a trained view
-    of one of them beside its start; None: one probe); refit_start False: the probe start is not refitted on
-    every training sample after training (a kernel head reads the trained view out instead); probe_c_rows: the
-    probe's C is chosen on at most this many training samples (None: on all; xmodal.training.probe.fit_probe)."""
+    lost; with epochs 1 that epoch is kept unscored, its validation rows not read); head_lr_ratio:
+    the head's learning rate as a share of lr; probe_penalty: a probe head trains under the
+    probe's own L2 term (LinearHead.penalty); probe_blocks: the (start, end) column ranges probed
+    one by one, their probes averaged (a fused source's parts, and a trained view of one of them
+    beside its start; None: one probe); refit_start False: the probe start is not refitted on
+    every training sample after training (a kernel head reads the trained view out instead);
+    probe_c_rows: the linear probe's C is chosen on at most this many training samples (None: on
+    all; xmodal.training.probe.fit_probe; a kernel probe's C is chosen on all)."""
 
     # Without the estimators (which pass a preset's values), the training of the v2s preset.
     epochs: int = _V2S["epochs"]

@@ -262,6 +262,8 @@ def train(model: Reprogrammer, x: torch.Tensor, y: torch.Tensor, config: TrainCo
         model.load_state_dict(best_state, strict=False)
     model.eval()
     selection = "validation" if use_val else ("training loss" if epochs else "none: no training")
+    if use_val and lone_epoch and best_epoch:
+        selection = "one trained epoch, kept unscored: the start does not compete"
     n_fit = len(y_fit)
     if probe is not None and use_val and config.refit_start:
         # The probe refitted on every training sample with the chosen C (a UCR set of 30 series cannot

@@ -72,8 +72,11 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
     probes averaged (`_fit_per_block`: a fused source's parts, and a trained view beside its start);
     c is then one C per block. c_rows: C is chosen on at most this many rows, a stratified sample, and the
     probe fitted on all rows at that C (the search costs about folds x Cs fits, the fit at C one; for a start
-    that only steers training, estimators.base). The probe's bounds: each feature's range over these rows."""
-    if c is None and c_rows is not None and len(features) > c_rows:
+    that only steers training, estimators.base). scikit-learn's C weighs the summed loss, so on all rows that C
+    regularises less than on the sample; where no stratified sample can be drawn (a class of one row, or too
+    few rows beside the sample for every class) C is chosen on all rows. The probe's bounds: each feature's
+    range over these rows."""
+    if c is None and c_rows is not None and _can_sample(targets.cpu().numpy(), c_rows):
         sample, _ = train_test_split(np.arange(len(targets)), train_size=c_rows, stratify=targets.cpu().numpy(),
                                      random_state=seed)
         c = fit_probe(features[sample], targets[sample], seed, None, cs, views, blocks).c
@@ -83,6 +86,13 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
     else:
         probe = _fit_per_view(x, y, seed, c, cs, views) if views > 1 else _fit_standardised(x, y, seed, c, cs)
     return dataclasses.replace(probe, bounds=(x.min(axis=0), x.max(axis=0)))
+
+
+def _can_sample(y: np.ndarray, rows: int) -> bool:
+    """Whether a stratified sample of `rows` rows can be drawn from fewer than all of y: every class holds 2
+    rows or more, and both the sample and what is left hold a row of each."""
+    counts = np.unique(y, return_counts=True)[1]
+    return counts.min() >= 2 and len(counts) <= rows <= len(y) - len(counts)
 
 
 def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
