@@ -88,8 +88,8 @@ def test_the_attention_kernels_are_one_function(minilm):
             results[kernel] = (states[-1].detach(), embeds.grad)
     finally:
         minilm.encoder.set_attn_implementation(minilm.loaded_attention)
-    assert torch.allclose(results["sdpa"][0], results["eager"][0], rtol=1e-4, atol=1e-5)
-    assert torch.allclose(results["sdpa"][1], results["eager"][1], rtol=1e-4, atol=1e-5)
+    for sdpa, eager in zip(*results.values()):  # float error against each tensor's own scale (2e-6 measured)
+        assert (sdpa - eager).abs().max() <= 1e-5 * sdpa.abs().max()
     assert results["sdpa"][1].abs().sum() > 0
 
 
