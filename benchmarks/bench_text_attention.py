@@ -1,13 +1,16 @@
 """MiniLM's attention kernels side by side, on the CPU: PyTorch's fused attention (sdpa, what the
 encoder loads with) against the eager one, for reading alone and for backpropagation to the input
-embeddings (what training R2DL's theta does), in bfloat16 autocast and in float32.
+embeddings (what training R2DL's theta does), in each way the text source computes: its bfloat16 copy (what it
+runs under bfloat16 autocast), the float32 encoder under bfloat16 autocast (what it ran before that copy,
+docs/experiments.md 0.36), and float32.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_text_attention.py [--lengths 8,24,48,96,144,192,240] [--repeats 3]
 
 A batch of 32 random embedding sequences (MiniLM's scale), every position attended; the time is the mean
 of `repeats` passes after one warm-up pass, both kernels measured alternately in this one process. The
-encoder is called directly, with the kernel set, and its hidden states summed; the last hidden states of
-both kernels are compared too (largest absolute difference). The text source uses eager
+encoder (or its bfloat16 copy, which shares its kernel) is called directly, with the kernel set, and its hidden
+states summed; the last hidden states of both kernels are compared too (largest absolute difference). A second
+table sets the copy against autocast, each with the kernel the source picks. The text source uses eager
 attention where gradients flow to its inputs through at most EAGER_BACKPROP_POSITIONS positions
 (adapters_modal.text). Writes benchmarks/results/text_attention.{json,md}.
 """
@@ -32,19 +35,23 @@ from adapters_modal.text import EAGER_BACKPROP_POSITIONS, SDPA, load_text_source
 
 BATCH = 32
 KERNELS = (SDPA, "eager")
+PRECISIONS = ("bfloat16", "autocast", "float32")  # the bfloat16 copy; the float32 encoder under autocast; float32
 
 
-def seconds(encoder, inputs: torch.Tensor, precision: str, backprop: bool, repeats: int) -> tuple[float, torch.Tensor]:
+def seconds(source, inputs: torch.Tensor, precision: str, backprop: bool, repeats: int) -> tuple[float, torch.Tensor]:
     """Mean seconds of one pass (the hidden states, and their backward to the inputs when `backprop`), and the
     last hidden states."""
     mask = torch.ones(inputs.shape[:2], dtype=torch.long)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
+    copy = precision == "bfloat16"
+    encoder = source.bfloat16_encoder(torch.device("cpu")) if copy else source.encoder
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "autocast" else nullcontext()
     times = []
     for _ in range(repeats + 1):  # the first pass warms up
         embeds = inputs.clone().requires_grad_(backprop)
         start = time.perf_counter()
         with autocast, torch.set_grad_enabled(backprop):
-            states = encoder(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True).hidden_states
+            states = encoder(inputs_embeds=embeds.to(torch.bfloat16) if copy else embeds, attention_mask=mask,
+                             output_hidden_states=True).hidden_states
         if backprop:
             sum(state.float().sum() for state in states).backward()
         times.append(time.perf_counter() - start)
@@ -58,16 +65,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     source = load_text_source("minilm-l6")
-    encoder = source.encoder
+    encoder = source.encoder  # switching its kernel switches the copy's: they share one config
     rows = []
     for length in (int(value) for value in args.lengths.split(",")):
         inputs = torch.randn(BATCH, length, source.input_spec.embedding_dim) * source.embedding_matrix.std()
-        for precision in ("bfloat16", "float32"):
+        for precision in PRECISIONS:
             for backprop in (False, True):
                 measured = {}
                 for kernel in KERNELS:
                     encoder.set_attn_implementation(kernel)
-                    measured[kernel] = seconds(encoder, inputs, precision, backprop, args.repeats)
+                    measured[kernel] = seconds(source, inputs, precision, backprop, args.repeats)
                 encoder.set_attn_implementation(source.loaded_attention)
                 rows.append({"positions": length, "precision": precision, "backprop": backprop,
                              **{f"{kernel}_s": round(measured[kernel][0], 4) for kernel in KERNELS},
@@ -84,6 +91,14 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['positions']} | {r['precision']} | {'yes' if r['backprop'] else 'no'} | {r['sdpa_s']:.3f} | "
               f"{r['eager_s']:.3f} | {r['sdpa_over_eager']:.2f} | {r['max_state_difference']:.2g} |" for r in rows]
+    lines += ["", "The bfloat16 copy against the float32 encoder under autocast, each with the kernel the source picks "
+              "(eager for backpropagation up to the limit, else sdpa):", "",
+              "| positions | backprop | autocast s | copy s | autocast / copy |", "|---|---|---|---|---|"]
+    for length, backprop in sorted({(r["positions"], r["backprop"]) for r in rows}):
+        kernel = "eager" if backprop and length <= EAGER_BACKPROP_POSITIONS else SDPA
+        pair = {r["precision"]: r[f"{kernel}_s"] for r in rows if (r["positions"], r["backprop"]) == (length, backprop)}
+        lines.append(f"| {length} | {'yes' if backprop else 'no'} | {pair['autocast']:.3f} | {pair['bfloat16']:.3f} | "
+                     f"{pair['autocast'] / pair['bfloat16']:.2f} |")
     write_results("text_attention", rows, "\n".join(lines) + "\n")
 
 

@@ -163,9 +163,10 @@ _PRESETS = [
         "R2DL: tokens as 200-sparse combinations of MiniLM's token embeddings, started at each token's "
         "spelling; a kernel head (an RBF-kernel support-vector probe of the pooled features, its C by 5-fold "
         "log-loss, a fitted sigmoid), refitted on the validation records too; no training of theta",
-        "AMP test accuracy 0.914 (ROC-AUC 0.970) in 0.9 times the CNN's fit, ToxinPred 0.952 over 5 folds (2.2 "
-        "times; 3.3 on the fold with the fastest CNN), BBBP ROC-AUC 0.959 (1.0 times), MiniLM read in "
-        "bfloat16 (precision auto, on a CPU with AVX512-BF16); the kernel head had the lower validation log-loss "
+        "AMP test accuracy 0.914 (ROC-AUC 0.970) in 0.8 times the CNN's fit, ToxinPred 0.952 over 5 folds (1.9 "
+        "times; 3.1 on the fold with the fastest CNN), BBBP ROC-AUC 0.959 (0.9 times), MiniLM read in "
+        "bfloat16 (precision auto, on a CPU with AVX512-BF16; a bfloat16 copy of the encoder, 0.36); the kernel "
+        "head had the lower validation log-loss "
         "than the linear probe on 9 of 10 selection splits (docs/experiments.md, 0.32, 0.33): "
         "benchmarks/results/r2dl.md, `python benchmarks/bench_r2dl.py`",
         _R2DL,
@@ -177,10 +178,10 @@ _PRESETS = [
         "the kernel head on both readings competes with the kernel head on the start's reading alone (the best "
         "preset's model) on validation log-loss, and the trained theta is kept only where it wins; a fit reads "
         "every record twice, a prediction where theta is kept",
-        "both readings won on validation in 9 of 12 fits (AMP's 3 seeds, ToxinPred's 5 folds, BACE; not BBBP, "
-        "ClinTox); AMP test accuracy 0.916 over 3 seeds against best's 0.914, ToxinPred 0.953 against 0.952, BACE "
-        "ROC-AUC 0.914 against 0.915; fit 1.9 to 8.9 times the CNN's by each set's mean (AMP 2.9 to 3.6; "
-        "docs/experiments.md, 0.35): benchmarks/results/r2dl_trained_view.md, "
+        "both readings won on validation in 8 of 12 fits (AMP's 3 seeds, 4 of ToxinPred's 5 folds, BACE; not BBBP, "
+        "ClinTox); AMP test accuracy 0.917 over 3 seeds against best's 0.914, ToxinPred 0.953 against 0.952, BACE "
+        "ROC-AUC 0.912 against 0.914; fit 1.7 to 7.2 times the CNN's by each set's mean (AMP 2.6 to 3.1, 2.9 over "
+        "the 3 seeds; docs/experiments.md, 0.36): benchmarks/results/r2dl_trained_view.md, "
         "`python benchmarks/bench_r2dl.py --preset trained-view`",
         {**_R2DL, "trained_view": True, "epochs": 1, "patience": 1},
     ),
