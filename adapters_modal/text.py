@@ -48,6 +48,7 @@ from adapters_modal.hf_loading import (
     weights_identity,
 )
 from adapters_modal.weights import WeightFile, find_weights
+from xmodal.devices import module_device
 from xmodal.errors import WeightsError, XmodalError
 
 MINILM_WEIGHTS = WeightFile(
@@ -57,11 +58,12 @@ MINILM_WEIGHTS = WeightFile(
 )
 
 # PyTorch's fused attention (sdpa) backpropagates slowly on the CPU in bfloat16: MiniLM's forward and backward to
-# its inputs, 32 records at one thread, took 1.7 to 2.0 times the eager attention's time from 24 to 144 positions,
-# 1.13 at 8, 1.24 at 192 and 1.05 at 240; reading alone, and float32, take 0.8 to 1.1 times eager's, eager falling
-# behind as positions grow (benchmarks/results/text_attention.md). So where gradients flow to the inputs (training
-# theta) under bfloat16 autocast through at most this many positions, a CPU encoder loaded with sdpa runs eager
-# attention: a limit short of where the two meet (and one scratch batch with padding, 250 positions, was slower).
+# its inputs in bfloat16 (the source's bfloat16 copy), 32 records at one thread, took 1.7 to 2.2 times the eager
+# attention's time from 24 to 144 positions, 1.12 at 8, 1.23 at 192 and 1.08 at 240; reading alone, and float32,
+# take 0.7 to 1.1 times eager's, eager falling behind as positions grow (benchmarks/results/text_attention.md). So
+# where gradients flow to the inputs (training theta) under bfloat16 autocast through at most this many positions,
+# a CPU encoder loaded with sdpa runs eager attention: a limit short of where the two meet (and one scratch batch
+# with padding, 250 positions, was slower).
 EAGER_BACKPROP_POSITIONS = 192
 SDPA = "sdpa"
 
@@ -98,7 +100,7 @@ class TextSource(SourceModel):
         self.loaded_attention = config._attn_implementation  # SDPA for MiniLM under torch 2
         # a transformers without set_attn_implementation (and a model it cannot switch) keeps its loaded kernel
         self._switches_attention = hasattr(encoder, "set_attn_implementation")
-        self._bfloat16_encoders: dict[torch.device, torch.nn.Module] = {}  # a plain dict: no submodule, not saved
+        self._bfloat16_copy: tuple[torch.device, torch.nn.Module] | None = None  # a tuple: no submodule, not saved
         self.input_spec = InputSpec(
             modality="text",
             vocab_size=int(config.vocab_size),
@@ -152,39 +154,38 @@ class TextSource(SourceModel):
             )
         attention = self._attention_for(inputs_embeds)
         if self._switches_attention and self.encoder.config._attn_implementation != attention:
-            self.encoder.set_attn_implementation(attention)  # the copies share the encoder's config, so its kernel
+            self.encoder.set_attn_implementation(attention)  # the bfloat16 copy shares the encoder's config
             # a model that cannot switch says so in a warning and keeps its kernel: asked once, not every batch
             self._switches_attention = self.encoder.config._attn_implementation == attention
-        device = inputs_embeds.device
-        if not (torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type) == torch.bfloat16):
+        if not _bfloat16_autocast(inputs_embeds.device.type):
             return self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                                 output_hidden_states=True).hidden_states
-        with torch.autocast(device.type, enabled=False):
-            states = self.bfloat16_encoder(device)(inputs_embeds=inputs_embeds.to(torch.bfloat16),
-                                                   attention_mask=attention_mask, output_hidden_states=True)
+        with torch.autocast(inputs_embeds.device.type, enabled=False):
+            states = self.bfloat16_encoder()(inputs_embeds=inputs_embeds.to(torch.bfloat16),
+                                             attention_mask=attention_mask, output_hidden_states=True)
         return tuple(state.to(inputs_embeds.dtype) for state in states.hidden_states)
 
-    def bfloat16_encoder(self, device: torch.device) -> torch.nn.Module:
-        """A frozen bfloat16 copy of the encoder on `device`, made once: what `hidden_states` runs under bfloat16
-        autocast, its inputs cast to bfloat16 and autocast off. Why a copy: autocast casts the frozen weights
-        again on every call (it keeps only casts of weights that take gradients) and runs layer norms and
-        residual sums in float32; the copy reads MiniLM about 15 % faster at one thread, its pooled features
-        within 1 % of float32's (docs/experiments.md 0.36). It shares the encoder's config, so its attention
-        kernel; the source itself stays float32 (`embedding_matrix`, reading without autocast)."""
-        if device not in self._bfloat16_encoders:
-            self._bfloat16_encoders.clear()  # one device at a time: a source moved leaves its old copy behind
+    def bfloat16_encoder(self) -> torch.nn.Module:
+        """A frozen bfloat16 copy of the encoder, where the encoder is (made again after the source moves): what
+        `hidden_states` runs under bfloat16 autocast, its inputs cast to bfloat16 and autocast off. Why a copy:
+        autocast casts the frozen weights again on every call (it keeps only casts of weights that take
+        gradients) and runs layer norms and residual sums in float32; the copy reads a batch 1.1 to 1.35 times
+        faster at one thread and backpropagates up to 1.2 times faster, its pooled features within 1 % of
+        float32's (docs/experiments.md 0.36). It shares the encoder's config, so its attention kernel; the source
+        itself stays float32 (`embedding_matrix`, reading without autocast)."""
+        device = module_device(self.encoder)
+        if self._bfloat16_copy is None or self._bfloat16_copy[0] != device:
+            self._bfloat16_copy = None  # the old device's copy goes before the new one is made
             shared = {id(self.encoder.config): self.encoder.config}
-            encoder = copy.deepcopy(self.encoder, memo=shared).to(device=device, dtype=torch.bfloat16)
-            self._bfloat16_encoders[device] = encoder
-        return self._bfloat16_encoders[device]
+            self._bfloat16_copy = (device, copy.deepcopy(self.encoder, memo=shared).to(dtype=torch.bfloat16))
+        return self._bfloat16_copy[1]
 
     def _attention_for(self, inputs_embeds: torch.Tensor) -> str:
         """The attention kernel for one call: eager where gradients flow to the inputs through at most
         EAGER_BACKPROP_POSITIONS positions under the CPU's bfloat16 autocast and the encoder was loaded with sdpa,
         else the one it was loaded with."""
         if (self.loaded_attention == SDPA and inputs_embeds.requires_grad and torch.is_grad_enabled()
-                and inputs_embeds.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-                and torch.get_autocast_dtype("cpu") == torch.bfloat16
+                and inputs_embeds.device.type == "cpu" and _bfloat16_autocast("cpu")
                 and inputs_embeds.shape[1] <= EAGER_BACKPROP_POSITIONS):
             return "eager"
         return self.loaded_attention
@@ -206,6 +207,11 @@ class TextSource(SourceModel):
     def head(self, features: torch.Tensor) -> torch.Tensor:
         raise XmodalError(f"{self.name} is a language model without classes; read its features "
                           "(Reprogrammer(..., reads='features')) with a linear head")
+
+
+def _bfloat16_autocast(device_type: str) -> bool:
+    """Whether this call runs under bfloat16 autocast on `device_type`."""
+    return torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.bfloat16
 
 
 def _packaged_minilm(explicit: str | Path | None) -> Path:

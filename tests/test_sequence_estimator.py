@@ -78,7 +78,7 @@ def test_probe_start_competes_in_selection(amp):
 @pytest.mark.slow  # the fitted fixture: MiniLM over 88 records, about a minute here
 def test_bfloat16_reads_what_float32_reads_within_its_rounding(fitted):
     """precision: autocast around the frozen LM alone (which reads with its bfloat16 copy), its reading handed
-    back in float32; on real peptides it moves the pooled features by well under a percent and no prediction."""
+    back in float32; on real peptides it moves the pooled features by under a percent and no prediction."""
     model, _, (x_test, _) = fitted
     reprogrammer, ids = model.reprogrammer_.eval(), model.encode(x_test).ids
     kept = reprogrammer.compute_dtype
