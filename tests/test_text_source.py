@@ -69,8 +69,9 @@ def test_bfloat16_autocast_runs_a_bfloat16_copy_and_keeps_the_source_in_float32(
             batched, alone = minilm.features(inputs)[1], minilm.features(minilm.text_inputs(["a"]))[0]
     reduced.sum().backward()
     assert minilm._bfloat16_copy is not None  # made by the reading above
+    made = minilm._bfloat16_copy[1]
     copy = minilm.bfloat16_encoder()
-    assert copy is minilm._bfloat16_copy[1]  # made once
+    assert copy is made  # made once
     assert next(copy.parameters()).dtype == torch.bfloat16 and copy.config is minilm.encoder.config
     assert not any(p.requires_grad or p.grad is not None for p in copy.parameters())
     assert all(p.dtype == torch.float32 for p in minilm.parameters())
