@@ -76,11 +76,11 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, seed: int, c: float
     regularises less than on the sample; where no stratified sample can be drawn (a class of one row, or too
     few rows beside the sample for every class) C is chosen on all rows. The probe's bounds: each feature's
     range over these rows."""
-    if c is None and c_rows is not None and _can_sample(targets.cpu().numpy(), c_rows):
-        sample, _ = train_test_split(np.arange(len(targets)), train_size=c_rows, stratify=targets.cpu().numpy(),
-                                     random_state=seed)
+    y = targets.cpu().numpy()  # scikit-learn: on the CPU, whatever the model's
+    if c is None and c_rows is not None and _can_sample(y, c_rows):
+        sample, _ = train_test_split(np.arange(len(y)), train_size=c_rows, stratify=y, random_state=seed)
         c = fit_probe(features[sample], targets[sample], seed, None, cs, views, blocks).c
-    x, y = features.double().cpu().numpy(), targets.cpu().numpy()  # scikit-learn: on the CPU, whatever the model's
+    x = features.double().cpu().numpy()
     if blocks is not None:
         probe = _fit_per_block(x, y, seed, c, cs, blocks)
     else:
