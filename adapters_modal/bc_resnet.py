@@ -113,13 +113,27 @@ class BCResNet(nn.Module):
         still hold generic time-frequency detectors. The share of positive values is
         MiniRocket's PPV: how often a filter fires, whatever the input's scale. It has no
         gradient; mean and maximum carry the gradient to the input."""
-        stats = []
-        for fmap in self.feature_maps(log_mel):
-            stats += [fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3)), (fmap > 0).float().mean(dim=(2, 3))]
-        return torch.cat(stats, dim=1)
+        return channel_statistics(self.feature_maps(log_mel))
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head_conv(features[:, :, None, None])[:, :, 0, 0]
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(log_mel))
+
+
+def channel_statistics(maps: list[torch.Tensor]) -> torch.Tensor:
+    """(N, 3 x channels of all maps): per channel of every (N, C, H, W) map, its mean, maximum and share of
+    positive values over H and W, map by map."""
+    stats = []
+    for fmap in maps:
+        stats += [fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3)), (fmap > 0).float().mean(dim=(2, 3))]
+    return torch.cat(stats, dim=1)
+
+
+def row_band_means(maps: list[torch.Tensor], bands: int) -> torch.Tensor:
+    """(N, bands x channels of the maps with at least `bands` rows): per channel of each such map, its mean
+    over each of `bands` consecutive bands of rows (as even as `torch.tensor_split` makes them), top band
+    first. A map with fewer rows has no bands to tell apart, and is left out."""
+    return torch.cat([band.mean(dim=(2, 3)) for fmap in maps if fmap.shape[2] >= bands
+                      for band in torch.tensor_split(fmap, bands, dim=2)], dim=1)

@@ -6,6 +6,8 @@ Three kinds:
   its audio front end, a classifier of 40 x 32 single-channel log-mel images.
   It is the one real image-style network on this machine (no pretrained image
   weights can be downloaded here), so table reprogramming is measured with it.
+  `bc-resnet-gsc35-image-bands` (registered) is the same network, its reading also
+  telling where in the image each filter responds (the series `best` preset's).
 - `load_hf_image_source(path_or_id)`: any Hugging Face
   `AutoModelForImageClassification`, from a local folder or a hub id.
 - `load_torchvision_source(name)`: a torchvision classifier, when torchvision
@@ -20,12 +22,20 @@ identity (name + sha256 of its weights) is still checked.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from adapters_modal.audio import BC_RESNET_WEIGHTS, GSC35_WORDS, load_bc_resnet
-from adapters_modal.base import InputSpec, SourceEntry, SourceModel, register_source, register_source_scheme
+from adapters_modal.base import (
+    InputSpec,
+    SourceEntry,
+    SourceModel,
+    register_source,
+    register_source_scheme,
+)
+from adapters_modal.bc_resnet import channel_statistics, row_band_means
 from adapters_modal.hf_loading import (
     from_pretrained,
     hf_class_names,
@@ -68,15 +78,39 @@ class BCResNetImageSource(SourceModel):
         return self.network.layer_statistics(log_mel)
 
 
-register_source(
-    SourceEntry(
-        name=BCResNetImageSource.name,
-        description="BC-ResNet-2 without its audio front end: a classifier of 1x40x32 log-mel images (35 words)",
-        weight_file=BC_RESNET_WEIGHTS,
-        build=BCResNetImageSource,
-        modality="image", parameters=30_939, input="1x40x32 log-mel", output="35 words", licence="MIT",
-    )
+# The bands of rows bc-resnet-gsc35-image-bands reads each channel's mean in: measured against the whole map's
+# statistics alone on the UCR training splits' nested folds (docs/experiments.md 0.37; the one count tried).
+ROW_BANDS = 3
+
+
+class BCResNetImageBandsSource(BCResNetImageSource):
+    """`bc-resnet-gsc35-image` whose reading also says where in the image each filter responds: beside each
+    channel's statistics over the whole map, its mean in each of ROW_BANDS bands of rows. The series' window
+    image stacks its windows as rows, so the bands are the series' beginning, middle and end; a class that
+    differs at a fixed place (a spectrum's peak) differs in one band."""
+
+    name = "bc-resnet-gsc35-image-bands"
+
+    def layer_features(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(N, 2592): `bc-resnet-gsc35-image`'s 1392 numbers, then the ROW_BANDS band means of each channel of
+        the stages with that many rows (all but the last, 400 channels x 3)."""
+        maps = self.feature_maps(log_mel)
+        return torch.cat([channel_statistics(maps), row_band_means(maps, ROW_BANDS)], dim=1)
+
+
+_IMAGE_ENTRY = SourceEntry(
+    name=BCResNetImageSource.name,
+    description="BC-ResNet-2 without its audio front end: a classifier of 1x40x32 log-mel images (35 words)",
+    weight_file=BC_RESNET_WEIGHTS,
+    build=BCResNetImageSource,
+    modality="image", parameters=30_939, input="1x40x32 log-mel", output="35 words", licence="MIT",
 )
+register_source(_IMAGE_ENTRY)
+register_source(replace(
+    _IMAGE_ENTRY, name=BCResNetImageBandsSource.name, build=BCResNetImageBandsSource,
+    description=f"bc-resnet-gsc35-image, its reading also each channel's mean in {ROW_BANDS} bands of rows "
+                "(where in the picture a filter responds)",
+))
 
 
 def state_sha256(module: torch.nn.Module) -> str:
@@ -178,5 +212,5 @@ register_source_scheme("hf-image", load_hf_image_source,
 register_source_scheme("torchvision", _torchvision_from_name,
                        "torchvision classifier, torchvision:NAME[:WEIGHTS] (torchvision is optional)")
 
-__all__ = ["BCResNetImageSource", "WrappedImageSource", "load_hf_image_source",
+__all__ = ["BCResNetImageBandsSource", "BCResNetImageSource", "WrappedImageSource", "load_hf_image_source",
            "load_torchvision_source", "state_sha256"]

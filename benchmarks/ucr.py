@@ -9,9 +9,11 @@ work item, `xmodal fit series` run as a Ray task with one CPU, largest first. FO
 folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
 ../shared/data/ucr. Methods:
   best           the "best" preset of xmodal.presets (the default of `xmodal fit series`): four frozen
-                 sources read once (Lite0 seeing a line chart), a probe of each source
-                 holding its inputs to their training range, their log-probabilities averaged
-  best-recurrence  best before 0.29: Lite0 seeing the recurrence plot instead of a line chart
+                 sources read once (Lite0 seeing a line chart, BC-ResNet-image read band by band down
+                 its window image), a probe of each source holding its inputs to their training range,
+                 their log-probabilities averaged
+  best-no-bands  best before 0.37: BC-ResNet-image's statistics over its whole image alone
+  best-recurrence  best before 0.29: best-no-bands with Lite0 seeing the recurrence plot
   trained-fusion the "trained-fusion" preset (best before 0.27): the four sources unclipped, Lite0
                  on the window image, each probe again on the series and 4 window slices of each,
                  and one of BC-ResNet's trained view beside its start (counted twice)
@@ -60,6 +62,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from xmodal.errors import DataError  # noqa: E402
+from xmodal.presets import FUSED_SOURCES  # noqa: E402
 from xmodal.sweep import config_from_dict, read_results, run_sweep, write_report  # noqa: E402
 from xmodal.sweep.config import find_datasets as sweep_datasets  # noqa: E402
 from xmodal.sweep.item import result_key  # noqa: E402
@@ -80,8 +83,10 @@ LITE0_RECURRENCE = "efficientnet-lite0=recurrence"
 METHOD_SETTINGS = {
     "full": {
         "best": {"preset": "best"},
-        # The best preset before 0.29: Lite0 seeing the recurrence plot (docs/experiments.md, 0.27).
-        "best-recurrence": {"preset": "best", "picture": LITE0_RECURRENCE},
+        # The best preset before 0.37: BC-ResNet-image's statistics over its whole image alone.
+        "best-no-bands": {"preset": "best", "source": FUSED_SOURCES},
+        # The best preset before 0.29: that, with Lite0 seeing the recurrence plot (docs/experiments.md, 0.27).
+        "best-recurrence": {"preset": "best", "source": FUSED_SOURCES, "picture": LITE0_RECURRENCE},
         # The best preset before 0.27 (docs/experiments.md, 0.25).
         "trained-fusion": {"preset": "trained-fusion"},
         # Its probes clipped to the range they were fitted on (docs/experiments.md, 0.26).
@@ -113,7 +118,8 @@ METHOD_SETTINGS = {
     },
     "quick": {
         "best": {"preset": "best"},
-        "best-recurrence": {"preset": "best", "picture": LITE0_RECURRENCE},
+        "best-no-bands": {"preset": "best", "source": FUSED_SOURCES},
+        "best-recurrence": {"preset": "best", "source": FUSED_SOURCES, "picture": LITE0_RECURRENCE},
         "trained-fusion": {"preset": "trained-fusion", "epochs": 2, "patience": 2},
         "trained-fusion-clipped": {"preset": "trained-fusion", "clip_features": True, "epochs": 2, "patience": 2},
         "trained-fusion-clipped-rp": {"preset": "trained-fusion", "clip_features": True, "picture": LITE0_RECURRENCE,
@@ -138,7 +144,7 @@ METHOD_SETTINGS = {
 # image sources), no training: which source reads time series best, and at what cost.
 ZOO = {"bc-resnet-gsc35": "audio", "crepe-tiny": "audio", "crepe-full": "audio", "speech-embedding": "audio",
        "whisper-tiny-en": "audio", "whisper-tiny-en-clip": "audio", "bc-resnet-gsc35-image": "image",
-       "efficientnet-lite0": "image"}
+       "bc-resnet-gsc35-image-bands": "image", "efficientnet-lite0": "image"}
 for _mode in METHOD_SETTINGS.values():
     _mode.update({f"zoo-{name}": {"preset": "tones", "source": name, "epochs": 0,
                                   **({"encoding": "image"} if kind == "image" else {})} for name, kind in ZOO.items()})
@@ -147,10 +153,11 @@ QUICK_DATASETS = ["Coffee", "GunPoint", "ItalyPowerDemand"]
 # Left out of --quick unless named in --methods: minutes per set each (crepe-full took 16 min on ItalyPowerDemand).
 SLOW_METHODS = ("zoo-whisper-tiny-en", "zoo-crepe-full")
 # Relative cost per byte of data, to start the largest work first (zoo: measured forward speed, bench_sources.md).
-COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
+COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-bc-resnet-gsc35-image-bands": 1,
+         "zoo-crepe-tiny": 10, "zoo-efficientnet-lite0": 10,
          "zoo-speech-embedding": 20, "zoo-whisper-tiny-en": 300,
          "zoo-whisper-tiny-en-clip": 3, "zoo-crepe-full": 400,
-         "best": 32, "best-recurrence": 32, "trained-fusion": 90, "trained-fusion-clipped": 90,
+         "best": 32, "best-no-bands": 32, "best-recurrence": 32, "trained-fusion": 90, "trained-fusion-clipped": 90,
          "trained-fusion-clipped-rp": 90,
          "trained-fusion-view-once": 90, "trained-fusion-no-slices": 40, "late-fusion": 32, "late-fusion-clipped": 32,
          "fused": 32, "choice": 35,

@@ -25,7 +25,7 @@ from xmodal.persistence import (
     FUSED_TRAINED_VIEW_FORMAT_VERSION,
     RECURRENCE_FORMAT_VERSION,
 )
-from xmodal.presets import FUSED_SOURCES, get_preset
+from xmodal.presets import BEST_SOURCES, FUSED_SOURCES, get_preset
 from xmodal.training.probe import fit_probe
 
 PAIR = "bc-resnet-gsc35+bc-resnet-gsc35-image"
@@ -135,7 +135,10 @@ def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions
 
 def test_the_best_preset_fuses_registered_sources_with_a_probe_per_source():
     best, trained, fused = (get_preset("series", name).settings for name in ("best", "trained-fusion", "fused"))
-    assert best["source"] == trained["source"] == fused["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
+    assert trained["source"] == fused["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
+    # best: BC-ResNet-image also read band by band down its picture, the other three the same
+    assert best["source"] == FUSED_SOURCES.replace("-image", "-image-bands") == BEST_SOURCES
+    assert is_registered(BEST_SOURCES)
     assert best["mapping"] == fused["mapping"] == "layers" and fused["epochs"] == 0 and not fused["trained_view"]
     assert (best["fusion"], trained["fusion"], fused["fusion"]) == ("probe-per-source", "probe-per-source", "one-probe")
     assert best["clip_features"] and best["picture"] == "efficientnet-lite0=line"  # BC-ResNet-image: windows

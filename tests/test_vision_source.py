@@ -8,7 +8,8 @@ import torch
 
 from adapters_modal import load_source
 from adapters_modal.audio_io import read_wav
-from adapters_modal.vision import load_hf_image_source, load_torchvision_source
+from adapters_modal.bc_resnet import row_band_means
+from adapters_modal.vision import ROW_BANDS, load_hf_image_source, load_torchvision_source
 from tests.conftest import SPEECH
 from xmodal.errors import PersistenceError, WeightsError, XmodalError
 
@@ -26,6 +27,35 @@ def test_bc_resnet_image_source_is_the_speech_network_on_log_mel_images(source):
     assert [image_source.class_names[i] for i in image_source.logits(log_mel).argmax(1)] == ["eight", "five", "follow"]
     low, high = spec.value_range
     assert low <= log_mel.min() and log_mel.max() <= high + 1
+
+
+def test_row_band_means_are_each_channels_mean_over_consecutive_rows():
+    first, second, flat = torch.randn(2, 3, 7, 5), torch.randn(2, 4, 3, 6), torch.randn(2, 2, 1, 9)
+    bands = row_band_means([first, second, flat], 3)
+    # tensor_split's bands of 7 rows: 3, 2 and 2; of 3 rows, one each; a map of 1 row is left out
+    expected = [first[:, :, 0:3].mean(dim=(2, 3)), first[:, :, 3:5].mean(dim=(2, 3)), first[:, :, 5:7].mean(dim=(2, 3)),
+                second[:, :, 0].mean(dim=2), second[:, :, 1].mean(dim=2), second[:, :, 2].mean(dim=2)]
+    assert torch.allclose(bands, torch.cat(expected, dim=1), atol=1e-6)
+
+
+def test_the_bands_source_reads_the_image_source_then_where_in_the_image_each_channel_responds():
+    whole, banded = load_source("bc-resnet-gsc35-image"), load_source("bc-resnet-gsc35-image-bands")
+    assert banded.weights_sha256 == whole.weights_sha256 and banded.input_spec == whole.input_spec
+    torch.manual_seed(0)
+    images = torch.rand(3, 1, 40, 32) * 30 - 25
+    with torch.no_grad():
+        reading, plain = banded.layer_features(images), whole.layer_features(images)
+        assert reading.shape == (3, banded.layer_width()) == (3, 2592)
+        assert torch.equal(reading[:, :1392], plain)
+        assert torch.allclose(reading[:, 1392:], row_band_means(whole.feature_maps(images), ROW_BANDS))
+        # a bright stripe over the image's top rows changes the first stage's top band and not its bottom one;
+        # over its bottom rows, the reverse (the first stage's 32 channels, bands in order)
+        top, bottom = images[:1].clone(), images[:1].clone()
+        top[..., :8, :], bottom[..., -8:, :] = 10.0, 10.0
+        first_stage = banded.layer_features(torch.cat([images[:1], top, bottom]))[:, 1392:1392 + 3 * 32]
+    base, top, bottom = first_stage.reshape(3, 3, 32)
+    assert not torch.allclose(top[0], base[0]) and torch.allclose(top[2], base[2])
+    assert not torch.allclose(bottom[2], base[2]) and torch.allclose(bottom[0], base[0])
 
 
 @pytest.fixture(scope="module")
