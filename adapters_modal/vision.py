@@ -28,13 +28,7 @@ from pathlib import Path
 import torch
 
 from adapters_modal.audio import BC_RESNET_WEIGHTS, GSC35_WORDS, load_bc_resnet
-from adapters_modal.base import (
-    InputSpec,
-    SourceEntry,
-    SourceModel,
-    register_source,
-    register_source_scheme,
-)
+from adapters_modal.base import InputSpec, SourceEntry, SourceModel, register_source, register_source_scheme
 from adapters_modal.bc_resnet import channel_statistics, row_band_means
 from adapters_modal.hf_loading import (
     from_pretrained,

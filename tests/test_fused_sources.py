@@ -133,11 +133,25 @@ def test_a_fused_run_is_saved_with_its_parts_and_reloads_to_the_same_predictions
     np.testing.assert_allclose(reloaded.predict_proba(x), fused.predict_proba(x), atol=1e-6)
 
 
+def test_a_run_reading_the_image_in_bands_names_that_source_and_reloads_with_its_bands(gunpoint, tmp_path):
+    """best's BC-ResNet-image: a saved run names the banded source, so a reload reads the bands again."""
+    pair = "bc-resnet-gsc35+bc-resnet-gsc35-image-bands"
+    estimator = V2SClassifier("fused", source=pair, epochs=0, random_state=0)
+    estimator.fit(gunpoint.x_train[:, None, :], gunpoint.y_train)
+    x = gunpoint.x_test[:, None, :]
+    assert _layer_reading(estimator, x[:4]).shape == (4, 1392 + 2592)  # the tones' statistics, then the image's
+    folder = estimator.save_pretrained(tmp_path / "run")
+    assert json.loads((folder / CONFIG_FILE).read_text())["source"]["name"] == pair
+    reloaded = V2SClassifier.from_pretrained(folder)
+    np.testing.assert_allclose(reloaded.predict_proba(x), estimator.predict_proba(x), atol=1e-6)
+
+
 def test_the_best_preset_fuses_registered_sources_with_a_probe_per_source():
     best, trained, fused = (get_preset("series", name).settings for name in ("best", "trained-fusion", "fused"))
     assert trained["source"] == fused["source"] == FUSED_SOURCES and is_registered(FUSED_SOURCES)
     # best: BC-ResNet-image also read band by band down its picture, the other three the same
-    assert best["source"] == FUSED_SOURCES.replace("-image", "-image-bands") == BEST_SOURCES
+    assert best["source"] == BEST_SOURCES == ("bc-resnet-gsc35+bc-resnet-gsc35-image-bands+efficientnet-lite0"
+                                              "+speech-embedding")
     assert is_registered(BEST_SOURCES)
     assert best["mapping"] == fused["mapping"] == "layers" and fused["epochs"] == 0 and not fused["trained_view"]
     assert (best["fusion"], trained["fusion"], fused["fusion"]) == ("probe-per-source", "probe-per-source", "one-probe")
