@@ -135,7 +135,8 @@ def row_band_means(maps: list[torch.Tensor], bands: int) -> torch.Tensor:
     """(N, bands x channels of the maps with at least `bands` rows): per channel of each such map, its mean
     over each of `bands` consecutive bands of rows (as even as `torch.tensor_split` makes them), top band
     first. A map with fewer rows has no bands to tell apart, and is left out."""
-    if not any(fmap.shape[2] >= bands for fmap in maps):
+    tall = [fmap for fmap in maps if fmap.shape[2] >= bands]
+    if not tall:
         raise ValueError(f"no map has {bands} rows to split into bands (rows: {[fmap.shape[2] for fmap in maps]})")
-    return torch.cat([band.mean(dim=(2, 3)) for fmap in maps if fmap.shape[2] >= bands
-                      for band in torch.tensor_split(fmap, bands, dim=2)], dim=1)
+    return torch.cat([band.mean(dim=(2, 3)) for fmap in tall for band in torch.tensor_split(fmap, bands, dim=2)],
+                     dim=1)
