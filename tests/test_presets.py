@@ -49,3 +49,17 @@ def test_values_are_checked_and_numpy_scalars_accepted():
 def test_presets_and_settings_import_without_torch():
     code = "import sys, xmodal.presets, xmodal.settings; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_picture_given_for_a_source_the_run_does_not_read_is_refused():
+    # best reads the banded image source; naming the plain one would leave the picture ignored.
+    with pytest.raises(DataError, match=r"names bc-resnet-gsc35-image, which source=.* does not read"):
+        resolve_settings("series", "best", {"picture": "bc-resnet-gsc35-image=recurrence"})
+    named = resolve_settings("series", "best", {"picture": "bc-resnet-gsc35-image-bands=recurrence"})
+    assert named["picture"] == "bc-resnet-gsc35-image-bands=recurrence"
+    assert resolve_settings("series", "best", {"picture": "line"})["picture"] == "line"
+
+
+def test_a_presets_own_picture_may_name_a_part_an_overridden_source_lacks():
+    settings = resolve_settings("series", "best", {"source": "bc-resnet-gsc35+bc-resnet-gsc35-image"})
+    assert settings["picture"] == "efficientnet-lite0=line"  # best's, for a part this source does not read

@@ -14,7 +14,7 @@ import difflib
 from dataclasses import dataclass
 
 from xmodal.errors import DataError
-from xmodal.settings import check_settings, check_task
+from xmodal.settings import SERIES_PICTURES, check_settings, check_task
 
 DEFAULT_PRESET = "best"
 
@@ -235,4 +235,23 @@ def resolve_settings(task: str, preset: str | None, overrides: dict) -> dict:
     (None means "the preset's value": a setting whose value may be None is set to
     None by a preset, never by an override.)"""
     base = get_preset(task, preset or DEFAULT_PRESET).settings
-    return check_settings(task, {**base, **{k: v for k, v in overrides.items() if v is not None}})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    settings = check_settings(task, {**base, **given})
+    if "picture" in given:
+        _check_picture_names(settings["picture"], settings["source"])
+    return settings
+
+
+def _check_picture_names(picture: str, source: str) -> None:
+    """A per-source picture written by the user (NAME=PICTURE joined by +) must name sources that `source`
+    reads: one it does not read would be ignored without a word (the banded image source under `best`, named
+    as the plain one). A preset's own per-source picture is not checked: with the source overridden, it may
+    name a part the new source lacks, and that part is simply not read. Which parts are image sources, and
+    the pictures' spelling, the bridge checks (xmodal.bridges.series_factory.source_picture)."""
+    parts = source.split("+")
+    unread = [name for name, _, own in (pair.partition("=") for pair in picture.split("+"))
+              if own in SERIES_PICTURES and name not in parts]
+    if unread:
+        raise DataError(f"picture={picture!r} names {', '.join(unread)}, which source={source!r} does not read; "
+                        f"name its image parts (NAME=PICTURE, NAME one of its parts {', '.join(parts)}), or give one "
+                        "picture for all of them (windows, recurrence or line)")

@@ -128,7 +128,8 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                 "windows (the series' overlapping windows stacked as rows, TiViT), recurrence (its recurrence "
                 "plot: how far apart every two moments' values are) or line (the series drawn as a line chart, "
                 "dark on white), for every image source; or per source, "
-                "NAME=PICTURE joined by + (efficientnet-lite0=recurrence), the window rows for a source not named"),
+                "NAME=PICTURE joined by + (efficientnet-lite0=recurrence; each NAME a source the run reads), the "
+                "window rows for a source not named"),
         Setting("mapping", str, "output map: label mappings (frequency, random, ilm, blm, blm+), a linear head on "
                 "the logits, proba: a probe-started head on the class log-probabilities (all a prediction API "
                 "returns; black-box), or layers: a probe-started head on every source layer's statistics",
