@@ -63,3 +63,5 @@ def test_a_picture_given_for_a_source_the_run_does_not_read_is_refused():
 def test_a_presets_own_picture_may_name_a_part_an_overridden_source_lacks():
     settings = resolve_settings("series", "best", {"source": "bc-resnet-gsc35+bc-resnet-gsc35-image"})
     assert settings["picture"] == "efficientnet-lite0=line"  # best's, for a part this source does not read
+    given_back = {**settings, "device": None}  # a reloaded run passes every saved setting
+    assert resolve_settings("series", "best", given_back)["picture"] == "efficientnet-lite0=line"

@@ -237,7 +237,7 @@ def resolve_settings(task: str, preset: str | None, overrides: dict) -> dict:
     base = get_preset(task, preset or DEFAULT_PRESET).settings
     given = {k: v for k, v in overrides.items() if v is not None}
     settings = check_settings(task, {**base, **given})
-    if "picture" in given:
+    if "picture" in given and given["picture"] != base["picture"]:  # the preset's own, given back (a reloaded run)
         _check_picture_names(settings["picture"], settings["source"])
     return settings
 
@@ -245,8 +245,9 @@ def resolve_settings(task: str, preset: str | None, overrides: dict) -> dict:
 def _check_picture_names(picture: str, source: str) -> None:
     """A per-source picture written by the user (NAME=PICTURE joined by +) must name sources that `source`
     reads: one it does not read would be ignored without a word (the banded image source under `best`, named
-    as the plain one). A preset's own per-source picture is not checked: with the source overridden, it may
-    name a part the new source lacks, and that part is simply not read. Which parts are image sources, and
+    as the plain one). A preset's own per-source picture is not checked, inherited or given back as a
+    reloaded run gives every setting: with the source overridden, it may name a part the new source lacks, and
+    that part is simply not read. Which parts are image sources, and
     the pictures' spelling, the bridge checks (xmodal.bridges.series_factory.source_picture)."""
     parts = source.split("+")
     unread = [name for name, _, own in (pair.partition("=") for pair in picture.split("+"))
