@@ -14,7 +14,7 @@ import difflib
 from dataclasses import dataclass
 
 from xmodal.errors import DataError
-from xmodal.settings import SERIES_PICTURES, check_settings, check_task
+from xmodal.settings import SERIES_PICTURES, check_settings, check_task, named_pictures
 
 DEFAULT_PRESET = "best"
 
@@ -237,21 +237,19 @@ def resolve_settings(task: str, preset: str | None, overrides: dict) -> dict:
     base = get_preset(task, preset or DEFAULT_PRESET).settings
     given = {k: v for k, v in overrides.items() if v is not None}
     settings = check_settings(task, {**base, **given})
-    if "picture" in given and given["picture"] != base["picture"]:  # the preset's own, given back (a reloaded run)
+    if "picture" in given and given["picture"] != base["picture"]:  # not the preset's own (a reloaded run's)
         _check_picture_names(settings["picture"], settings["source"])
     return settings
 
 
 def _check_picture_names(picture: str, source: str) -> None:
-    """A per-source picture written by the user (NAME=PICTURE joined by +) must name sources that `source`
-    reads: one it does not read would be ignored without a word (the banded image source under `best`, named
-    as the plain one). A preset's own per-source picture is not checked, inherited or given back as a
-    reloaded run gives every setting: with the source overridden, it may name a part the new source lacks, and
-    that part is simply not read. Which parts are image sources, and
-    the pictures' spelling, the bridge checks (xmodal.bridges.series_factory.source_picture)."""
+    """A per-source picture written by the user must name sources that `source` reads: one it does not read would
+    be ignored without a word (the banded image source under `best`, named as the plain one). A preset's own
+    per-source picture, inherited or given back (a reloaded run passes every setting), is not checked: with the
+    source overridden it may name a part the new source lacks, which is then simply not read. Which parts are
+    image sources, and the pictures' spelling, the bridge checks (xmodal.bridges.series_factory.source_picture)."""
     parts = source.split("+")
-    unread = [name for name, _, own in (pair.partition("=") for pair in picture.split("+"))
-              if own in SERIES_PICTURES and name not in parts]
+    unread = [name for name, own in named_pictures(picture) if own in SERIES_PICTURES and name not in parts]
     if unread:
         raise DataError(f"picture={picture!r} names {', '.join(unread)}, which source={source!r} does not read; "
                         f"name its image parts (NAME=PICTURE, NAME one of its parts {', '.join(parts)}), or give one "

@@ -25,6 +25,14 @@ TABLE_VIEWS = ("one", "per-feature")
 SERIES_PICTURES = ("windows", "recurrence", "line")
 
 
+def named_pictures(picture: str) -> list[tuple[str, str]]:
+    """A picture written per source, NAME=PICTURE joined by +, as its (NAME, PICTURE) pairs, unchecked (PICTURE
+    '' for a part without '='); none for one of SERIES_PICTURES, which every image source sees."""
+    if picture in SERIES_PICTURES:
+        return []
+    return [(name, own) for name, _, own in (pair.partition("=") for pair in picture.split("+"))]
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting. kind: int, float, str or bool; choices: the allowed values of a str

@@ -21,7 +21,7 @@ from xmodal.bridges.series_image import WINDOWS, SeriesToImage, SeriesToImageCon
 from xmodal.bridges.tones import SeriesToTones
 from xmodal.bridges.waveform import SeriesToWaveform
 from xmodal.errors import DataError
-from xmodal.settings import SERIES_PICTURES
+from xmodal.settings import SERIES_PICTURES, named_pictures
 
 # The series task's settings (xmodal.settings.SETTINGS["series"]) that `series_bridge` takes.
 BRIDGE_SETTINGS = ("encoding", "picture", "standardize", "upsample_factor", "target_duration", "interpolation",
@@ -145,9 +145,9 @@ def source_picture(picture: str, name: str | None) -> str:
     if picture in SERIES_PICTURES:
         return picture
     images, named = {entry.name for entry in source_entries() if entry.modality == "image"}, {}
-    for pair in picture.split("+"):
-        source, _, own = pair.partition("=")
+    for source, own in named_pictures(picture):
         if own not in SERIES_PICTURES or source not in images:
+            pair = f"{source}={own}" if own else source
             raise DataError(f"picture={picture!r}: name one of {SERIES_PICTURES} for every image source, or one per "
                             "registered image source (`xmodal sources`) as NAME=PICTURE joined by + "
                             f"(efficientnet-lite0=recurrence); {pair!r} is neither")
