@@ -57,7 +57,9 @@ def test_bfloat16_autocast_runs_a_bfloat16_copy_and_keeps_the_source_in_float32(
     """Under the CPU's bfloat16 autocast the encoder runs as a frozen bfloat16 copy (autocast would cast every
     frozen weight on every call): the source itself stays float32 (the bridge builds its inputs from
     V_S), states and features come back in the inputs' dtype within bfloat16's rounding of float32's, padding
-    positions change nothing, and gradients still reach the float32 inputs, not the copy."""
+    positions change nothing beyond that rounding (a batch may round differently from a lone record where the CPU
+    has no native bfloat16: 0.7 % on an AVX2 machine; padding that leaked would move it by about 70 %), and
+    gradients still reach the float32 inputs, not the copy."""
     inputs = minilm.text_inputs(["k l m n p q r s", "a"])
     with torch.no_grad():
         full = minilm.features(inputs)
@@ -77,7 +79,7 @@ def test_bfloat16_autocast_runs_a_bfloat16_copy_and_keeps_the_source_in_float32(
     assert all(p.dtype == torch.float32 for p in minilm.parameters())
     assert reduced.dtype == torch.float32 and not torch.equal(reduced, full)
     assert ((reduced - full).norm() / full.norm()).item() < 0.01
-    assert torch.equal(batched, alone)
+    assert ((batched - alone).norm() / alone.norm()).item() < 0.01
     assert embeds.grad is not None and embeds.grad.abs().sum() > 0
 
 
