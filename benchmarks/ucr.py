@@ -37,6 +37,9 @@ folders of UCR-layout datasets (<Name>/<Name>_TRAIN.tsv, _TEST.tsv); default
                  series stretched to 0.9 s, linear head, lr 0.01, batches of 8, at most 100 epochs)
   minirocket     sktime MiniRocket + StandardScaler + RidgeClassifierCV (the standard recipe;
                  xmodal.baselines.series.minirocket)
+  best+minirocket  a hybrid, not reprogramming (MiniRocket's features inside, so it does not count
+                 toward the issue's goal): the best preset's log-probabilities averaged with those of a
+                 clipped logistic probe of MiniRocket's features (xmodal.baselines.series)
   zoo-SOURCE     the probe of a frozen source's layer statistics with its natural bridge, no
                  training (issue "The source zoo")
 
@@ -115,6 +118,7 @@ METHOD_SETTINGS = {
         "v2s-attrnn": {"preset": "v2s", "source": "attrnn-gsc35", "mapping": "linear", "lr": 0.01, "batch_size": 8,
                        "epochs": 100, "patience": 25, "target_duration": 0.9},
         "minirocket": {"baseline": "minirocket"},
+        "best+minirocket": {"baseline": "best+minirocket"},
     },
     "quick": {
         "best": {"preset": "best"},
@@ -137,6 +141,7 @@ METHOD_SETTINGS = {
         "v2s-search": {"preset": "v2s", "patience": 3, "search": "tiny"},
         "v2s-attrnn": {"preset": "v2s", "source": "attrnn-gsc35", "epochs": 3, "patience": 3},
         "minirocket": {"baseline": "minirocket"},
+        "best+minirocket": {"baseline": "best+minirocket"},
     },
 }
 # The zoo (issue "The source zoo"): the probe of each frozen source's layer statistics, with
@@ -162,7 +167,7 @@ COSTS = {"zoo-bc-resnet-gsc35": 1, "zoo-bc-resnet-gsc35-image": 1, "zoo-bc-resne
          "trained-fusion-view-once": 90, "trained-fusion-no-slices": 40, "late-fusion": 32, "late-fusion-clipped": 32,
          "fused": 32, "choice": 35,
          "tones": 30, "trained-view": 35, "v2s": 100, "v2s-search": 200, "v2s-attrnn": 100,
-         "minirocket": 1}
+         "minirocket": 1, "best+minirocket": 40}
 
 
 def find_datasets(folders: list[Path]) -> dict[str, str]:

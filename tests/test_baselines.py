@@ -45,7 +45,7 @@ def german():
 
 
 def test_registry():
-    assert BASELINES == {"series": ("minirocket", "probe"), "sequence": ("composition", "cnn"),
+    assert BASELINES == {"series": ("minirocket", "probe", "best+minirocket"), "sequence": ("composition", "cnn"),
                          "table": ("logistic", "hgb")}
 
 
@@ -88,6 +88,21 @@ def test_probe_gunpoint_and_its_column_order(gunpoint):
     names = np.where(gunpoint.y_train == 1, "z-gun", "a-point")  # class 1 now sorts last
     renamed = fit_predict("series", "probe", gunpoint.x_train[:20], names[:20], gunpoint.x_test[:10], 0)
     original = fit_predict("series", "probe", gunpoint.x_train[:20], gunpoint.y_train[:20], gunpoint.x_test[:10], 0)
+    np.testing.assert_allclose(renamed, original[:, ::-1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_best_and_minirocket_gunpoint_and_its_column_order(gunpoint):
+    """The hybrid (the best preset beside a MiniRocket probe) on GunPoint, where both halves are near 100 %; labels
+    whose sorted order is the reverse of the numeric one give the same probabilities with the columns swapped
+    (the MiniRocket probe is fitted on class codes, the best preset on the labels: both in np.unique order)."""
+    proba = fit_predict("series", "best+minirocket", gunpoint.x_train, gunpoint.y_train, gunpoint.x_test, 0)
+    check_probabilities(proba, 150, 2)
+    assert accuracy(proba, gunpoint.y_train, gunpoint.y_test) > 0.97  # best 100 %, MiniRocket 99.3 %
+    names = np.where(gunpoint.y_train == 1, "z-gun", "a-point")
+    renamed = fit_predict("series", "best+minirocket", gunpoint.x_train[:20], names[:20], gunpoint.x_test[:10], 0)
+    original = fit_predict("series", "best+minirocket", gunpoint.x_train[:20], gunpoint.y_train[:20],
+                           gunpoint.x_test[:10], 0)
     np.testing.assert_allclose(renamed, original[:, ::-1], atol=1e-6)
 
 

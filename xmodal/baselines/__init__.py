@@ -9,6 +9,9 @@ column per class in `np.unique(y_train)` order:
                          (softmax of the ridge decision function: see series.py)
             probe        logistic regression (C by LogisticRegressionCV) on the frozen
                          BC-ResNet's layer statistics of the series played as tones
+            best+minirocket  a hybrid (MiniRocket's features inside: not reprogramming): the
+                         best preset's log-probabilities averaged with a logistic probe's of
+                         MiniRocket's features
   sequence  composition  logistic regression on amino-acid + dipeptide frequencies
                          (protein), nucleotide + dinucleotide frequencies (dna) or
                          Morgan fingerprints (smiles)
@@ -27,7 +30,8 @@ import numpy as np
 
 from xmodal.errors import DataError
 
-BASELINES = {"series": ("minirocket", "probe"), "sequence": ("composition", "cnn"), "table": ("logistic", "hgb")}
+BASELINES = {"series": ("minirocket", "probe", "best+minirocket"), "sequence": ("composition", "cnn"),
+             "table": ("logistic", "hgb")}
 
 
 def _function(task: str, name: str):
