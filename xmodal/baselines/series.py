@@ -8,6 +8,7 @@ Each function returns probabilities (n_test, n_classes), columns in np.unique(y_
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import softmax
 
 from xmodal.baselines import in_class_order
 from xmodal.errors import DataError
@@ -59,7 +60,7 @@ def minirocket(X_train, y_train, X_test, seed: int = 0) -> np.ndarray:
     scores = ridge.decision_function(scaler.transform(features_test))
     if scores.ndim == 1:  # two classes: d > 0 means classes_[1]
         scores = np.column_stack([-scores, scores])
-    return in_class_order(_softmax(scores), ridge.classes_, y_train)
+    return in_class_order(softmax(scores, axis=1), ridge.classes_, y_train)
 
 
 def best_and_minirocket(X_train, y_train, X_test, seed: int = 0) -> np.ndarray:
@@ -87,13 +88,7 @@ def best_and_minirocket(X_train, y_train, X_test, seed: int = 0) -> np.ndarray:
     head.load_probe(probe.coef, probe.intercept, probe.mean, probe.scale, bounds=probe.bounds)
     with torch.no_grad():
         minirocket_log = torch.log_softmax(head(torch.from_numpy(features_test).to(head.linear.weight)), dim=1)
-    return _softmax((best_log + minirocket_log.double().numpy()) / 2)
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    scores = scores - scores.max(axis=1, keepdims=True)
-    proba = np.exp(scores)
-    return proba / proba.sum(axis=1, keepdims=True)
+    return softmax((best_log + minirocket_log.double().numpy()) / 2, axis=1)
 
 
 def probe(X_train, y_train, X_test, seed: int = 0) -> np.ndarray:
@@ -108,7 +103,6 @@ def probe(X_train, y_train, X_test, seed: int = 0) -> np.ndarray:
     classifier = V2SClassifier("tones", epochs=0, random_state=seed).fit(x_train[:, None, :], np.asarray(y_train))
     proba = classifier.predict_proba(x_test[:, None, :])
     return in_class_order(proba, classifier.classes_, y_train)
-
 
 
 FIT_PREDICT = {"minirocket": minirocket, "probe": probe, "best+minirocket": best_and_minirocket}
