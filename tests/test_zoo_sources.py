@@ -203,6 +203,35 @@ def test_speech_embedding_equals_onnxruntime(speech_embedding):
     assert speech_embedding.features(waveforms).shape == (4, 96)
 
 
+@pytest.mark.parametrize("op_type", ["Max", "Min"])
+def test_the_converted_max_and_min_equal_onnx2torch_s_own_values_and_gradients(op_type):
+    from onnx2torch.node_converters.min_max import OnnxMinMax
+
+    from adapters_modal.speech_embedding import PairwiseMinMax
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randint(-2, 3, (4, 3, 5), generator=generator).float()  # whole numbers: many ties with y
+    y = torch.randint(-2, 3, (3, 1), generator=generator).float()
+    assert (x == y).any()
+    results = []
+    for module in (OnnxMinMax(op_type), PairwiseMinMax(op_type)):
+        inputs = [t.clone().requires_grad_() for t in (x, y)]
+        (module(*inputs) * torch.arange(60.0).reshape(4, 3, 5)).sum().backward()
+        results.append([module(x, y)] + [t.grad for t in inputs])
+    for theirs, ours in zip(*results):
+        assert torch.equal(theirs, ours)
+
+
+def test_the_speech_embedding_graphs_use_the_pairwise_max(speech_embedding):
+    from onnx2torch.node_converters.min_max import OnnxMinMax
+
+    from adapters_modal.speech_embedding import PairwiseMinMax
+
+    for graph in (speech_embedding.mel_model, speech_embedding.embedding_model):
+        kinds = {type(module) for module in graph.modules()}
+        assert PairwiseMinMax in kinds and OnnxMinMax not in kinds
+
+
 def test_speech_embedding_layers_gradients_and_no_logits(speech_embedding):
     x = torch.stack([sine(300.0, 32000), 0.1 * torch.randn(32000, generator=torch.Generator().manual_seed(1))])
     with torch.no_grad():

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from xmodal.allocator import keep_freed_memory
 from xmodal.errors import DataError
 
 # Keys of a method that are not settings: how it is fitted (series search).
@@ -111,6 +112,7 @@ def check_item(item: Item) -> None:
 
 def run_item(item: Item, folder: Path, log: Path) -> dict:
     """Fit the item into `folder` (replacing a half-done one), its report into `log`; its record."""
+    keep_freed_memory()  # before any item, so that a baseline is timed as a source-reading method is
     folder, log = Path(folder), Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as stream, contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
