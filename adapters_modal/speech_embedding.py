@@ -91,9 +91,9 @@ def rewrite_mel_graph(model):
 
 class PairwiseMinMax(torch.nn.Module):
     """ONNX's Max / Min of two tensors as torch.maximum / torch.minimum: the same values and gradients as
-    onnx2torch's module, which first stacks its broadcast inputs into a new tensor (a quarter of the
-    speech embedding CNN's time). Only for two inputs: among three equal inputs the gradient would split
-    differently."""
+    onnx2torch's module, which first stacks its broadcast inputs into a new tensor (a fifth of the
+    speech embedding's reading time, docs/experiments.md 0.41). Only for two inputs: among three equal
+    inputs the gradient would split differently."""
 
     def __init__(self, op_type: str):
         super().__init__()

@@ -7,8 +7,9 @@ the kernel and unmaps it when freed, and trims the top of its heap as soon as 12
 A source's batch makes activations of tens to hundreds of MiB (the speech embedding's 512
 windows: about 300 MiB a layer), so every batch faults in and zeroes them page by page again:
 on `xmodal fit series --dataset GunPoint` (the `best` preset, fit and test prediction) the
-kernel's share was 29 of 70 s. With both thresholds at 1 GiB those blocks stay in the heap for
-the next batch: 70 -> 42 s, peak memory 1.9 -> 2.7 GB (docs/experiments.md 0.41). The source
+kernel's share was 29 of 68 s on a 2-core VM. With both thresholds at 1 GiB those blocks stay in
+the heap for the next batch: 68 -> 42 s, peak memory 2.1 -> 2.8 GB (docs/experiments.md 0.41;
+where page faults cost less than on that VM, the gain is smaller). The source
 loader (`adapters_modal.load_source`) and the sweep's items call it, so a fit, a prediction and a
 baseline timed beside them all run under it; elsewhere (macOS, musl, Windows) it does nothing.
 """
