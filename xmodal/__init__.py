@@ -2,8 +2,9 @@
 
     target sample --bridge--> source input --frozen source--> source output --output map--> prediction
 
-The public entry points are imported lazily so that `import adapters_modal`
-(which needs only `xmodal.errors` and `xmodal.devices`) stays light and free of import cycles.
+The public entry points are imported lazily so that `import adapters_modal` (which needs only
+the ground floor: `xmodal.errors`, `devices`, `atomic` and `allocator`) stays light and free of
+import cycles.
 """
 
 __version__ = "0.2.0"
