@@ -97,7 +97,6 @@ class PairwiseMinMax(torch.nn.Module):
 
     def __init__(self, op_type: str):
         super().__init__()
-        self.op_type = op_type
         self._operator = {"Max": torch.maximum, "Min": torch.minimum}[op_type]
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
