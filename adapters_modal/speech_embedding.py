@@ -91,7 +91,7 @@ def rewrite_mel_graph(model):
 
 class PairwiseMinMax(torch.nn.Module):
     """ONNX's Max / Min of two tensors as torch.maximum / torch.minimum: the same values and gradients as
-    onnx2torch's module, which first stacks its broadcast inputs into a new tensor (without it the
+    onnx2torch's module, which first stacks its broadcast inputs into a new tensor (skipping that copy, the
     speech embedding reads 20 % faster, docs/experiments.md 0.41). Only for two inputs: among three equal
     inputs the gradient would split differently."""
 
